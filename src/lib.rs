@@ -1,0 +1,2 @@
+//! Coffer: a file-transfer appliance service with strong multi-factor authentication.
+pub mod seal;

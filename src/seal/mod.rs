@@ -1,0 +1,1 @@
+//! Sealed secrets (placeholder until the sealing module lands).
