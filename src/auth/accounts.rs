@@ -1,0 +1,1094 @@
+//! Accounts, groups, passwords and public keys: validation and changes.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::{
+    ACCOUNTS, Account, Actor, Auth, AuthError, DEFAULT_HOME_TEMPLATE, GROUPS, Group, PASSWORDS,
+    PUBLIC_KEYS, PasswordRecord, Permissions, PublicKey, RECOVERY, Role, TOKENS, TOTP, password,
+    retain_of,
+};
+use crate::audit::{self, Event};
+use crate::clock::Timestamp;
+use crate::store::{META, Read, WriteTx};
+
+/// Longest account or group name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+/// Most public keys per account.
+pub const MAX_KEYS: usize = 64;
+/// Most CIDR entries per list.
+pub const MAX_NETS: usize = 256;
+
+/// Checks an account or group name: 1-64 printable characters, no white
+/// space, not only dots. Characters `\/:*?"<>|` are allowed (they become `.`
+/// in folder names).
+pub fn validate_name(what: &str, name: &str) -> Result<(), AuthError> {
+    let n = name.chars().count();
+    if n == 0 || n > MAX_NAME_CHARS {
+        return Err(AuthError::Invalid(format!(
+            "a {what} name has 1 to {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(AuthError::Invalid(format!(
+            "a {what} name may not contain spaces or control characters"
+        )));
+    }
+    if name.chars().all(|c| c == '.') {
+        return Err(AuthError::Invalid(format!(
+            "{name:?} is not a usable {what} name"
+        )));
+    }
+    Ok(())
+}
+
+/// The folder name for a user: `\/:*?"<>|` become `.`.
+pub fn folder_name(user: &str) -> String {
+    user.chars()
+        .map(|c| if "\\/:*?\"<>|".contains(c) { '.' } else { c })
+        .collect()
+}
+
+/// Checks a home path or template: relative, no `..`, no empty parts.
+pub fn validate_home(text: &str) -> Result<(), AuthError> {
+    let bad = |why: &str| AuthError::Invalid(format!("home {text:?}: {why}"));
+    if text.is_empty() || text.len() > 1024 {
+        return Err(bad("must be 1 to 1024 bytes"));
+    }
+    if text.starts_with('/') {
+        return Err(bad("must be relative to the files root"));
+    }
+    if text.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(bad("may not contain control characters or backslashes"));
+    }
+    for part in text.split('/') {
+        if part.is_empty() || part == "." || part == ".." {
+            return Err(bad("may not contain empty, '.' or '..' parts"));
+        }
+    }
+    Ok(())
+}
+
+/// Parses a list of CIDR networks (`10.0.0.0/8,192.168.1.7`); `none` is empty.
+pub fn parse_nets(text: &str) -> Result<Vec<IpNet>, AuthError> {
+    if text.trim().is_empty() || text.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    let nets = text
+        .split(',')
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| {
+                    AuthError::Invalid(format!(
+                        "{s:?} is not an address or network like 192.168.1.0/24"
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if nets.len() > MAX_NETS {
+        return Err(AuthError::Invalid(format!(
+            "at most {MAX_NETS} networks per list"
+        )));
+    }
+    Ok(nets)
+}
+
+fn contains(nets: &[IpNet], addr: IpAddr) -> bool {
+    let addr = match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        v4 => v4,
+    };
+    nets.iter().any(|n| n.contains(&addr))
+}
+
+/// Whether `addr` may log in to `account` (account and group lists). A deny
+/// entry wins; an allow list, when one applies, must match.
+pub fn address_allowed(account: &Account, group: Option<&Group>, addr: IpAddr) -> bool {
+    if contains(&account.ip_deny, addr) || group.is_some_and(|g| contains(&g.ip_deny, addr)) {
+        return false;
+    }
+    let allow = if !account.ip_allow.is_empty() {
+        &account.ip_allow
+    } else {
+        match group {
+            Some(g) => &g.ip_allow,
+            None => &account.ip_allow,
+        }
+    };
+    allow.is_empty() || contains(allow, addr)
+}
+
+/// Parses an authorized_keys line into a key (algorithm, blob, comment),
+/// checking that the blob is well-formed base64 whose embedded algorithm
+/// matches.
+pub fn parse_public_key(line: &str, now: Timestamp) -> Result<PublicKey, AuthError> {
+    const ALGORITHMS: &[&str] = &[
+        "ssh-ed25519",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "ssh-rsa",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    ];
+    let bad = |why: &str| AuthError::Invalid(format!("not an OpenSSH public key: {why}"));
+    let line = line.trim();
+    if line.len() > 16 * 1024 {
+        return Err(bad("longer than 16 KiB"));
+    }
+    let mut parts = line.splitn(3, char::is_whitespace);
+    let algorithm = parts.next().unwrap_or_default();
+    let blob = parts.next().unwrap_or_default().trim();
+    let comment: String = parts
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    if !ALGORITHMS.contains(&algorithm) {
+        return Err(bad(&format!(
+            "{:?} is not a supported key type (ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa)",
+            algorithm.chars().take(40).collect::<String>()
+        )));
+    }
+    let raw = data_encoding::BASE64
+        .decode(blob.as_bytes())
+        .map_err(|_| bad("the key data is not base64"))?;
+    let embedded = raw
+        .get(..4)
+        .and_then(|len| <[u8; 4]>::try_from(len).ok())
+        .and_then(|len| raw.get(4..4 + u32::from_be_bytes(len) as usize))
+        .ok_or_else(|| bad("the key data is truncated"))?;
+    if embedded != algorithm.as_bytes() {
+        return Err(bad("the key data does not match its type"));
+    }
+    if raw.len() < 4 + embedded.len() + 16 {
+        return Err(bad("the key data is truncated"));
+    }
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&raw);
+    Ok(PublicKey {
+        algorithm: algorithm.to_string(),
+        blob: blob.to_string(),
+        comment,
+        fingerprint: format!("SHA256:{}", data_encoding::BASE64_NOPAD.encode(&digest)),
+        added_at: now,
+    })
+}
+
+/// A new account.
+#[derive(Clone, Debug)]
+pub struct NewAccount {
+    /// User name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Group.
+    pub group: Option<String>,
+    /// Initial password (checked by the policy); `None`: key or token only.
+    pub password: Option<password::Secret>,
+    /// Home override.
+    pub home: Option<String>,
+    /// authorized_keys lines.
+    pub public_keys: Vec<String>,
+}
+
+/// Changes to an account; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct AccountChange {
+    /// New role.
+    pub role: Option<Role>,
+    /// New group (`Some(None)` removes it).
+    pub group: Option<Option<String>>,
+    /// Disable or enable.
+    pub disabled: Option<bool>,
+    /// New home (`Some(None)`: back to the template).
+    pub home: Option<Option<String>>,
+    /// New allow list.
+    pub ip_allow: Option<Vec<IpNet>>,
+    /// New deny list.
+    pub ip_deny: Option<Vec<IpNet>>,
+    /// Read-only.
+    pub read_only: Option<bool>,
+    /// No delete.
+    pub no_delete: Option<bool>,
+    /// May change own password (`Some(None)`: the group decides).
+    pub may_change_password: Option<Option<bool>>,
+    /// Exempt from required MFA.
+    pub mfa_exempt: Option<bool>,
+    /// Never offer enrolment again.
+    pub mfa_skip: Option<bool>,
+}
+
+impl AccountChange {
+    /// Whether nothing would change.
+    pub fn is_empty(&self) -> bool {
+        self.describe() == "changed "
+    }
+
+    fn only_mfa_skip(&self) -> bool {
+        self.mfa_skip.is_some() && self.describe() == "changed mfa_skip"
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        let mut add = |set: bool, name: &str| {
+            if set {
+                parts.push(name.to_string());
+            }
+        };
+        add(self.role.is_some(), "role");
+        add(self.group.is_some(), "group");
+        add(self.disabled.is_some(), "disabled");
+        add(self.home.is_some(), "home");
+        add(self.ip_allow.is_some(), "ip_allow");
+        add(self.ip_deny.is_some(), "ip_deny");
+        add(self.read_only.is_some(), "read_only");
+        add(self.no_delete.is_some(), "no_delete");
+        add(self.may_change_password.is_some(), "may_change_password");
+        add(self.mfa_exempt.is_some(), "mfa_exempt");
+        add(self.mfa_skip.is_some(), "mfa_skip");
+        format!("changed {}", parts.join(", "))
+    }
+}
+
+/// An account as shown to administrators.
+#[derive(Clone, Debug, Serialize)]
+pub struct AccountView {
+    /// Profile.
+    #[serde(flatten)]
+    pub account: Account,
+    /// Has a password.
+    pub has_password: bool,
+    /// Public keys as authorized_keys lines.
+    pub public_keys: Vec<String>,
+    /// MFA state.
+    pub mfa: MfaView,
+    /// Access tokens held.
+    pub tokens: usize,
+    /// Locked for these addresses until these times.
+    pub locked: Vec<(String, Timestamp)>,
+    /// Effective home folder (relative to the files root).
+    pub home_folder: String,
+    /// Effective file permissions.
+    pub permissions: Permissions,
+}
+
+/// MFA state of an account.
+#[derive(Clone, Debug, Serialize)]
+pub struct MfaView {
+    /// Has a confirmed TOTP enrolment.
+    pub enrolled: bool,
+    /// An enrolment was started and not confirmed.
+    pub pending: bool,
+    /// Exempt from a required policy.
+    pub exempt: bool,
+    /// Chose to skip enrolment permanently.
+    pub skip: bool,
+    /// Unused recovery codes left.
+    pub recovery_codes_left: usize,
+}
+
+/// The effective home folder (relative to the files root).
+pub fn home_folder(account: &Account, group: Option<&Group>) -> String {
+    match &account.home {
+        Some(h) => h.clone(),
+        None => group
+            .map_or(DEFAULT_HOME_TEMPLATE, |g| g.home_template.as_str())
+            .replace("${USER}", &folder_name(&account.name)),
+    }
+}
+
+/// The effective permissions: the stricter of account and group.
+pub fn permissions(account: &Account, group: Option<&Group>) -> Permissions {
+    let read_only = account.read_only || group.is_some_and(|g| g.read_only);
+    let no_delete = account.no_delete || group.is_some_and(|g| g.no_delete);
+    Permissions {
+        write: !read_only,
+        delete: !read_only && !no_delete,
+    }
+}
+
+pub(crate) fn load_account(r: &impl Read, name: &str) -> Result<Account, AuthError> {
+    r.get(ACCOUNTS, name)?.ok_or_else(|| AuthError::NotFound {
+        what: "account",
+        name: name.to_string(),
+    })
+}
+
+pub(crate) fn load_group(r: &impl Read, account: &Account) -> Result<Option<Group>, AuthError> {
+    Ok(match &account.group {
+        Some(g) => r.get(GROUPS, g)?,
+        None => None,
+    })
+}
+
+fn check_group_exists(r: &impl Read, group: &Option<String>) -> Result<(), AuthError> {
+    if let Some(g) = group
+        && r.get(GROUPS, g)?.is_none()
+    {
+        return Err(AuthError::NotFound {
+            what: "group",
+            name: g.clone(),
+        });
+    }
+    Ok(())
+}
+
+impl Auth {
+    /// Claims the box: creates the owner (system_admin), optionally setting
+    /// the password hashing cost first. Fails once claimed.
+    pub fn claim(
+        &self,
+        actor: &Actor,
+        owner: &str,
+        password: &str,
+        hash_cost: Option<password::HashCost>,
+    ) -> Result<(), AuthError> {
+        validate_name("user", owner)?;
+        let mut policy = self.policy()?;
+        password::check(password, owner, &policy.password)
+            .map_err(|r| AuthError::PasswordRefused(r.0))?;
+        if let Some(cost) = hash_cost {
+            policy.password.hash_cost = cost;
+        }
+        let hash = self.hash_password_with(password, policy.password.hash_cost)?;
+        let now = self.now();
+        self.store.write(|tx| {
+            if tx.get(META, "claimed_by")?.is_some() {
+                return Err(AuthError::AlreadyClaimed);
+            }
+            if tx.get(ACCOUNTS, owner)?.is_some() {
+                return Err(AuthError::Exists {
+                    what: "account",
+                    name: owner.to_string(),
+                });
+            }
+            let account = new_account(owner, Role::SystemAdmin, None, None, now);
+            tx.put(ACCOUNTS, owner, &account)?;
+            tx.put(
+                PASSWORDS,
+                owner,
+                &PasswordRecord {
+                    hash: hash.clone(),
+                    changed_at: now,
+                    history: Vec::new(),
+                },
+            )?;
+            tx.put(META, "claimed_by", &serde_json::json!(owner))?;
+            tx.put(super::SETTINGS, "policy", &policy)?;
+            let retain = retain_of(tx)?;
+            audit::append(
+                tx,
+                now,
+                Event::AccountCreated,
+                actor.entry(Some(owner), "role system_admin".into()),
+                retain,
+            )?;
+            audit::append(
+                tx,
+                now,
+                Event::BoxClaimed,
+                actor.entry(Some(owner), "owner created".into()),
+                retain,
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Creates an account.
+    pub fn create_account(&self, actor: &Actor, new: NewAccount) -> Result<AccountView, AuthError> {
+        actor.require_admin()?;
+        if new.role == Role::SystemAdmin {
+            actor.require_owner()?;
+        }
+        validate_name("user", &new.name)?;
+        if let Some(h) = &new.home {
+            validate_home(h)?;
+        }
+        let now = self.now();
+        let keys = new
+            .public_keys
+            .iter()
+            .map(|l| parse_public_key(l, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.len() > MAX_KEYS {
+            return Err(AuthError::Invalid(format!(
+                "at most {MAX_KEYS} public keys per account"
+            )));
+        }
+        let hash = match &new.password {
+            Some(p) => {
+                let policy = self.policy()?;
+                password::check(p, &new.name, &policy.password)
+                    .map_err(|r| AuthError::PasswordRefused(r.0))?;
+                Some(self.hash_password(p)?)
+            }
+            None => None,
+        };
+        self.store.write(|tx| {
+            if tx.get(ACCOUNTS, &new.name)?.is_some() {
+                return Err(AuthError::Exists {
+                    what: "account",
+                    name: new.name.clone(),
+                });
+            }
+            check_group_exists(tx, &new.group)?;
+            let account = new_account(
+                &new.name,
+                new.role,
+                new.group.clone(),
+                new.home.clone(),
+                now,
+            );
+            tx.put(ACCOUNTS, &new.name, &account)?;
+            if let Some(hash) = &hash {
+                tx.put(
+                    PASSWORDS,
+                    &new.name,
+                    &PasswordRecord {
+                        hash: hash.clone(),
+                        changed_at: now,
+                        history: Vec::new(),
+                    },
+                )?;
+            }
+            if !keys.is_empty() {
+                tx.put(PUBLIC_KEYS, &new.name, &keys)?;
+            }
+            let retain = retain_of(tx)?;
+            audit::append(
+                tx,
+                now,
+                Event::AccountCreated,
+                actor.entry(Some(&new.name), format!("role {}", new.role)),
+                retain,
+            )?;
+            Ok(())
+        })?;
+        self.account(actor, &new.name)
+    }
+
+    /// Every account, in name order.
+    pub fn accounts(&self, actor: &Actor) -> Result<Vec<AccountView>, AuthError> {
+        actor.require_admin()?;
+        let now = self.now();
+        self.store.read(|r| {
+            r.all(ACCOUNTS)?
+                .into_iter()
+                .map(|(_, a)| view(r, a, now))
+                .collect::<Result<Vec<_>, AuthError>>()
+        })
+    }
+
+    /// One account.
+    pub fn account(&self, actor: &Actor, name: &str) -> Result<AccountView, AuthError> {
+        let now = self.now();
+        self.store.read(|r| {
+            let account = load_account(r, name)?;
+            actor.require_self_or_admin_over(&account)?;
+            view(r, account, now)
+        })
+    }
+
+    /// Changes an account's settings.
+    pub fn update_account(
+        &self,
+        actor: &Actor,
+        name: &str,
+        change: AccountChange,
+    ) -> Result<AccountView, AuthError> {
+        if let Some(Some(h)) = &change.home {
+            validate_home(h)?;
+        }
+        let now = self.now();
+        // Choosing "don't ask again" is the one change users make themselves.
+        let self_service = change.only_mfa_skip();
+        self.store.write(|tx| {
+            let mut a = load_account(tx, name)?;
+            if self_service {
+                actor.require_self_or_admin_over(&a)?;
+            } else {
+                actor.require_admin_over(&a)?;
+            }
+            if change.role == Some(Role::SystemAdmin) {
+                actor.require_owner()?;
+            }
+            if let Some(Some(g)) = &change.group {
+                check_group_exists(tx, &Some(g.clone()))?;
+            }
+            let was_disabled = a.disabled;
+            if let Some(v) = change.role {
+                a.role = v;
+            }
+            if let Some(v) = &change.group {
+                a.group = v.clone();
+            }
+            if let Some(v) = change.disabled {
+                a.disabled = v;
+            }
+            if let Some(v) = &change.home {
+                a.home = v.clone();
+            }
+            if let Some(v) = &change.ip_allow {
+                a.ip_allow = v.clone();
+            }
+            if let Some(v) = &change.ip_deny {
+                a.ip_deny = v.clone();
+            }
+            if let Some(v) = change.read_only {
+                a.read_only = v;
+            }
+            if let Some(v) = change.no_delete {
+                a.no_delete = v;
+            }
+            if let Some(v) = change.may_change_password {
+                a.may_change_password = v;
+            }
+            if let Some(v) = change.mfa_exempt {
+                a.mfa_exempt = v;
+            }
+            if let Some(v) = change.mfa_skip {
+                a.mfa_skip = v;
+            }
+            tx.put(ACCOUNTS, name, &a)?;
+            let retain = retain_of(tx)?;
+            let event = match (was_disabled, a.disabled) {
+                (false, true) => Event::AccountDisabled,
+                (true, false) => Event::AccountEnabled,
+                _ if change.mfa_skip == Some(true) && self_service => Event::EnrolmentSkipped,
+                _ => Event::AccountChanged,
+            };
+            audit::append(
+                tx,
+                now,
+                event,
+                actor.entry(Some(name), change.describe()),
+                retain,
+            )?;
+            Ok::<_, AuthError>(())
+        })?;
+        self.account(actor, name)
+    }
+
+    /// Removes an account with every credential, token and lockout record.
+    /// Files are left in place.
+    pub fn remove_account(&self, actor: &Actor, name: &str) -> Result<(), AuthError> {
+        if actor.is_self(name) {
+            return Err(AuthError::Forbidden(
+                "you cannot remove your own account".into(),
+            ));
+        }
+        let now = self.now();
+        self.store.write(|tx| {
+            let account = load_account(tx, name)?;
+            actor.require_admin_over(&account)?;
+            if account.role == Role::SystemAdmin {
+                let owners = tx
+                    .all(ACCOUNTS)?
+                    .into_iter()
+                    .filter(|(_, a)| a.role == Role::SystemAdmin && !a.disabled)
+                    .count();
+                if owners <= 1 && !account.disabled {
+                    return Err(AuthError::Forbidden(
+                        "this is the last enabled system_admin; create another one first".into(),
+                    ));
+                }
+            }
+            tx.remove(ACCOUNTS, name)?;
+            tx.remove(PASSWORDS, name)?;
+            tx.remove(PUBLIC_KEYS, name)?;
+            tx.remove(TOTP, name)?;
+            tx.remove(RECOVERY, name)?;
+            tx.retain(TOKENS, |_, t| t.account != name)?;
+            super::lockout::clear_account(tx, name)?;
+            let retain = retain_of(tx)?;
+            audit::append(
+                tx,
+                now,
+                Event::AccountRemoved,
+                actor.entry(Some(name), String::new()),
+                retain,
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Sets a password. An account changing its own password must give the
+    /// current one and be allowed to change it; an administrator need not.
+    pub fn set_password(
+        &self,
+        actor: &Actor,
+        name: &str,
+        new_password: &str,
+        current: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let (account, record) = self.store.read(|r| {
+            let a = load_account(r, name)?;
+            Ok::<_, AuthError>((a, r.get(PASSWORDS, name)?))
+        })?;
+        let by_self = actor.is_self(name);
+        if by_self {
+            let group = self.store.read(|r| load_group(r, &account))?;
+            let may = account
+                .may_change_password
+                .unwrap_or_else(|| group.as_ref().is_none_or(|g| g.may_change_password));
+            if !may {
+                return Err(AuthError::Forbidden(
+                    "this account may not change its own password".into(),
+                ));
+            }
+            let ok = match (&record, current) {
+                (Some(rec), Some(cur)) => self.verify_password(cur, Some(&rec.hash)) == Some(true),
+                (None, _) => true,
+                (Some(_), None) => false,
+            };
+            if !ok {
+                return Err(AuthError::Forbidden(
+                    "the current password is not correct".into(),
+                ));
+            }
+        } else {
+            actor.require_admin_over(&account)?;
+        }
+        let policy = self.policy()?;
+        let now = self.now();
+        let refuse = |why: String| {
+            let _ = self.audit(
+                Event::PasswordRejected,
+                actor.entry(Some(name), why.clone()),
+            );
+            AuthError::PasswordRefused(why)
+        };
+        password::check(new_password, name, &policy.password).map_err(|r| refuse(r.0))?;
+        if let Some(rec) = &record {
+            let mut previous: Vec<String> = vec![rec.hash.clone()];
+            previous.extend(rec.history.iter().take(policy.password.history).cloned());
+            if policy.password.history > 0 && password::reused(new_password, &previous) {
+                return Err(refuse(format!(
+                    "it is one of your last {} passwords; choose a new one",
+                    policy.password.history.max(1)
+                )));
+            }
+        }
+        let hash = self.hash_password(new_password)?;
+        self.store.write(|tx| {
+            load_account(tx, name)?;
+            let mut history = Vec::new();
+            if let Some(old) = tx.get(PASSWORDS, name)? {
+                history.push(old.hash);
+                history.extend(old.history);
+            }
+            history.truncate(policy.password.history);
+            tx.put(
+                PASSWORDS,
+                name,
+                &PasswordRecord {
+                    hash: hash.clone(),
+                    changed_at: now,
+                    history,
+                },
+            )?;
+            let retain = retain_of(tx)?;
+            audit::append(
+                tx,
+                now,
+                Event::PasswordChanged,
+                actor.entry(Some(name), String::new()),
+                retain,
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Adds a public key (an authorized_keys line) to an account.
+    pub fn add_public_key(
+        &self,
+        actor: &Actor,
+        name: &str,
+        line: &str,
+    ) -> Result<PublicKey, AuthError> {
+        let now = self.now();
+        let key = parse_public_key(line, now)?;
+        self.store.write(|tx| {
+            let account = load_account(tx, name)?;
+            actor.require_self_or_admin_over(&account)?;
+            let mut keys = tx.get(PUBLIC_KEYS, name)?.unwrap_or_default();
+            if keys.iter().any(|k| k.blob == key.blob) {
+                return Err(AuthError::Exists {
+                    what: "key",
+                    name: key.fingerprint.clone(),
+                });
+            }
+            if keys.len() >= MAX_KEYS {
+                return Err(AuthError::Invalid(format!(
+                    "at most {MAX_KEYS} public keys per account"
+                )));
+            }
+            keys.push(key.clone());
+            tx.put(PUBLIC_KEYS, name, &keys)?;
+            let retain = retain_of(tx)?;
+            audit::append(
+                tx,
+                now,
+                Event::PublicKeyAdded,
+                actor.entry(Some(name), key.fingerprint.clone()),
+                retain,
+            )?;
+            Ok(key)
+        })
+    }
+
+    /// Removes a public key by fingerprint (`SHA256:...`) or by its comment.
+    pub fn remove_public_key(
+        &self,
+        actor: &Actor,
+        name: &str,
+        which: &str,
+    ) -> Result<PublicKey, AuthError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            let account = load_account(tx, name)?;
+            actor.require_self_or_admin_over(&account)?;
+            let mut keys = tx.get(PUBLIC_KEYS, name)?.unwrap_or_default();
+            let pos = keys
+                .iter()
+                .position(|k| {
+                    k.fingerprint == which || (!k.comment.is_empty() && k.comment == which)
+                })
+                .ok_or_else(|| AuthError::NotFound {
+                    what: "key",
+                    name: which.to_string(),
+                })?;
+            let key = keys.remove(pos);
+            tx.put(PUBLIC_KEYS, name, &keys)?;
+            let retain = retain_of(tx)?;
+            audit::append(
+                tx,
+                now,
+                Event::PublicKeyRemoved,
+                actor.entry(Some(name), key.fingerprint.clone()),
+                retain,
+            )?;
+            Ok(key)
+        })
+    }
+
+    /// Whether `blob` (the SSH wire encoding of a public key) is one of the
+    /// account's keys. For the SSH "would this key be accepted" query; the
+    /// login itself goes through [`super::flow::Login::public_key`].
+    pub fn key_is_authorized(&self, name: &str, blob: &[u8]) -> Result<bool, AuthError> {
+        let encoded = data_encoding::BASE64.encode(blob);
+        let keys = self
+            .store
+            .read(|r| r.get(PUBLIC_KEYS, name))?
+            .unwrap_or_default();
+        Ok(keys.iter().any(|k| super::ct_eq(&k.blob, &encoded)))
+    }
+
+    /// Clears every lockout of an account (all addresses).
+    pub fn unlock(&self, actor: &Actor, name: &str) -> Result<usize, AuthError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            let account = load_account(tx, name)?;
+            actor.require_admin_over(&account)?;
+            let cleared = super::lockout::clear_account(tx, name)?;
+            let retain = retain_of(tx)?;
+            audit::append(
+                tx,
+                now,
+                Event::AccountUnlocked,
+                actor.entry(Some(name), format!("{cleared} lock record(s) cleared")),
+                retain,
+            )?;
+            Ok(cleared)
+        })
+    }
+
+    /// Creates a group.
+    pub fn create_group(&self, actor: &Actor, group: Group) -> Result<(), AuthError> {
+        actor.require_admin()?;
+        validate_name("group", &group.name)?;
+        validate_home(&group.home_template)?;
+        let now = self.now();
+        self.store.write(|tx| {
+            if tx.get(GROUPS, &group.name)?.is_some() {
+                return Err(AuthError::Exists {
+                    what: "group",
+                    name: group.name.clone(),
+                });
+            }
+            tx.put(
+                GROUPS,
+                &group.name,
+                &Group {
+                    created_at: now,
+                    ..group.clone()
+                },
+            )?;
+            let retain = retain_of(tx)?;
+            audit::append(
+                tx,
+                now,
+                Event::GroupCreated,
+                actor.entry(None, format!("group {}", group.name)),
+                retain,
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Replaces a group's settings.
+    pub fn update_group(&self, actor: &Actor, group: Group) -> Result<(), AuthError> {
+        actor.require_admin()?;
+        validate_home(&group.home_template)?;
+        let now = self.now();
+        self.store.write(|tx| {
+            let old = tx
+                .get(GROUPS, &group.name)?
+                .ok_or_else(|| AuthError::NotFound {
+                    what: "group",
+                    name: group.name.clone(),
+                })?;
+            tx.put(
+                GROUPS,
+                &group.name,
+                &Group {
+                    created_at: old.created_at,
+                    ..group.clone()
+                },
+            )?;
+            let retain = retain_of(tx)?;
+            audit::append(
+                tx,
+                now,
+                Event::GroupChanged,
+                actor.entry(None, format!("group {}", group.name)),
+                retain,
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Removes a group that has no members.
+    pub fn remove_group(&self, actor: &Actor, name: &str) -> Result<(), AuthError> {
+        actor.require_admin()?;
+        let now = self.now();
+        self.store.write(|tx| {
+            if !tx.remove(GROUPS, name)? {
+                return Err(AuthError::NotFound {
+                    what: "group",
+                    name: name.to_string(),
+                });
+            }
+            let members = tx
+                .all(ACCOUNTS)?
+                .into_iter()
+                .filter(|(_, a)| a.group.as_deref() == Some(name))
+                .count();
+            if members > 0 {
+                return Err(AuthError::Forbidden(format!(
+                    "group {name:?} still has {members} member(s); move them first"
+                )));
+            }
+            let retain = retain_of(tx)?;
+            audit::append(
+                tx,
+                now,
+                Event::GroupRemoved,
+                actor.entry(None, format!("group {name}")),
+                retain,
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Every group, in name order.
+    pub fn groups(&self) -> Result<Vec<Group>, AuthError> {
+        Ok(self
+            .store
+            .read(|r| r.all(GROUPS))?
+            .into_iter()
+            .map(|(_, g)| g)
+            .collect())
+    }
+
+    /// The absolute home folder of an account.
+    pub fn home_of(&self, account: &Account, group: Option<&Group>) -> PathBuf {
+        self.options.files_root.join(home_folder(account, group))
+    }
+}
+
+fn new_account(
+    name: &str,
+    role: Role,
+    group: Option<String>,
+    home: Option<String>,
+    now: Timestamp,
+) -> Account {
+    Account {
+        name: name.to_string(),
+        role,
+        group,
+        disabled: false,
+        home,
+        ip_allow: Vec::new(),
+        ip_deny: Vec::new(),
+        read_only: false,
+        no_delete: false,
+        may_change_password: None,
+        mfa_exempt: false,
+        mfa_skip: false,
+        created_at: now,
+    }
+}
+
+/// A new group with default settings.
+pub fn new_group(name: &str) -> Group {
+    Group {
+        name: name.to_string(),
+        enabled: true,
+        home_template: DEFAULT_HOME_TEMPLATE.into(),
+        may_change_password: true,
+        ip_allow: Vec::new(),
+        ip_deny: Vec::new(),
+        read_only: false,
+        no_delete: false,
+        created_at: 0,
+    }
+}
+
+fn view(r: &impl Read, account: Account, now: Timestamp) -> Result<AccountView, AuthError> {
+    let name = account.name.clone();
+    let group = load_group(r, &account)?;
+    let totp = r.get(TOTP, &name)?;
+    let recovery = r.get(RECOVERY, &name)?;
+    let tokens = r
+        .all(TOKENS)?
+        .into_iter()
+        .filter(|(_, t)| t.account == name)
+        .count();
+    Ok(AccountView {
+        has_password: r.get(PASSWORDS, &name)?.is_some(),
+        public_keys: r
+            .get(PUBLIC_KEYS, &name)?
+            .unwrap_or_default()
+            .iter()
+            .map(PublicKey::openssh)
+            .collect(),
+        mfa: MfaView {
+            enrolled: totp.as_ref().is_some_and(|t| t.active.is_some()),
+            pending: totp.as_ref().is_some_and(|t| t.pending.is_some()),
+            exempt: account.mfa_exempt,
+            skip: account.mfa_skip,
+            recovery_codes_left: recovery.map_or(0, |r| {
+                r.codes.iter().filter(|c| c.used_at.is_none()).count()
+            }),
+        },
+        tokens,
+        locked: super::lockout::locks_of(r, &name, now)?,
+        home_folder: home_folder(&account, group.as_ref()),
+        permissions: permissions(&account, group.as_ref()),
+        account,
+    })
+}
+
+/// Writes an audit event for an account inside a transaction.
+pub(crate) fn audit_in(
+    tx: &mut WriteTx,
+    now: Timestamp,
+    event: Event,
+    entry: audit::Entry<'_>,
+) -> Result<(), AuthError> {
+    let retain = retain_of(tx)?;
+    audit::append(tx, now, event, entry, retain)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["alice", "DOMAIN\\bob", "a:b*c?d\"e<f>g|h/i", "ünïcødé", "x"] {
+            validate_name("user", ok).unwrap();
+        }
+        for bad in ["", "..", ".", "has space", "tab\t", "nl\n", &"x".repeat(65)] {
+            assert!(validate_name("user", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(folder_name("a\\b/c:d*e?f\"g<h>i|j"), "a.b.c.d.e.f.g.h.i.j");
+    }
+
+    #[test]
+    fn homes() {
+        for ok in ["alice", "homes/${USER}", "a/b/c"] {
+            validate_home(ok).unwrap();
+        }
+        for bad in [
+            "", "/etc", "../x", "a/../b", "a//b", "./a", "a\\b", "a/.", "nul\0",
+        ] {
+            assert!(validate_home(bad).is_err(), "{bad:?}");
+        }
+        let mut a = new_account("dom\\bob", Role::User, None, None, 0);
+        assert_eq!(home_folder(&a, None), "dom.bob");
+        let mut g = new_group("staff");
+        g.home_template = "staff/${USER}".into();
+        assert_eq!(home_folder(&a, Some(&g)), "staff/dom.bob");
+        a.home = Some("elsewhere".into());
+        assert_eq!(home_folder(&a, Some(&g)), "elsewhere");
+    }
+
+    #[test]
+    fn ip_filters() {
+        let mut a = new_account("a", Role::User, None, None, 0);
+        let mut g = new_group("g");
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(address_allowed(&a, Some(&g), ip("10.1.2.3")));
+        g.ip_allow = parse_nets("10.0.0.0/8").unwrap();
+        assert!(address_allowed(&a, Some(&g), ip("10.1.2.3")));
+        assert!(!address_allowed(&a, Some(&g), ip("192.168.1.1")));
+        assert!(
+            address_allowed(&a, Some(&g), ip("::ffff:10.9.9.9")),
+            "v4-mapped v6"
+        );
+        a.ip_deny = parse_nets("10.1.0.0/16").unwrap();
+        assert!(!address_allowed(&a, Some(&g), ip("10.1.2.3")));
+        a.ip_allow = parse_nets("192.168.1.1").unwrap();
+        assert!(
+            address_allowed(&a, Some(&g), ip("192.168.1.1")),
+            "account list overrides group's"
+        );
+        assert!(parse_nets("10.0.0.0/33").is_err());
+        assert!(parse_nets("banana").is_err());
+        assert!(parse_nets("none").unwrap().is_empty());
+    }
+
+    #[test]
+    fn public_keys() {
+        let line = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bob@laptop";
+        let k = parse_public_key(line, 7).unwrap();
+        assert_eq!(k.algorithm, "ssh-ed25519");
+        assert_eq!(k.comment, "bob@laptop");
+        assert!(k.fingerprint.starts_with("SHA256:"));
+        assert_eq!(k.openssh(), line);
+        for bad in [
+            "",
+            "ssh-ed25519",
+            "ssh-dss AAAAB3NzaC1kc3MAAACBAP",
+            "ssh-ed25519 not-base64!",
+            "ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ",
+            "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+            "ssh-ed25519 AAAA",
+        ] {
+            assert!(parse_public_key(bad, 0).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,883 @@
+//! The login flow: one state machine for every protocol.
+//!
+//! A front end starts a [`Login`] with what the connection knows (user name,
+//! source address, protocol), feeds it the first factor the wire carried, and
+//! acts on the [`Step`] that comes back. Each state is its own type and each
+//! transition consumes it, so a login waiting for a code cannot be asked to
+//! grant a session, and a used state cannot be replayed.
+//!
+//! The flow owns every rule: lockout (checked before and counted after each
+//! factor), IP filters, disabled accounts and groups, token scope and expiry,
+//! the MFA decision, replay protection, audit events. Unknown accounts cost
+//! the same hashing time as known ones and get the same answer.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::accounts::{self, address_allowed, load_group};
+use super::lockout;
+use super::mfa::{EnrolmentStart, FactorError, RecoveryCodes, SecondFactor};
+use super::policy::{CodeDecision, FirstFactor, LockoutPolicy, decide};
+use super::tokens::{self, TokenRefusal};
+use super::totp::CodeError;
+use super::{
+    ACCOUNTS, Account, Actor, Auth, AuthError, Group, Method, PASSWORDS, Permissions, Protocol,
+    Role, TOKENS, retain_of,
+};
+use crate::audit::{self, Entry, Event};
+use crate::clock::Timestamp;
+use crate::store::{Read, StoreError, WriteTx};
+
+/// The prompt for the second factor (the SSH keyboard-interactive contract).
+pub const CODE_PROMPT: &str = "Authentication code:";
+/// The prompt for the password in keyboard-interactive.
+pub const PASSWORD_PROMPT: &str = "Password:";
+
+/// What the connection knows about a login.
+#[derive(Clone, Debug)]
+struct Context {
+    user: String,
+    address: IpAddr,
+    protocol: Protocol,
+    method: Method,
+}
+
+impl Context {
+    fn entry<'a>(&'a self, method: &'a str, detail: impl Into<String>) -> Entry<'a> {
+        Entry {
+            account: Some(&self.user),
+            address: Some(self.address),
+            protocol: Some(self.protocol.as_str()),
+            method: Some(method),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A login waiting for its first factor.
+#[derive(Debug)]
+pub struct Login {
+    user: String,
+    address: IpAddr,
+    protocol: Protocol,
+}
+
+/// What the front end must do next.
+#[derive(Debug)]
+#[must_use]
+pub enum Step {
+    /// Ask for a code (TOTP or recovery code) with [`AwaitCode::prompt`].
+    NeedCode(AwaitCode),
+    /// The account must enrol TOTP before it may enter (web only).
+    MustEnrol(AwaitEnrolment),
+    /// The login is complete.
+    Granted(Session),
+    /// Refused; say [`Denied::message`].
+    Denied(Denied),
+    /// Too many failures; nothing is checked until the lock lifts.
+    Locked(Locked),
+}
+
+/// A refusal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denied {
+    /// Why (for tests and logs; the client sees only the message).
+    pub reason: DenyReason,
+    /// What to tell the client. Never reveals whether an account exists.
+    pub message: String,
+}
+
+/// Why a login was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    /// Unknown account, wrong password, unknown key.
+    InvalidCredentials,
+    /// The account or its group is disabled.
+    Disabled,
+    /// The source address is not allowed.
+    AddressBlocked,
+    /// The token is unknown, expired or out of scope.
+    TokenRefused,
+    /// The code is wrong.
+    WrongCode,
+    /// The code was used before.
+    CodeReplayed,
+    /// The code is not a code.
+    MalformedCode,
+    /// A code is needed but the method cannot carry one.
+    CodeUnsupported,
+    /// The account must enrol MFA, which this protocol cannot do.
+    EnrolmentRequired,
+    /// Too long between the first factor and the code.
+    Expired,
+    /// No hashing slot came free in time.
+    Busy,
+    /// The store or data key failed.
+    Internal,
+}
+
+impl DenyReason {
+    fn denied(self) -> Denied {
+        let message = match self {
+            DenyReason::InvalidCredentials
+            | DenyReason::Disabled
+            | DenyReason::AddressBlocked
+            | DenyReason::TokenRefused => "Permission denied: wrong user name, password or token.".to_string(),
+            DenyReason::WrongCode => "Invalid authentication code.".into(),
+            DenyReason::CodeReplayed => CodeError::Replayed.to_string(),
+            DenyReason::MalformedCode => "The code must be exactly 6 digits, or a recovery code such as abcd-efgh-ijkl-mnop.".into(),
+            DenyReason::CodeUnsupported => "This account needs an authentication code, which the password method cannot carry: use keyboard-interactive authentication (for OpenSSH: -o PreferredAuthentications=keyboard-interactive).".into(),
+            DenyReason::EnrolmentRequired => "This account must set up two-factor authentication in the web interface before it can log in here.".into(),
+            DenyReason::Expired => "The login took too long; please start again.".into(),
+            DenyReason::Busy => "The server is busy; please try again shortly.".into(),
+            DenyReason::Internal => "Login failed because of an internal error; the administrator can find it in the log.".into(),
+        };
+        Denied {
+            reason: self,
+            message,
+        }
+    }
+}
+
+/// A lock that refuses logins until it lifts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Locked {
+    /// When the lock lifts.
+    pub until: Timestamp,
+    /// Seconds from now.
+    pub retry_after: u64,
+}
+
+impl Locked {
+    /// "Too many failed attempts; try again in 4 minutes."
+    pub fn message(&self) -> String {
+        let minutes = self.retry_after.div_ceil(60);
+        if minutes <= 1 {
+            "Too many failed attempts; try again in a minute.".into()
+        } else {
+            format!("Too many failed attempts; try again in {minutes} minutes.")
+        }
+    }
+}
+
+/// A granted login.
+#[derive(Clone, Debug, Serialize)]
+pub struct Session {
+    /// Account name.
+    pub account: String,
+    /// Role.
+    pub role: Role,
+    /// Group.
+    pub group: Option<String>,
+    /// Absolute home folder (not yet created: the front end creates it).
+    pub home: PathBuf,
+    /// File permissions.
+    pub permissions: Permissions,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Source address.
+    pub address: IpAddr,
+    /// How the first factor came.
+    pub method: Method,
+    /// The first factor was an access token (its id).
+    pub token: Option<String>,
+    /// The second factor, when one was given.
+    pub second_factor: Option<SecondFactor>,
+    /// Offer MFA enrolment ("set up now / skip / don't ask again").
+    pub offer_enrolment: bool,
+    /// When it was granted.
+    pub granted_at: Timestamp,
+}
+
+/// A login whose first factor passed, waiting for a code.
+#[derive(Debug)]
+pub struct AwaitCode {
+    ctx: Context,
+    since: Timestamp,
+}
+
+/// A login whose first factor passed, that must enrol TOTP first.
+#[derive(Debug)]
+pub struct AwaitEnrolment {
+    ctx: Context,
+    role: Role,
+    since: Timestamp,
+}
+
+/// The state of an account at the start of a login.
+struct Snapshot {
+    account: Option<Account>,
+    group: Option<Group>,
+    hash: Option<String>,
+    locked: Option<Timestamp>,
+    lockout: LockoutPolicy,
+}
+
+fn internal(err: impl std::fmt::Display) -> Step {
+    tracing::error!(error = %err, "login failed on an internal error");
+    Step::Denied(DenyReason::Internal.denied())
+}
+
+fn snapshot(
+    auth: &Auth,
+    user: &str,
+    address: IpAddr,
+    now: Timestamp,
+) -> Result<Snapshot, AuthError> {
+    let lockout = auth.policy()?.lockout;
+    auth.store.read(|r| {
+        let account = r.get(ACCOUNTS, user)?;
+        let group = match &account {
+            Some(a) => load_group(r, a)?,
+            None => None,
+        };
+        Ok(Snapshot {
+            hash: r.get(PASSWORDS, user)?.map(|p| p.hash),
+            locked: lockout::locked_until(r, user, address, now)?,
+            account,
+            group,
+            lockout,
+        })
+    })
+}
+
+/// The reason a known account may not log in from here, before any credential.
+fn gate(account: &Account, group: Option<&Group>, address: IpAddr) -> Option<(Event, DenyReason)> {
+    if account.disabled || group.is_some_and(|g| !g.enabled) {
+        return Some((Event::LoginDisabled, DenyReason::Disabled));
+    }
+    if !address_allowed(account, group, address) {
+        return Some((Event::AddressBlocked, DenyReason::AddressBlocked));
+    }
+    None
+}
+
+fn locked(until: Timestamp, now: Timestamp) -> Step {
+    Step::Locked(Locked {
+        until,
+        retry_after: until.saturating_sub(now),
+    })
+}
+
+/// Records a failure (and any lock it causes) with its audit events.
+#[allow(clippy::too_many_arguments)] // the failure's context, spelled out at each call
+fn fail(
+    tx: &mut WriteTx,
+    ctx: &Context,
+    known: bool,
+    lockout: &LockoutPolicy,
+    now: Timestamp,
+    event: Event,
+    method: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    let recorded = lockout::record_failure(tx, &ctx.user, known, ctx.address, lockout, now)?;
+    let retain = retain_of(tx)?;
+    audit::append(tx, now, event, ctx.entry(method, detail), retain)?;
+    if let Some(until) = recorded.locked_pair {
+        let detail = format!(
+            "locked for this address until {}",
+            crate::clock::format_utc(until)
+        );
+        audit::append(
+            tx,
+            now,
+            Event::AccountLocked,
+            ctx.entry(method, detail),
+            retain,
+        )?;
+    }
+    if let Some(until) = recorded.locked_address {
+        let detail = format!(
+            "address locked for all accounts until {}",
+            crate::clock::format_utc(until)
+        );
+        audit::append(
+            tx,
+            now,
+            Event::AccountLocked,
+            ctx.entry(method, detail),
+            retain,
+        )?;
+    }
+    Ok(())
+}
+
+fn audit_once(auth: &Auth, ctx: &Context, event: Event, method: &str, detail: &str) {
+    if let Err(e) = auth.audit(event, ctx.entry(method, detail)) {
+        tracing::error!(error = %e, "could not write an audit event");
+    }
+}
+
+impl Login {
+    /// Starts a login.
+    pub fn new(user: &str, address: IpAddr, protocol: Protocol) -> Self {
+        Self {
+            user: user.to_string(),
+            address,
+            protocol,
+        }
+    }
+
+    /// The user name as presented.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    fn context(&self, method: Method) -> Context {
+        Context {
+            user: self.user.clone(),
+            address: self.address,
+            protocol: self.protocol,
+            method,
+        }
+    }
+
+    /// The first factor is a password, or an access token typed as one.
+    /// `method` says how it came (and so whether a code can follow).
+    pub fn password(self, auth: &Auth, method: Method, password: &str) -> Step {
+        let ctx = self.context(method);
+        let now = auth.now();
+        let snap = match snapshot(auth, &ctx.user, ctx.address, now) {
+            Ok(s) => s,
+            Err(e) => return internal(e),
+        };
+        if let Some(until) = snap.locked {
+            audit_once(
+                auth,
+                &ctx,
+                Event::LoginWhileLocked,
+                method.as_str(),
+                "refused while locked",
+            );
+            return locked(until, now);
+        }
+        if tokens::split(password).is_some() {
+            return token_login(auth, ctx, snap, password, now);
+        }
+        let gated = snap
+            .account
+            .as_ref()
+            .and_then(|a| gate(a, snap.group.as_ref(), ctx.address));
+        let hash = if gated.is_none() {
+            snap.hash.as_deref()
+        } else {
+            None
+        };
+        let Some(ok) = auth.verify_password(password, hash) else {
+            return Step::Denied(DenyReason::Busy.denied());
+        };
+        if let Some((event, reason)) = gated {
+            audit_once(auth, &ctx, event, method.as_str(), "");
+            return Step::Denied(reason.denied());
+        }
+        let Some(account) = snap.account.filter(|_| ok) else {
+            let known = hash.is_some();
+            let wrote = auth.store.write(|tx| {
+                let detail = if known {
+                    "wrong password"
+                } else {
+                    "unknown account or no password"
+                };
+                fail(
+                    tx,
+                    &ctx,
+                    known,
+                    &snap.lockout,
+                    now,
+                    Event::LoginFailed,
+                    method.as_str(),
+                    detail,
+                )
+            });
+            return match wrote {
+                Ok(()) => Step::Denied(DenyReason::InvalidCredentials.denied()),
+                Err(e) => internal(e),
+            };
+        };
+        after_first_factor(
+            auth,
+            ctx,
+            account,
+            snap.group,
+            FirstFactor::Password,
+            None,
+            now,
+        )
+    }
+
+    /// The first factor is an SSH public key whose signature the front end
+    /// has verified. `blob` is the key in SSH wire encoding. Unknown keys are
+    /// not counted as failures (clients offer several keys in turn).
+    pub fn public_key(self, auth: &Auth, blob: &[u8]) -> Step {
+        let ctx = self.context(Method::PublicKey);
+        let now = auth.now();
+        let snap = match snapshot(auth, &ctx.user, ctx.address, now) {
+            Ok(s) => s,
+            Err(e) => return internal(e),
+        };
+        if let Some(until) = snap.locked {
+            audit_once(
+                auth,
+                &ctx,
+                Event::LoginWhileLocked,
+                "publickey",
+                "refused while locked",
+            );
+            return locked(until, now);
+        }
+        let Some(account) = snap.account else {
+            audit_once(
+                auth,
+                &ctx,
+                Event::LoginFailed,
+                "publickey",
+                "unknown account",
+            );
+            return Step::Denied(DenyReason::InvalidCredentials.denied());
+        };
+        if let Some((event, reason)) = gate(&account, snap.group.as_ref(), ctx.address) {
+            audit_once(auth, &ctx, event, "publickey", "");
+            return Step::Denied(reason.denied());
+        }
+        match auth.key_is_authorized(&ctx.user, blob) {
+            Ok(true) => after_first_factor(
+                auth,
+                ctx,
+                account,
+                snap.group,
+                FirstFactor::PublicKey,
+                None,
+                now,
+            ),
+            Ok(false) => {
+                audit_once(
+                    auth,
+                    &ctx,
+                    Event::LoginFailed,
+                    "publickey",
+                    "key not authorized",
+                );
+                Step::Denied(DenyReason::InvalidCredentials.denied())
+            }
+            Err(e) => internal(e),
+        }
+    }
+}
+
+fn token_login(auth: &Auth, ctx: Context, snap: Snapshot, value: &str, now: Timestamp) -> Step {
+    let checked = auth
+        .store
+        .read(|r| auth.check_token(r, &ctx.user, value, ctx.protocol, now));
+    let refusal = match checked {
+        Err(e) => return internal(e),
+        Ok(Ok(id)) => match snap.account {
+            Some(account) => {
+                if let Some((event, reason)) = gate(&account, snap.group.as_ref(), ctx.address) {
+                    audit_once(auth, &ctx, event, "token", "");
+                    return Step::Denied(reason.denied());
+                }
+                return after_first_factor(
+                    auth,
+                    ctx,
+                    account,
+                    snap.group,
+                    FirstFactor::Token,
+                    Some(id),
+                    now,
+                );
+            }
+            None => TokenRefusal::Unknown,
+        },
+        Ok(Err(refusal)) => refusal,
+    };
+    let known = snap.account.is_some();
+    let wrote = auth.store.write(|tx| {
+        fail(
+            tx,
+            &ctx,
+            known,
+            &snap.lockout,
+            now,
+            Event::TokenRejected,
+            "token",
+            refusal.as_str(),
+        )
+    });
+    match wrote {
+        Ok(()) => Step::Denied(DenyReason::TokenRefused.denied()),
+        Err(e) => internal(e),
+    }
+}
+
+fn after_first_factor(
+    auth: &Auth,
+    ctx: Context,
+    account: Account,
+    group: Option<Group>,
+    first: FirstFactor,
+    token: Option<String>,
+    now: Timestamp,
+) -> Step {
+    let policy = match auth.policy() {
+        Ok(p) => p,
+        Err(e) => return internal(e),
+    };
+    let enrolled = match auth.is_enrolled(&account.name) {
+        Ok(e) => e,
+        Err(e) => return internal(e),
+    };
+    let method = if first == FirstFactor::Token {
+        "token"
+    } else {
+        ctx.method.as_str()
+    };
+    match decide(&policy.mfa, &account, enrolled, ctx.protocol, first) {
+        CodeDecision::NotNeeded => grant(
+            auth,
+            &ctx,
+            &account,
+            group.as_ref(),
+            None,
+            token,
+            false,
+            now,
+        ),
+        CodeDecision::Offer => {
+            let offer = ctx.protocol.can_enrol();
+            grant(
+                auth,
+                &ctx,
+                &account,
+                group.as_ref(),
+                None,
+                token,
+                offer,
+                now,
+            )
+        }
+        CodeDecision::Ask if ctx.method.can_carry_code() => {
+            Step::NeedCode(AwaitCode { ctx, since: now })
+        }
+        CodeDecision::Ask => {
+            audit_once(
+                auth,
+                &ctx,
+                Event::CodeUnsupported,
+                method,
+                "code required; method cannot carry one",
+            );
+            Step::Denied(DenyReason::CodeUnsupported.denied())
+        }
+        CodeDecision::MustEnrol if ctx.protocol.can_enrol() => Step::MustEnrol(AwaitEnrolment {
+            ctx,
+            role: account.role,
+            since: now,
+        }),
+        CodeDecision::MustEnrol => {
+            audit_once(
+                auth,
+                &ctx,
+                Event::EnrolmentRequired,
+                method,
+                "must enrol MFA first",
+            );
+            Step::Denied(DenyReason::EnrolmentRequired.denied())
+        }
+    }
+}
+
+/// Writes the grant (lockout cleared, audit, token use) and builds the session.
+#[allow(clippy::too_many_arguments)] // every piece is part of the grant
+fn grant(
+    auth: &Auth,
+    ctx: &Context,
+    account: &Account,
+    group: Option<&Group>,
+    second: Option<SecondFactor>,
+    token: Option<String>,
+    offer_enrolment: bool,
+    now: Timestamp,
+) -> Step {
+    let wrote = auth.store.write(|tx| {
+        lockout::record_success(tx, &account.name, ctx.address)?;
+        grant_in(tx, ctx, second, token.as_deref(), now)
+    });
+    if let Err(e) = wrote {
+        return internal(e);
+    }
+    Step::Granted(session(
+        auth,
+        ctx,
+        account,
+        group,
+        second,
+        token,
+        offer_enrolment,
+        now,
+    ))
+}
+
+fn grant_in(
+    tx: &mut WriteTx,
+    ctx: &Context,
+    second: Option<SecondFactor>,
+    token: Option<&str>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let retain = retain_of(tx)?;
+    let method = match (token, second) {
+        (Some(_), _) => "token".to_string(),
+        (None, Some(f)) => format!("{}+{}", ctx.method.as_str(), f.as_str()),
+        (None, None) => ctx.method.as_str().to_string(),
+    };
+    if let Some(id) = token {
+        if let Some(mut t) = tx.get(TOKENS, id)? {
+            t.last_used = Some(now);
+            tx.put(TOKENS, id, &t)?;
+        }
+        audit::append(
+            tx,
+            now,
+            Event::TokenUsed,
+            ctx.entry("token", format!("token {id}")),
+            retain,
+        )?;
+    }
+    audit::append(
+        tx,
+        now,
+        Event::LoginGranted,
+        ctx.entry(&method, String::new()),
+        retain,
+    )?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)] // every piece is part of the session
+fn session(
+    auth: &Auth,
+    ctx: &Context,
+    account: &Account,
+    group: Option<&Group>,
+    second: Option<SecondFactor>,
+    token: Option<String>,
+    offer_enrolment: bool,
+    now: Timestamp,
+) -> Session {
+    Session {
+        account: account.name.clone(),
+        role: account.role,
+        group: account.group.clone(),
+        home: auth.home_of(account, group),
+        permissions: accounts::permissions(account, group),
+        protocol: ctx.protocol,
+        address: ctx.address,
+        method: ctx.method,
+        token,
+        second_factor: second,
+        offer_enrolment,
+        granted_at: now,
+    }
+}
+
+impl AwaitCode {
+    /// The prompt to show.
+    pub fn prompt(&self) -> &'static str {
+        CODE_PROMPT
+    }
+
+    /// The user name.
+    pub fn user(&self) -> &str {
+        &self.ctx.user
+    }
+
+    /// Checks a TOTP code or a recovery code.
+    pub fn code(self, auth: &Auth, input: &str) -> Step {
+        let ctx = self.ctx;
+        let now = auth.now();
+        if now.saturating_sub(self.since) > auth.options.code_timeout {
+            audit_once(
+                auth,
+                &ctx,
+                Event::CodeRejected,
+                ctx.method.as_str(),
+                "code step timed out",
+            );
+            return Step::Denied(DenyReason::Expired.denied());
+        }
+        let lockout = match auth.policy() {
+            Ok(p) => p.lockout,
+            Err(e) => return internal(e),
+        };
+        enum Outcome {
+            Locked(Timestamp),
+            Accepted(SecondFactor),
+            Refused(DenyReason),
+        }
+        let outcome = auth.store.write(|tx| {
+            if let Some(until) = lockout::locked_until(tx, &ctx.user, ctx.address, now)? {
+                let retain = retain_of(tx)?;
+                audit::append(
+                    tx,
+                    now,
+                    Event::LoginWhileLocked,
+                    ctx.entry("code", "refused while locked"),
+                    retain,
+                )?;
+                return Ok::<_, StoreError>(Outcome::Locked(until));
+            }
+            match auth.check_second_factor(tx, &ctx.user, input, now) {
+                Ok(factor) => {
+                    lockout::record_success(tx, &ctx.user, ctx.address)?;
+                    let retain = retain_of(tx)?;
+                    let event = match factor {
+                        SecondFactor::Totp => Event::CodeAccepted,
+                        SecondFactor::RecoveryCode => Event::RecoveryCodeUsed,
+                    };
+                    audit::append(
+                        tx,
+                        now,
+                        event,
+                        ctx.entry(factor.as_str(), String::new()),
+                        retain,
+                    )?;
+                    grant_in(tx, &ctx, Some(factor), None, now)?;
+                    Ok(Outcome::Accepted(factor))
+                }
+                Err(err) => {
+                    let (event, reason, method, detail) = match err {
+                        FactorError::Code(CodeError::Replayed) => (
+                            Event::CodeReplayed,
+                            DenyReason::CodeReplayed,
+                            "totp",
+                            "code already used",
+                        ),
+                        FactorError::Code(CodeError::Malformed(_)) => (
+                            Event::CodeRejected,
+                            DenyReason::MalformedCode,
+                            "totp",
+                            "malformed code",
+                        ),
+                        FactorError::Code(CodeError::Wrong) => (
+                            Event::CodeRejected,
+                            DenyReason::WrongCode,
+                            "totp",
+                            "wrong code",
+                        ),
+                        FactorError::RecoveryUnknown => (
+                            Event::CodeRejected,
+                            DenyReason::WrongCode,
+                            "recovery-code",
+                            "unknown or used recovery code",
+                        ),
+                        FactorError::NotEnrolled => (
+                            Event::CodeRejected,
+                            DenyReason::WrongCode,
+                            "totp",
+                            "enrolment removed",
+                        ),
+                    };
+                    fail(tx, &ctx, true, &lockout, now, event, method, detail)?;
+                    Ok(Outcome::Refused(reason))
+                }
+            }
+        });
+        match outcome {
+            Err(e) => internal(e),
+            Ok(Outcome::Locked(until)) => locked(until, now),
+            Ok(Outcome::Refused(reason)) => Step::Denied(reason.denied()),
+            Ok(Outcome::Accepted(factor)) => {
+                let loaded = auth.store.read(|r| {
+                    let a = accounts::load_account(r, &ctx.user)?;
+                    let g = load_group(r, &a)?;
+                    Ok::<_, AuthError>((a, g))
+                });
+                match loaded {
+                    Ok((account, group)) => Step::Granted(session(
+                        auth,
+                        &ctx,
+                        &account,
+                        group.as_ref(),
+                        Some(factor),
+                        None,
+                        false,
+                        now,
+                    )),
+                    Err(e) => internal(e),
+                }
+            }
+        }
+    }
+}
+
+impl AwaitEnrolment {
+    /// The user name.
+    pub fn user(&self) -> &str {
+        &self.ctx.user
+    }
+
+    fn actor(&self) -> Actor {
+        Actor {
+            account: Some((self.ctx.user.clone(), self.role)),
+            protocol: self.ctx.protocol.as_str(),
+            address: Some(self.ctx.address),
+        }
+    }
+
+    /// Starts (or restarts) the enrolment: the secret to show.
+    pub fn start(&self, auth: &Auth) -> Result<EnrolmentStart, AuthError> {
+        auth.totp_start(&self.actor(), &self.ctx.user, None)
+    }
+
+    /// Confirms with a code; on success the login is granted and the
+    /// recovery codes are returned for display. On failure the state comes
+    /// back so the user can try again.
+    pub fn confirm(
+        self,
+        auth: &Auth,
+        code: &str,
+    ) -> Result<(Session, RecoveryCodes), (Box<AwaitEnrolment>, AuthError)> {
+        let now = auth.now();
+        if now.saturating_sub(self.since) > auth.options.code_timeout.saturating_mul(4) {
+            return Err((
+                Box::new(self),
+                AuthError::Invalid("the enrolment took too long; log in again".into()),
+            ));
+        }
+        let codes = match auth.totp_confirm(&self.actor(), &self.ctx.user, code) {
+            Ok(c) => c,
+            Err(e) => return Err((Box::new(self), e)),
+        };
+        let loaded = auth.store.read(|r| {
+            let a = accounts::load_account(r, &self.ctx.user)?;
+            let g = load_group(r, &a)?;
+            Ok::<_, AuthError>((a, g))
+        });
+        let (account, group) = match loaded {
+            Ok(x) => x,
+            Err(e) => return Err((Box::new(self), e)),
+        };
+        let wrote = auth.store.write(|tx| {
+            lockout::record_success(tx, &account.name, self.ctx.address)?;
+            grant_in(tx, &self.ctx, Some(SecondFactor::Totp), None, now)
+        });
+        if let Err(e) = wrote {
+            return Err((Box::new(self), e.into()));
+        }
+        let s = session(
+            auth,
+            &self.ctx,
+            &account,
+            group.as_ref(),
+            Some(SecondFactor::Totp),
+            None,
+            false,
+            now,
+        );
+        Ok((s, codes))
+    }
+}

@@ -1,0 +1,722 @@
+//! The authentication core: accounts, credentials, policy and the login flow.
+//!
+//! Front ends (SSH, HTTPS, console, CLI) never decide anything about access:
+//! they hand what the wire carried to [`flow::Login`] and act on the [`flow::Step`]
+//! it answers, and they change accounts through the methods of [`Auth`], which
+//! check who may do what ([`Actor`]), validate the input, and write the change
+//! together with its audit event in one store transaction.
+//!
+//! Secrets at rest: passwords as argon2id hashes; recovery codes and access
+//! tokens as HMAC-SHA256 under a key derived from the sealed data key (so the
+//! store alone cannot be brute-forced offline); TOTP seeds encrypted with the
+//! data key, bound to their account and enrolment.
+
+pub mod accounts;
+pub mod flow;
+mod lockout;
+pub mod mfa;
+pub mod password;
+pub mod policy;
+pub mod tokens;
+pub mod totp;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{self, Entry, Event};
+use crate::clock::{Clock, Timestamp};
+use crate::seal::{DataKey, SealError};
+use crate::store::{META, Read, Store, StoreError, Table, WriteTx};
+
+pub use policy::Policy;
+
+/// What an account may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The owner: everything, updates, policy.
+    SystemAdmin,
+    /// Manages accounts.
+    Admin,
+    /// Files only.
+    User,
+}
+
+impl Role {
+    /// All roles.
+    pub const ALL: [Role; 3] = [Role::SystemAdmin, Role::Admin, Role::User];
+
+    /// Whether this role manages accounts.
+    pub fn is_admin(self) -> bool {
+        matches!(self, Role::SystemAdmin | Role::Admin)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::SystemAdmin => "system_admin",
+            Role::Admin => "admin",
+            Role::User => "user",
+        })
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "system_admin" => Ok(Role::SystemAdmin),
+            "admin" => Ok(Role::Admin),
+            "user" => Ok(Role::User),
+            _ => Err(format!("{s:?} is not a role: system_admin, admin or user")),
+        }
+    }
+}
+
+/// A protocol a login arrives on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// SSH: SFTP and SCP.
+    Ssh,
+    /// HTTPS: web UI and REST API.
+    Https,
+    /// FTP over TLS.
+    Ftps,
+}
+
+impl Protocol {
+    /// All protocols.
+    pub const ALL: [Protocol; 3] = [Protocol::Ssh, Protocol::Https, Protocol::Ftps];
+
+    /// Whether a user can enrol a second factor during login on this protocol.
+    pub fn can_enrol(self) -> bool {
+        self == Protocol::Https
+    }
+
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Ssh => "ssh",
+            Protocol::Https => "https",
+            Protocol::Ftps => "ftps",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ssh" | "sftp" | "scp" => Ok(Protocol::Ssh),
+            "https" | "http" | "web" | "api" => Ok(Protocol::Https),
+            "ftps" | "ftp" => Ok(Protocol::Ftps),
+            _ => Err(format!("{s:?} is not a protocol: ssh, https or ftps")),
+        }
+    }
+}
+
+/// How the wire carries the first factor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// SSH `password`: one secret, no way to ask a code afterwards.
+    Password,
+    /// SSH `keyboard-interactive`: prompts, so a code can follow.
+    KeyboardInteractive,
+    /// SSH `publickey` (a code may follow through partial success).
+    PublicKey,
+    /// A web form: a code page can follow.
+    Form,
+    /// The REST API: the code travels in the same request or the next.
+    Api,
+}
+
+impl Method {
+    /// Whether a code can be asked after this method.
+    pub fn can_carry_code(self) -> bool {
+        self != Method::Password
+    }
+
+    /// Name used in audit events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Password => "password",
+            Method::KeyboardInteractive => "keyboard-interactive",
+            Method::PublicKey => "publickey",
+            Method::Form => "form",
+            Method::Api => "api",
+        }
+    }
+}
+
+/// An account's profile (no credentials; those live in their own tables).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// User name, as typed at login (case-sensitive).
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Group whose settings apply, if any.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// A disabled account cannot log in.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Home folder relative to the files root; `None`: from the group's template.
+    #[serde(default)]
+    pub home: Option<String>,
+    /// Source networks allowed (empty: the group decides, else any).
+    #[serde(default)]
+    pub ip_allow: Vec<IpNet>,
+    /// Source networks refused (in addition to the group's).
+    #[serde(default)]
+    pub ip_deny: Vec<IpNet>,
+    /// Files may be read but not written.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Files may not be deleted or renamed away.
+    #[serde(default)]
+    pub no_delete: bool,
+    /// May change their own password; `None`: the group decides (default yes).
+    #[serde(default)]
+    pub may_change_password: Option<bool>,
+    /// Exempt from a role's MFA requirement.
+    #[serde(default)]
+    pub mfa_exempt: bool,
+    /// Chose "don't ask again" for optional enrolment.
+    #[serde(default)]
+    pub mfa_skip: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// Settings shared by the members of a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// Name.
+    pub name: String,
+    /// When false, no member can log in.
+    pub enabled: bool,
+    /// Home folder template relative to the files root, with `${USER}`.
+    pub home_template: String,
+    /// Members may change their own password.
+    pub may_change_password: bool,
+    /// Source networks allowed (empty: any).
+    #[serde(default)]
+    pub ip_allow: Vec<IpNet>,
+    /// Source networks refused.
+    #[serde(default)]
+    pub ip_deny: Vec<IpNet>,
+    /// Members' files are read-only.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Members may not delete.
+    #[serde(default)]
+    pub no_delete: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// Default home folder template.
+pub const DEFAULT_HOME_TEMPLATE: &str = "${USER}";
+
+/// File permissions granted to a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permissions {
+    /// May create, write and rename files.
+    pub write: bool,
+    /// May delete files and folders.
+    pub delete: bool,
+}
+
+/// A stored password and the hashes of earlier ones.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct PasswordRecord {
+    pub hash: String,
+    pub changed_at: Timestamp,
+    #[serde(default)]
+    pub history: Vec<String>,
+}
+
+/// An SSH public key of an account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKey {
+    /// Algorithm, e.g. `ssh-ed25519`.
+    pub algorithm: String,
+    /// The key blob (SSH wire encoding), base64 as in authorized_keys.
+    pub blob: String,
+    /// Comment.
+    pub comment: String,
+    /// `SHA256:...` fingerprint as OpenSSH prints it.
+    pub fingerprint: String,
+    /// When it was added.
+    pub added_at: Timestamp,
+}
+
+impl PublicKey {
+    /// The key as an authorized_keys line.
+    pub fn openssh(&self) -> String {
+        if self.comment.is_empty() {
+            format!("{} {}", self.algorithm, self.blob)
+        } else {
+            format!("{} {} {}", self.algorithm, self.blob, self.comment)
+        }
+    }
+}
+
+pub(crate) const ACCOUNTS: Table<Account> = Table::new("accounts");
+pub(crate) const GROUPS: Table<Group> = Table::new("groups");
+pub(crate) const PASSWORDS: Table<PasswordRecord> = Table::new("passwords");
+pub(crate) const PUBLIC_KEYS: Table<Vec<PublicKey>> = Table::new("public_keys");
+pub(crate) const TOTP: Table<mfa::TotpRecord> = Table::new("totp");
+pub(crate) const RECOVERY: Table<mfa::RecoveryRecord> = Table::new("recovery_codes");
+pub(crate) const TOKENS: Table<tokens::TokenRecord> = Table::new("tokens");
+pub(crate) const FAILURES: Table<lockout::Failures> = Table::new("login_failures");
+pub(crate) const SETTINGS: Table<Policy> = Table::new("settings");
+
+/// Schema version 1: every table of the first release and the default policy.
+pub(crate) fn create_tables_v1(tx: &mut WriteTx) -> Result<(), StoreError> {
+    tx.create_table(META)?;
+    tx.create_table(ACCOUNTS)?;
+    tx.create_table(GROUPS)?;
+    tx.create_table(PASSWORDS)?;
+    tx.create_table(PUBLIC_KEYS)?;
+    tx.create_table(TOTP)?;
+    tx.create_table(RECOVERY)?;
+    tx.create_table(TOKENS)?;
+    tx.create_table(FAILURES)?;
+    tx.create_table(SETTINGS)?;
+    tx.raw().open_table(crate::store::AUDIT)?;
+    if tx.get(SETTINGS, "policy")?.is_none() {
+        tx.put(SETTINGS, "policy", &Policy::default())?;
+    }
+    Ok(())
+}
+
+/// Errors of the core, by audience: the message is fit for the person at the
+/// keyboard; it never contains a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No such account, group, key or token.
+    #[error("there is no {what} named {name:?}")]
+    NotFound {
+        /// `account`, `group`, `key`, `token`.
+        what: &'static str,
+        /// The name asked for.
+        name: String,
+    },
+    /// The name is taken.
+    #[error("{what} {name:?} already exists")]
+    Exists {
+        /// `account`, `group`, `key`.
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// Input that does not fit; the message says what is accepted.
+    #[error("{0}")]
+    Invalid(String),
+    /// The password policy refused a password.
+    #[error("password refused: {0}")]
+    PasswordRefused(String),
+    /// The actor may not do this.
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    /// A policy setting was refused.
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyError),
+    /// A code was refused.
+    #[error(transparent)]
+    Code(#[from] totp::CodeError),
+    /// The box has an owner already.
+    #[error("this box is already claimed")]
+    AlreadyClaimed,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data key failed.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// Hashing failed.
+    #[error(transparent)]
+    Hash(#[from] password::HashError),
+}
+
+/// Who asks for a change; the core decides whether they may.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    /// The account acting, or `None` for the local operator (CLI, console),
+    /// who holds every right on the box.
+    pub account: Option<(String, Role)>,
+    /// `cli`, `console`, `ssh`, `https`.
+    pub protocol: &'static str,
+    /// Source address, when remote.
+    pub address: Option<IpAddr>,
+}
+
+impl Actor {
+    /// The local operator at the command line.
+    pub fn cli() -> Self {
+        Self {
+            account: None,
+            protocol: "cli",
+            address: None,
+        }
+    }
+
+    /// A logged-in session acting for itself.
+    pub fn session(session: &flow::Session) -> Self {
+        Self {
+            account: Some((session.account.clone(), session.role)),
+            protocol: session.protocol.as_str(),
+            address: Some(session.address),
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.account
+            .as_ref()
+            .map_or("local operator", |(n, _)| n.as_str())
+    }
+
+    fn role(&self) -> Option<Role> {
+        self.account.as_ref().map(|(_, r)| *r)
+    }
+
+    fn is_self(&self, account: &str) -> bool {
+        self.account.as_ref().is_some_and(|(n, _)| n == account)
+    }
+
+    /// Local operator or an admin.
+    fn require_admin(&self) -> Result<(), AuthError> {
+        match self.role() {
+            None | Some(Role::Admin | Role::SystemAdmin) => Ok(()),
+            Some(Role::User) => Err(AuthError::Forbidden("this needs an administrator".into())),
+        }
+    }
+
+    /// Local operator or the system administrator.
+    fn require_owner(&self) -> Result<(), AuthError> {
+        match self.role() {
+            None | Some(Role::SystemAdmin) => Ok(()),
+            _ => Err(AuthError::Forbidden(
+                "this needs the system administrator".into(),
+            )),
+        }
+    }
+
+    /// The account itself, or an admin (who may not touch a system_admin
+    /// unless they are one).
+    fn require_self_or_admin_over(&self, target: &Account) -> Result<(), AuthError> {
+        if self.is_self(&target.name) {
+            return Ok(());
+        }
+        self.require_admin_over(target)
+    }
+
+    fn require_admin_over(&self, target: &Account) -> Result<(), AuthError> {
+        self.require_admin()?;
+        if target.role == Role::SystemAdmin {
+            self.require_owner()?;
+        }
+        Ok(())
+    }
+
+    fn entry<'a>(&'a self, account: Option<&'a str>, detail: String) -> Entry<'a> {
+        Entry {
+            account,
+            address: self.address,
+            protocol: Some(self.protocol),
+            method: None,
+            detail: if self.account.is_some() && !account.is_some_and(|a| self.is_self(a)) {
+                format!("{detail} (by {})", self.name())
+            } else {
+                detail
+            },
+        }
+    }
+}
+
+/// Tuning of the core that comes from the server's configuration.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Root under which home folders are made.
+    pub files_root: PathBuf,
+    /// Most password hashes computed at once (bounds argon2's memory).
+    pub max_concurrent_hashes: usize,
+    /// Longest wait for a hashing slot before a login is refused as busy.
+    pub hash_wait: Duration,
+    /// Seconds between the first factor and the code before the login expires.
+    pub code_timeout: u64,
+}
+
+impl Options {
+    /// Defaults for a data dir: files under `<data-dir>/files`.
+    pub fn for_data_dir(data_dir: &Path) -> Self {
+        Self {
+            files_root: data_dir.join("files"),
+            max_concurrent_hashes: 4,
+            hash_wait: Duration::from_secs(10),
+            code_timeout: 300,
+        }
+    }
+}
+
+/// A counting semaphore for password hashing.
+#[derive(Debug)]
+struct HashSlots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct HashSlot<'a>(&'a HashSlots);
+
+impl Drop for HashSlot<'_> {
+    fn drop(&mut self) {
+        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
+        *free += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+impl HashSlots {
+    fn take(&self, wait: Duration) -> Option<HashSlot<'_>> {
+        let free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut free, timeout) = self
+            .freed
+            .wait_timeout_while(free, wait, |f| *f == 0)
+            .unwrap_or_else(|p| p.into_inner());
+        if timeout.timed_out() && *free == 0 {
+            return None;
+        }
+        *free -= 1;
+        Some(HashSlot(self))
+    }
+}
+
+/// The core. One per data dir; shared by every front end (it is `Sync`).
+pub struct Auth {
+    store: Store,
+    key: DataKey,
+    clock: Arc<dyn Clock>,
+    options: Options,
+    slots: HashSlots,
+    dummy_hash: OnceLock<String>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Subkey labels; changing one voids every stored hash made with it.
+const RECOVERY_KEY_LABEL: &[u8] = b"coffer/recovery-codes/v1";
+const TOKEN_KEY_LABEL: &[u8] = b"coffer/access-tokens/v1";
+
+impl Auth {
+    /// Builds the core on an open store and its unsealed data key.
+    pub fn new(store: Store, key: DataKey, clock: Arc<dyn Clock>, options: Options) -> Self {
+        let slots = HashSlots {
+            free: Mutex::new(options.max_concurrent_hashes.max(1)),
+            freed: Condvar::new(),
+        };
+        Self {
+            store,
+            key,
+            clock,
+            options,
+            slots,
+            dummy_hash: OnceLock::new(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The options the core was built with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The current policy.
+    pub fn policy(&self) -> Result<Policy, AuthError> {
+        Ok(self
+            .store
+            .read(|r| r.get(SETTINGS, "policy"))?
+            .unwrap_or_default())
+    }
+
+    /// Applies `key = value` settings, all or none, in one transaction.
+    pub fn set_policy(
+        &self,
+        actor: &Actor,
+        changes: &[(String, String)],
+    ) -> Result<Policy, AuthError> {
+        actor.require_owner()?;
+        if changes.is_empty() {
+            return Err(AuthError::Invalid("no setting given: use KEY=VALUE".into()));
+        }
+        let now = self.now();
+        self.store.write(|tx| {
+            let mut policy = tx.get(SETTINGS, "policy")?.unwrap_or_default();
+            for (k, v) in changes {
+                policy.set(k, v)?;
+            }
+            tx.put(SETTINGS, "policy", &policy)?;
+            let detail = changes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            audit::append(
+                tx,
+                now,
+                Event::PolicyChanged,
+                actor.entry(None, detail),
+                policy.audit_retain,
+            )?;
+            Ok(policy)
+        })
+    }
+
+    /// Whether the box has an owner.
+    pub fn is_claimed(&self) -> Result<bool, AuthError> {
+        Ok(self.owner()?.is_some())
+    }
+
+    /// The account that claimed the box.
+    pub fn owner(&self) -> Result<Option<String>, AuthError> {
+        Ok(self
+            .store
+            .read(|r| r.get(META, "claimed_by"))?
+            .and_then(|v| v.as_str().map(str::to_string)))
+    }
+
+    /// Records an audit event in its own transaction.
+    pub(crate) fn audit(&self, event: Event, entry: Entry<'_>) -> Result<(), AuthError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            let retain = retain_of(tx)?;
+            audit::append(tx, now, event, entry, retain)?;
+            Ok::<_, AuthError>(())
+        })
+    }
+
+    /// Audit events, newest first.
+    pub fn audit_log(&self, filter: &audit::Filter) -> Result<Vec<audit::Record>, AuthError> {
+        Ok(self.store.read(|r| audit::query(r, filter))?)
+    }
+
+    /// Counts of what the store holds, for status displays.
+    pub fn counts(&self) -> Result<BTreeMap<&'static str, u64>, AuthError> {
+        Ok(self.store.read(|r| {
+            let mut m = BTreeMap::new();
+            m.insert("accounts", r.count(ACCOUNTS)?);
+            m.insert("groups", r.count(GROUPS)?);
+            m.insert("totp_enrolments", r.count(TOTP)?);
+            m.insert("access_tokens", r.count(TOKENS)?);
+            Ok::<_, StoreError>(m)
+        })?)
+    }
+
+    fn hash_password(&self, password: &str) -> Result<String, AuthError> {
+        self.hash_password_with(password, self.policy()?.password.hash_cost)
+    }
+
+    fn hash_password_with(
+        &self,
+        password: &str,
+        cost: password::HashCost,
+    ) -> Result<String, AuthError> {
+        let _slot = self.slots.take(self.options.hash_wait).ok_or_else(|| {
+            AuthError::Invalid("the server is busy hashing passwords; try again".into())
+        })?;
+        Ok(password::hash(password, cost)?)
+    }
+
+    /// Verifies under the hashing limit. `None` when no slot came free in time.
+    fn verify_password(&self, password: &str, phc: Option<&str>) -> Option<bool> {
+        let _slot = self.slots.take(self.options.hash_wait)?;
+        match phc {
+            Some(phc) => Some(password::verify(password, phc)),
+            None => {
+                // Unknown account: spend the same time as a real check.
+                let dummy = self.dummy_hash.get_or_init(|| {
+                    let cost = self
+                        .policy()
+                        .map(|p| p.password.hash_cost)
+                        .unwrap_or_default();
+                    password::hash("coffer-dummy-password", cost).unwrap_or_default()
+                });
+                let _ = password::verify(password, dummy);
+                Some(false)
+            }
+        }
+    }
+
+    fn recovery_key(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        self.key.subkey(RECOVERY_KEY_LABEL)
+    }
+
+    fn token_key(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        self.key.subkey(TOKEN_KEY_LABEL)
+    }
+}
+
+/// The audit retention setting, read inside a transaction.
+pub(crate) fn retain_of(r: &impl Read) -> Result<u64, StoreError> {
+    Ok(r.get(SETTINGS, "policy")?
+        .map_or(Policy::default().audit_retain, |p| p.audit_retain))
+}
+
+/// HMAC-SHA256 of `data` under `key`, hex-encoded.
+pub(crate) fn keyed_hash(key: &[u8; 32], data: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    match <Hmac<sha2::Sha256> as Mac>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(data);
+            data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes())
+        }
+        // HMAC accepts keys of any length; this arm cannot be reached.
+        Err(_) => String::new(),
+    }
+}
+
+/// Constant-time equality of two strings.
+pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Random bytes from the operating system.
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], AuthError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b)
+        .map_err(|e| AuthError::Invalid(format!("no randomness available: {e}")))?;
+    Ok(b)
+}

@@ -1,0 +1,1163 @@
+//! The command line: `coffer setup|status|user|group|mfa|token|unlock|policy|audit`.
+//!
+//! A thin front end over [`crate::auth`]: each command parses its arguments,
+//! opens the store (directly, as the local operator), makes one call on the
+//! core and prints the answer. Errors are one line on stderr and exit status 2;
+//! a refused command writes nothing.
+
+use std::collections::BTreeSet;
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use zeroize::Zeroizing;
+
+use crate::audit::{self, Event};
+use crate::auth::accounts::{AccountChange, AccountView, NewAccount, new_group, parse_nets};
+use crate::auth::password::HashCost;
+use crate::auth::{Actor, Auth, Options, Protocol, Role};
+use crate::clock::{SystemClock, format_utc, parse_utc};
+use crate::seal::{self, SealOptions};
+use crate::store::{OpenMode, STORE_FILE, Store};
+
+/// Coffer: a file-transfer appliance with strong multi-factor authentication.
+#[derive(Debug, Parser)]
+#[command(name = "coffer", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+struct Global {
+    /// Data directory [default: $STATE_DIRECTORY, else ./coffer-data]
+    #[arg(long, global = true, env = "COFFER_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// How the data key is sealed when it is first created: auto, tpm or keyfile
+    #[arg(
+        long,
+        global = true,
+        env = "COFFER_SEAL",
+        default_value = "auto",
+        value_name = "BACKEND"
+    )]
+    seal: String,
+    /// TPM 2.0 connection, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321
+    #[arg(long, global = true, env = "COFFER_TCTI", value_name = "TCTI")]
+    tcti: Option<String>,
+    /// Bind the sealed data key to PCR 7 (secure-boot state) when it is created
+    #[arg(long, global = true)]
+    pcr7: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Claim the box without a browser: create the store, the data key and the owner.
+    Setup {
+        /// The owner's (system_admin) user name
+        #[arg(long, value_name = "NAME")]
+        admin: String,
+        /// File holding the owner's password ("-": standard input)
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+        /// argon2id cost for password hashes, m=KiB,t=passes,p=lanes
+        #[arg(long, value_name = "COST")]
+        hash_cost: Option<String>,
+    },
+    /// Show version, data dir, store, sealing backend and counts.
+    Status {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Manage TOTP enrolment and recovery codes.
+    #[command(subcommand)]
+    Mfa(MfaCommand),
+    /// Manage access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Clear an account's lockouts.
+    Unlock {
+        /// User name
+        name: String,
+    },
+    /// Show or change the policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Show audit events, newest first.
+    Audit {
+        /// At most this many events
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Only events of this account
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Only these events (id or name, e.g. 1001 or login_failed); repeatable
+        #[arg(long, value_name = "EVENT")]
+        event: Vec<String>,
+        /// Only events since this date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account.
+    Add {
+        /// User name
+        name: String,
+        /// system_admin, admin or user
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// Group
+        #[arg(long)]
+        group: Option<String>,
+        /// File holding the password ("-": standard input); without it the
+        /// account logs in with keys or tokens only
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Home folder relative to the files root [default: from the group's template]
+        #[arg(long)]
+        home: Option<String>,
+        /// An authorized_keys line; repeatable
+        #[arg(long = "key", value_name = "PUBLIC_KEY")]
+        keys: Vec<String>,
+    },
+    /// List accounts.
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an account.
+    Show {
+        /// User name
+        name: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an account (it can no longer log in).
+    Disable {
+        /// User name
+        name: String,
+    },
+    /// Enable a disabled account.
+    Enable {
+        /// User name
+        name: String,
+    },
+    /// Remove an account and its credentials (its files stay).
+    Remove {
+        /// User name
+        name: String,
+    },
+    /// Set an account's password.
+    Password {
+        /// User name
+        name: String,
+        /// File holding the new password ("-": standard input)
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+    },
+    /// Change an account's settings.
+    Set(UserSet),
+    /// Manage an account's SSH public keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Args)]
+struct UserSet {
+    /// User name
+    name: String,
+    /// system_admin, admin or user
+    #[arg(long)]
+    role: Option<String>,
+    /// Group ("none" to leave the group)
+    #[arg(long)]
+    group: Option<String>,
+    /// Home folder ("default" for the group's template)
+    #[arg(long)]
+    home: Option<String>,
+    /// Allowed source networks, comma-separated CIDRs ("none": any)
+    #[arg(long, value_name = "NETS")]
+    ip_allow: Option<String>,
+    /// Refused source networks, comma-separated CIDRs ("none")
+    #[arg(long, value_name = "NETS")]
+    ip_deny: Option<String>,
+    /// Files are read-only: true|false
+    #[arg(long, value_name = "BOOL")]
+    read_only: Option<String>,
+    /// Files may not be deleted: true|false
+    #[arg(long, value_name = "BOOL")]
+    no_delete: Option<String>,
+    /// May change own password: true|false|group
+    #[arg(long, value_name = "BOOL")]
+    may_change_password: Option<String>,
+    /// Exempt from a required MFA policy: true|false
+    #[arg(long, value_name = "BOOL")]
+    mfa_exempt: Option<String>,
+    /// Never offer MFA enrolment: true|false
+    #[arg(long, value_name = "BOOL")]
+    mfa_skip: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Add an authorized_keys line.
+    Add {
+        /// User name
+        name: String,
+        /// The key, e.g. "ssh-ed25519 AAAA... comment" ("-": standard input)
+        key: String,
+    },
+    /// Remove a key by fingerprint (SHA256:...) or comment.
+    Remove {
+        /// User name
+        name: String,
+        /// Fingerprint or comment
+        key: String,
+    },
+    /// List keys.
+    List {
+        /// User name
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupCommand {
+    /// Create a group.
+    Add {
+        /// Group name
+        name: String,
+        #[command(flatten)]
+        settings: GroupSettings,
+    },
+    /// Change a group.
+    Set {
+        /// Group name
+        name: String,
+        #[command(flatten)]
+        settings: GroupSettings,
+    },
+    /// List groups.
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a group without members.
+    Remove {
+        /// Group name
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct GroupSettings {
+    /// Members can log in: true|false
+    #[arg(long, value_name = "BOOL")]
+    enabled: Option<String>,
+    /// Home folder template relative to the files root, with ${USER}
+    #[arg(long, value_name = "TEMPLATE")]
+    home_template: Option<String>,
+    /// Members may change their own password: true|false
+    #[arg(long, value_name = "BOOL")]
+    may_change_password: Option<String>,
+    /// Allowed source networks ("none": any)
+    #[arg(long, value_name = "NETS")]
+    ip_allow: Option<String>,
+    /// Refused source networks ("none")
+    #[arg(long, value_name = "NETS")]
+    ip_deny: Option<String>,
+    /// Members' files are read-only: true|false
+    #[arg(long, value_name = "BOOL")]
+    read_only: Option<String>,
+    /// Members may not delete: true|false
+    #[arg(long, value_name = "BOOL")]
+    no_delete: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum MfaCommand {
+    /// Start a TOTP enrolment: prints the secret and the otpauth:// URI.
+    Enroll {
+        /// User name
+        name: String,
+        /// TOTP configuration [default: the policy's default]
+        #[arg(long)]
+        config: Option<String>,
+    },
+    /// Confirm the enrolment with a code: prints the recovery codes.
+    Confirm {
+        /// User name
+        name: String,
+        /// The code the authenticator app shows
+        code: String,
+    },
+    /// Remove TOTP and recovery codes from an account.
+    Reset {
+        /// User name
+        name: String,
+    },
+    /// Issue new recovery codes (the old ones stop working).
+    RecoveryCodes {
+        /// User name
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create an access token: prints its value once.
+    Add {
+        /// User name
+        name: String,
+        /// What it is for
+        #[arg(long)]
+        label: String,
+        /// Expiry: a date (YYYY-MM-DD) or a duration from now (30d, 12h)
+        #[arg(long, value_name = "WHEN")]
+        expires: Option<String>,
+        /// Protocols it works on, comma-separated (ssh,https,ftps) [default: all]
+        #[arg(long, value_name = "PROTOCOLS")]
+        scope: Option<String>,
+    },
+    /// List tokens (of one account, or all).
+    List {
+        /// User name
+        name: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// Token id
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Show every setting as KEY = VALUE.
+    Show {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change settings: KEY=VALUE ... (all or none are applied).
+    Set {
+        /// Settings, e.g. mfa.required_for=admin,system_admin lockout.max_failures=5
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+    },
+}
+
+/// Parses the command line, runs it, and maps errors to one line and exit 2.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("coffer: {first} (see coffer --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .compact()
+        .try_init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("coffer: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The data dir: the flag, else `$STATE_DIRECTORY` (systemd), else `./coffer-data`.
+pub fn data_dir(flag: Option<PathBuf>) -> PathBuf {
+    if let Some(d) = flag {
+        return d;
+    }
+    std::env::var_os("STATE_DIRECTORY")
+        .and_then(|state| {
+            let text = state.to_string_lossy();
+            text.split(':')
+                .next()
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from("coffer-data"))
+}
+
+fn seal_options(g: &Global) -> anyhow::Result<SealOptions> {
+    Ok(SealOptions {
+        choice: g.seal.parse().map_err(|e| anyhow!("--seal: {e}"))?,
+        tcti: g.tcti.clone(),
+        bind_pcr7: g.pcr7,
+    })
+}
+
+fn open(g: &Global, mode: OpenMode) -> anyhow::Result<Auth> {
+    let dir = data_dir(g.data_dir.clone());
+    let options = seal_options(g)?;
+    let store = Store::open(&dir, mode)?;
+    let (key, _) = seal::open(&dir, &options, mode == OpenMode::Create)?;
+    Ok(Auth::new(
+        store,
+        key,
+        Arc::new(SystemClock),
+        Options::for_data_dir(&dir),
+    ))
+}
+
+/// Reads a password from a file or standard input ("-"); one trailing
+/// newline is dropped.
+fn read_password(path: &Path) -> anyhow::Result<Zeroizing<String>> {
+    const LIMIT: u64 = 4096;
+    let mut raw = Zeroizing::new(Vec::new());
+    let what = if path == Path::new("-") {
+        "standard input".to_string()
+    } else {
+        path.display().to_string()
+    };
+    if path == Path::new("-") {
+        std::io::stdin().take(LIMIT + 1).read_to_end(&mut raw)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(LIMIT + 1).read_to_end(&mut raw))
+    }
+    .with_context(|| format!("cannot read the password from {what}"))?;
+    if raw.len() as u64 > LIMIT {
+        bail!("the password in {what} is longer than {LIMIT} bytes");
+    }
+    let text = String::from_utf8(raw.to_vec())
+        .map_err(|_| anyhow!("the password in {what} is not UTF-8 text"))?;
+    let mut text = Zeroizing::new(text);
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    if text.is_empty() {
+        bail!("the password in {what} is empty");
+    }
+    Ok(text)
+}
+
+fn parse_bool(flag: &str, v: &str) -> anyhow::Result<bool> {
+    match v {
+        "true" | "yes" | "on" => Ok(true),
+        "false" | "no" | "off" => Ok(false),
+        _ => bail!("--{flag}: {v:?} is not true or false"),
+    }
+}
+
+fn opt_bool(flag: &str, v: &Option<String>) -> anyhow::Result<Option<bool>> {
+    v.as_deref().map(|v| parse_bool(flag, v)).transpose()
+}
+
+fn parse_scope(text: &str) -> anyhow::Result<BTreeSet<Protocol>> {
+    text.split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<Protocol>()
+                .map_err(|e| anyhow!("--scope: {e}"))
+        })
+        .collect()
+}
+
+fn parse_expiry(text: &str, now: u64) -> anyhow::Result<u64> {
+    if let Some(ts) = parse_utc(text) {
+        return Ok(ts);
+    }
+    match crate::auth::policy::parse_duration(text) {
+        Some(secs) if secs > 0 => Ok(now.saturating_add(secs)),
+        _ => bail!("--expires: {text:?} is neither a date (YYYY-MM-DD) nor a duration (30d, 12h)"),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let g = &cli.global;
+    let me = Actor::cli();
+    match cli.command {
+        Command::Setup {
+            admin,
+            password_file,
+            hash_cost,
+        } => setup(g, &admin, &password_file, hash_cost.as_deref()),
+        Command::Status { json } => status(g, json),
+        Command::User(cmd) => user(g, &me, cmd),
+        Command::Group(cmd) => group(g, &me, cmd),
+        Command::Mfa(cmd) => mfa(g, &me, cmd),
+        Command::Token(cmd) => token(g, &me, cmd),
+        Command::Unlock { name } => {
+            let n = open(g, OpenMode::Existing)?.unlock(&me, &name)?;
+            println!("unlocked {name} ({n} lock record(s) cleared)");
+            Ok(())
+        }
+        Command::Policy(PolicyCommand::Show { json }) => {
+            let policy = open(g, OpenMode::Existing)?.policy()?;
+            if json {
+                return print_json(&policy);
+            }
+            for (k, v) in policy.entries() {
+                println!("{k} = {v}");
+            }
+            Ok(())
+        }
+        Command::Policy(PolicyCommand::Set { settings }) => {
+            let changes = settings
+                .iter()
+                .map(|s| {
+                    s.split_once('=')
+                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                        .ok_or_else(|| anyhow!("{s:?}: expected KEY=VALUE"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let policy = open(g, OpenMode::Existing)?.set_policy(&me, &changes)?;
+            let entries = policy.entries();
+            for (k, _) in &changes {
+                if let Some((_, v)) = entries.iter().find(|(key, _)| key == k) {
+                    println!("{k} = {v}");
+                } else {
+                    println!("{k}: removed");
+                }
+            }
+            Ok(())
+        }
+        Command::Audit {
+            limit,
+            user,
+            event,
+            since,
+            json,
+        } => {
+            let events = event
+                .iter()
+                .map(|e| {
+                    Event::parse(e).ok_or_else(|| {
+                        anyhow!("--event: {e:?} is not an event id or name (see the README)")
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let since = since
+                .map(|s| {
+                    parse_utc(&s)
+                        .ok_or_else(|| anyhow!("--since: {s:?} is not a date (YYYY-MM-DD)"))
+                })
+                .transpose()?;
+            let auth = open(g, OpenMode::Existing)?;
+            let records = auth.audit_log(&audit::Filter {
+                account: user,
+                events,
+                since,
+                limit,
+            })?;
+            if json {
+                return print_json(&records);
+            }
+            for r in records {
+                println!(
+                    "{}  {} {}  account={} address={} protocol={} method={}{}",
+                    format_utc(r.at),
+                    r.id,
+                    r.event.slug(),
+                    r.account.as_deref().unwrap_or("-"),
+                    r.address.map_or_else(|| "-".to_string(), |a| a.to_string()),
+                    r.protocol.as_deref().unwrap_or("-"),
+                    r.method.as_deref().unwrap_or("-"),
+                    if r.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {}", r.detail)
+                    }
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn setup(
+    g: &Global,
+    admin: &str,
+    password_file: &Path,
+    hash_cost: Option<&str>,
+) -> anyhow::Result<()> {
+    // Validate every input before anything is created.
+    let password = read_password(password_file)?;
+    crate::auth::accounts::validate_name("user", admin)?;
+    let cost = hash_cost
+        .map(|c| {
+            c.parse::<HashCost>()
+                .map_err(|e| anyhow!("--hash-cost: {e}"))
+        })
+        .transpose()?;
+    let options = seal_options(g)?;
+    let defaults = crate::auth::Policy::default();
+    crate::auth::password::check(&password, admin, &defaults.password)
+        .map_err(|r| anyhow!("password refused: {r}"))?;
+    let dir = data_dir(g.data_dir.clone());
+    let store = Store::open(&dir, OpenMode::Create)?;
+    let (key, status) = seal::open(&dir, &options, true)?;
+    let auth = Auth::new(
+        store,
+        key,
+        Arc::new(SystemClock),
+        Options::for_data_dir(&dir),
+    );
+    if auth.is_claimed()? {
+        bail!("this box is already claimed (data dir {})", dir.display());
+    }
+    auth.claim(&Actor::cli(), admin, &password, cost)?;
+    println!("claimed: owner {admin} (system_admin) in {}", dir.display());
+    println!("sealing: {}", status.backend);
+    Ok(())
+}
+
+fn status(g: &Global, json: bool) -> anyhow::Result<()> {
+    let dir = data_dir(g.data_dir.clone());
+    let store = Store::open(&dir, OpenMode::Existing)?;
+    let schema = store.schema_version()?;
+    let size = std::fs::metadata(dir.join(STORE_FILE))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let sealed = seal::open(&dir, &seal_options(g)?, false);
+    let (seal_line, seal_json, key) = match sealed {
+        Ok((key, s)) => {
+            let line = match s.backend {
+                seal::Backend::Tpm => {
+                    format!("TPM 2.0: the data key is sealed by the TPM ({})", s.detail)
+                }
+                seal::Backend::KeyFile => format!(
+                    "key file, NO TPM: the TOTP seeds are protected only by the permissions of {}",
+                    s.detail
+                ),
+            };
+            (line, serde_json::to_value(&s)?, Some(key))
+        }
+        Err(e) => (
+            format!("ERROR: {e}"),
+            serde_json::json!({ "error": e.to_string() }),
+            None,
+        ),
+    };
+    let mut report = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "data_dir": dir,
+        "store": { "file": dir.join(STORE_FILE), "bytes": size, "schema_version": schema, "schema_version_supported": crate::store::SCHEMA_VERSION },
+        "sealing": seal_json,
+    });
+    let mut lines = vec![
+        format!("coffer {}", env!("CARGO_PKG_VERSION")),
+        format!("data dir:  {}", dir.display()),
+        format!(
+            "store:     {} ({} KiB), schema version {schema} (this coffer: {})",
+            STORE_FILE,
+            size.div_ceil(1024),
+            crate::store::SCHEMA_VERSION
+        ),
+        format!("sealing:   {seal_line}"),
+    ];
+    let unsealed = key.is_some();
+    if let Some(key) = key {
+        let auth = Auth::new(
+            store,
+            key,
+            Arc::new(SystemClock),
+            Options::for_data_dir(&dir),
+        );
+        let claimed = auth.owner()?;
+        let counts = auth.counts()?;
+        lines.push(format!(
+            "claimed:   {}",
+            claimed.as_ref().map_or_else(
+                || "no (unclaimed box)".to_string(),
+                |o| format!("yes, owner {o}")
+            )
+        ));
+        lines.push(format!(
+            "accounts:  {} (groups {}, TOTP enrolments {}, access tokens {})",
+            counts.get("accounts").copied().unwrap_or(0),
+            counts.get("groups").copied().unwrap_or(0),
+            counts.get("totp_enrolments").copied().unwrap_or(0),
+            counts.get("access_tokens").copied().unwrap_or(0)
+        ));
+        if let Some(obj) = report.as_object_mut() {
+            obj.insert("claimed_by".into(), serde_json::json!(claimed));
+            obj.insert("counts".into(), serde_json::to_value(&counts)?);
+        }
+    }
+    if json {
+        print_json(&report)?;
+    } else {
+        for l in lines {
+            println!("{l}");
+        }
+    }
+    if !unsealed {
+        bail!("the data key could not be unsealed (see the sealing line)");
+    }
+    Ok(())
+}
+
+fn account_lines(v: &AccountView) -> Vec<String> {
+    let a = &v.account;
+    let nets = |n: &[ipnet::IpNet]| {
+        if n.is_empty() {
+            "-".to_string()
+        } else {
+            n.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    };
+    let mut out = vec![
+        format!("name:        {}", a.name),
+        format!("role:        {}", a.role),
+        format!("group:       {}", a.group.as_deref().unwrap_or("-")),
+        format!(
+            "status:      {}",
+            if a.disabled { "disabled" } else { "enabled" }
+        ),
+        format!("created:     {}", format_utc(a.created_at)),
+        format!(
+            "password:    {}",
+            if v.has_password { "set" } else { "none" }
+        ),
+        format!("home:        {}", v.home_folder),
+        format!(
+            "permissions: {}",
+            match (v.permissions.write, v.permissions.delete) {
+                (false, _) => "read-only",
+                (true, false) => "read, write (no delete)",
+                (true, true) => "read, write, delete",
+            }
+        ),
+        format!("ip allow:    {}", nets(&a.ip_allow)),
+        format!("ip deny:     {}", nets(&a.ip_deny)),
+        format!(
+            "mfa:         {}{}{}{}",
+            if v.mfa.enrolled {
+                "TOTP enrolled"
+            } else if v.mfa.pending {
+                "enrolment pending"
+            } else {
+                "not enrolled"
+            },
+            if v.mfa.enrolled {
+                format!(", {} recovery codes left", v.mfa.recovery_codes_left)
+            } else {
+                String::new()
+            },
+            if v.mfa.exempt { ", exempt" } else { "" },
+            if v.mfa.skip {
+                ", skipped permanently"
+            } else {
+                ""
+            },
+        ),
+        format!("tokens:      {}", v.tokens),
+    ];
+    for (addr, until) in &v.locked {
+        out.push(format!(
+            "locked:      from {addr} until {}",
+            format_utc(*until)
+        ));
+    }
+    for k in &v.public_keys {
+        out.push(format!("key:         {k}"));
+    }
+    out
+}
+
+fn user(g: &Global, me: &Actor, cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add {
+            name,
+            role,
+            group,
+            password_file,
+            home,
+            keys,
+        } => {
+            let role: Role = role.parse().map_err(|e| anyhow!("--role: {e}"))?;
+            let password = password_file.as_deref().map(read_password).transpose()?;
+            let auth = open(g, OpenMode::Existing)?;
+            auth.create_account(
+                me,
+                NewAccount {
+                    name: name.clone(),
+                    role,
+                    group,
+                    password,
+                    home,
+                    public_keys: keys,
+                },
+            )?;
+            println!("created user {name} ({role})");
+        }
+        UserCommand::List { json } => {
+            let accounts = open(g, OpenMode::Existing)?.accounts(me)?;
+            if json {
+                return print_json(&accounts);
+            }
+            println!(
+                "{:<24} {:<13} {:<12} {:<9} {:<14} {:>4} {:>6}",
+                "NAME", "ROLE", "GROUP", "STATUS", "MFA", "KEYS", "TOKENS"
+            );
+            for v in accounts {
+                let a = &v.account;
+                let status = if a.disabled {
+                    "disabled"
+                } else if v.locked.is_empty() {
+                    "enabled"
+                } else {
+                    "locked"
+                };
+                let mfa = if v.mfa.enrolled {
+                    "enrolled"
+                } else if v.mfa.exempt {
+                    "exempt"
+                } else {
+                    "-"
+                };
+                println!(
+                    "{:<24} {:<13} {:<12} {:<9} {:<14} {:>4} {:>6}",
+                    a.name,
+                    a.role.to_string(),
+                    a.group.as_deref().unwrap_or("-"),
+                    status,
+                    mfa,
+                    v.public_keys.len(),
+                    v.tokens
+                );
+            }
+        }
+        UserCommand::Show { name, json } => {
+            let v = open(g, OpenMode::Existing)?.account(me, &name)?;
+            if json {
+                return print_json(&v);
+            }
+            for l in account_lines(&v) {
+                println!("{l}");
+            }
+        }
+        UserCommand::Disable { name } => {
+            let change = AccountChange {
+                disabled: Some(true),
+                ..Default::default()
+            };
+            open(g, OpenMode::Existing)?.update_account(me, &name, change)?;
+            println!("disabled {name}");
+        }
+        UserCommand::Enable { name } => {
+            let change = AccountChange {
+                disabled: Some(false),
+                ..Default::default()
+            };
+            open(g, OpenMode::Existing)?.update_account(me, &name, change)?;
+            println!("enabled {name}");
+        }
+        UserCommand::Remove { name } => {
+            open(g, OpenMode::Existing)?.remove_account(me, &name)?;
+            println!("removed {name}");
+        }
+        UserCommand::Password {
+            name,
+            password_file,
+        } => {
+            let password = read_password(&password_file)?;
+            open(g, OpenMode::Existing)?.set_password(me, &name, &password, None)?;
+            println!("password changed for {name}");
+        }
+        UserCommand::Set(s) => {
+            let change = AccountChange {
+                role: s
+                    .role
+                    .as_deref()
+                    .map(|r| r.parse::<Role>().map_err(|e| anyhow!("--role: {e}")))
+                    .transpose()?,
+                group: s.group.map(|g| (g != "none").then_some(g)),
+                home: s.home.map(|h| (h != "default").then_some(h)),
+                ip_allow: s
+                    .ip_allow
+                    .as_deref()
+                    .map(parse_nets)
+                    .transpose()
+                    .map_err(|e| anyhow!("--ip-allow: {e}"))?,
+                ip_deny: s
+                    .ip_deny
+                    .as_deref()
+                    .map(parse_nets)
+                    .transpose()
+                    .map_err(|e| anyhow!("--ip-deny: {e}"))?,
+                read_only: opt_bool("read-only", &s.read_only)?,
+                no_delete: opt_bool("no-delete", &s.no_delete)?,
+                may_change_password: match s.may_change_password.as_deref() {
+                    None => None,
+                    Some("group") => Some(None),
+                    Some(v) => Some(Some(parse_bool("may-change-password", v)?)),
+                },
+                mfa_exempt: opt_bool("mfa-exempt", &s.mfa_exempt)?,
+                mfa_skip: opt_bool("mfa-skip", &s.mfa_skip)?,
+                disabled: None,
+            };
+            if change.is_empty() {
+                bail!("nothing to change: give at least one option (see coffer user set --help)");
+            }
+            let v = open(g, OpenMode::Existing)?.update_account(me, &s.name, change)?;
+            for l in account_lines(&v) {
+                println!("{l}");
+            }
+        }
+        UserCommand::Key(KeyCommand::Add { name, key }) => {
+            let line = if key == "-" {
+                let mut s = String::new();
+                std::io::stdin()
+                    .take(16 * 1024 + 1)
+                    .read_to_string(&mut s)
+                    .context("cannot read the key from standard input")?;
+                s
+            } else {
+                key
+            };
+            let k = open(g, OpenMode::Existing)?.add_public_key(me, &name, &line)?;
+            println!("added key {} to {name}", k.fingerprint);
+        }
+        UserCommand::Key(KeyCommand::Remove { name, key }) => {
+            let k = open(g, OpenMode::Existing)?.remove_public_key(me, &name, &key)?;
+            println!("removed key {} from {name}", k.fingerprint);
+        }
+        UserCommand::Key(KeyCommand::List { name }) => {
+            let v = open(g, OpenMode::Existing)?.account(me, &name)?;
+            for k in v.public_keys {
+                println!("{k}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn group(g: &Global, me: &Actor, cmd: GroupCommand) -> anyhow::Result<()> {
+    let apply =
+        |mut group: crate::auth::Group, s: &GroupSettings| -> anyhow::Result<crate::auth::Group> {
+            if let Some(v) = opt_bool("enabled", &s.enabled)? {
+                group.enabled = v;
+            }
+            if let Some(t) = &s.home_template {
+                group.home_template = t.clone();
+            }
+            if let Some(v) = opt_bool("may-change-password", &s.may_change_password)? {
+                group.may_change_password = v;
+            }
+            if let Some(n) = &s.ip_allow {
+                group.ip_allow = parse_nets(n).map_err(|e| anyhow!("--ip-allow: {e}"))?;
+            }
+            if let Some(n) = &s.ip_deny {
+                group.ip_deny = parse_nets(n).map_err(|e| anyhow!("--ip-deny: {e}"))?;
+            }
+            if let Some(v) = opt_bool("read-only", &s.read_only)? {
+                group.read_only = v;
+            }
+            if let Some(v) = opt_bool("no-delete", &s.no_delete)? {
+                group.no_delete = v;
+            }
+            Ok(group)
+        };
+    match cmd {
+        GroupCommand::Add { name, settings } => {
+            let group = apply(new_group(&name), &settings)?;
+            open(g, OpenMode::Existing)?.create_group(me, group)?;
+            println!("created group {name}");
+        }
+        GroupCommand::Set { name, settings } => {
+            let auth = open(g, OpenMode::Existing)?;
+            let current = auth
+                .groups()?
+                .into_iter()
+                .find(|x| x.name == name)
+                .ok_or_else(|| anyhow!("there is no group named {name:?}"))?;
+            auth.update_group(me, apply(current, &settings)?)?;
+            println!("changed group {name}");
+        }
+        GroupCommand::List { json } => {
+            let groups = open(g, OpenMode::Existing)?.groups()?;
+            if json {
+                return print_json(&groups);
+            }
+            println!(
+                "{:<20} {:<8} {:<24} {:<9}",
+                "NAME", "ENABLED", "HOME TEMPLATE", "FILES"
+            );
+            for x in groups {
+                let files = if x.read_only {
+                    "read-only"
+                } else if x.no_delete {
+                    "no-delete"
+                } else {
+                    "full"
+                };
+                println!(
+                    "{:<20} {:<8} {:<24} {:<9}",
+                    x.name, x.enabled, x.home_template, files
+                );
+            }
+        }
+        GroupCommand::Remove { name } => {
+            open(g, OpenMode::Existing)?.remove_group(me, &name)?;
+            println!("removed group {name}");
+        }
+    }
+    Ok(())
+}
+
+fn mfa(g: &Global, me: &Actor, cmd: MfaCommand) -> anyhow::Result<()> {
+    match cmd {
+        MfaCommand::Enroll { name, config } => {
+            let start = open(g, OpenMode::Existing)?.totp_start(me, &name, config.as_deref())?;
+            println!("Add {name} to an authenticator app with this URI (or type the secret):");
+            println!("secret: {}", start.secret.as_str());
+            println!("uri:    {}", start.otpauth_uri.as_str());
+            println!("Then confirm with: coffer mfa confirm {name} CODE");
+        }
+        MfaCommand::Confirm { name, code } => {
+            let codes = open(g, OpenMode::Existing)?.totp_confirm(me, &name, &code)?;
+            println!(
+                "TOTP confirmed for {name}. Recovery codes (each works once; they are not shown again):"
+            );
+            for c in &codes.0 {
+                println!("{}", c.as_str());
+            }
+        }
+        MfaCommand::Reset { name } => {
+            open(g, OpenMode::Existing)?.mfa_reset(me, &name, None)?;
+            println!("two-factor authentication removed from {name}");
+        }
+        MfaCommand::RecoveryCodes { name } => {
+            let codes = open(g, OpenMode::Existing)?.regenerate_recovery_codes(me, &name)?;
+            println!("New recovery codes for {name} (the old ones no longer work):");
+            for c in &codes.0 {
+                println!("{}", c.as_str());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn token(g: &Global, me: &Actor, cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Add {
+            name,
+            label,
+            expires,
+            scope,
+        } => {
+            let scope = scope
+                .as_deref()
+                .map(parse_scope)
+                .transpose()?
+                .unwrap_or_default();
+            let auth = open(g, OpenMode::Existing)?;
+            let expires = expires
+                .as_deref()
+                .map(|e| parse_expiry(e, auth.now()))
+                .transpose()?;
+            let t = auth.create_token(me, &name, &label, expires, scope)?;
+            println!("{}", t.value.as_str());
+            eprintln!(
+                "token {} for {name} ({}); this value is shown only once",
+                t.info.id,
+                t.info.expires_at.map_or_else(
+                    || "no expiry".to_string(),
+                    |e| format!("expires {}", format_utc(e))
+                )
+            );
+        }
+        TokenCommand::List { name, json } => {
+            let tokens = open(g, OpenMode::Existing)?.tokens(me, name.as_deref())?;
+            if json {
+                return print_json(&tokens);
+            }
+            println!(
+                "{:<12} {:<16} {:<24} {:<20} {:<20} {:<10}",
+                "ID", "ACCOUNT", "LABEL", "EXPIRES", "LAST USED", "SCOPE"
+            );
+            for t in tokens {
+                println!(
+                    "{:<12} {:<16} {:<24} {:<20} {:<20} {:<10}",
+                    t.id,
+                    t.account,
+                    t.label,
+                    t.expires_at.map_or_else(|| "never".into(), format_utc)
+                        + if t.expired { " (expired)" } else { "" },
+                    t.last_used.map_or_else(|| "never".into(), format_utc),
+                    if t.scope.is_empty() {
+                        "all".to_string()
+                    } else {
+                        t.scope
+                            .iter()
+                            .map(|p| p.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    }
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let t = open(g, OpenMode::Existing)?.revoke_token(me, &id)?;
+            println!("revoked token {} ({}) of {}", t.id, t.label, t.account);
+        }
+    }
+    Ok(())
+}
