@@ -525,6 +525,16 @@ impl Auth {
                 check_group_exists(tx, &Some(g.clone()))?;
             }
             let was_disabled = a.disabled;
+            let loses_owner = a.role == Role::SystemAdmin
+                && !a.disabled
+                && (change.disabled == Some(true)
+                    || change.role.is_some_and(|r| r != Role::SystemAdmin));
+            if loses_owner && enabled_owners(tx)? <= 1 {
+                return Err(AuthError::Forbidden(
+                    "this is the last enabled system_admin; create or enable another one first"
+                        .into(),
+                ));
+            }
             if let Some(v) = change.role {
                 a.role = v;
             }
@@ -591,12 +601,7 @@ impl Auth {
             let account = load_account(tx, name)?;
             actor.require_admin_over(&account)?;
             if account.role == Role::SystemAdmin {
-                let owners = tx
-                    .all(ACCOUNTS)?
-                    .into_iter()
-                    .filter(|(_, a)| a.role == Role::SystemAdmin && !a.disabled)
-                    .count();
-                if owners <= 1 && !account.disabled {
+                if enabled_owners(tx)? <= 1 && !account.disabled {
                     return Err(AuthError::Forbidden(
                         "this is the last enabled system_admin; create another one first".into(),
                     ));
@@ -924,6 +929,13 @@ impl Auth {
     pub fn home_of(&self, account: &Account, group: Option<&Group>) -> PathBuf {
         self.options.files_root.join(home_folder(account, group))
     }
+}
+
+fn enabled_owners(r: &impl Read) -> Result<usize, AuthError> {
+    Ok(r.all(ACCOUNTS)?
+        .into_iter()
+        .filter(|(_, a)| a.role == Role::SystemAdmin && !a.disabled)
+        .count())
 }
 
 fn new_account(

@@ -1,0 +1,16 @@
+//! Integration tests: the core through its public API, and the `coffer`
+//! binary as a user runs it. One test binary (each file in tests/ would be
+//! another link).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod cli;
+mod crash;
+mod flow;
+mod harness;
+mod secrets_at_rest;
