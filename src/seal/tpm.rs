@@ -416,3 +416,12 @@ fn kind(e: &tss_esapi::Error) -> Option<Tss2ResponseCodeKind> {
         tss_esapi::Error::WrapperError(_) => None,
     }
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests;
