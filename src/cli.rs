@@ -399,7 +399,7 @@ pub fn main() -> ExitCode {
         }
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("coffer=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -648,6 +648,9 @@ fn setup(
         .map_err(|r| anyhow!("password refused: {r}"))?;
     let dir = data_dir(g.data_dir.clone());
     let store = Store::open(&dir, OpenMode::Create)?;
+    if crate::auth::owner_of(&store)?.is_some() {
+        bail!("this box is already claimed (data dir {})", dir.display());
+    }
     let (key, status) = seal::open(&dir, &options, true)?;
     let auth = Auth::new(
         store,
@@ -655,9 +658,6 @@ fn setup(
         Arc::new(SystemClock),
         Options::for_data_dir(&dir),
     );
-    if auth.is_claimed()? {
-        bail!("this box is already claimed (data dir {})", dir.display());
-    }
     auth.claim(&Actor::cli(), admin, &password, cost)?;
     println!("claimed: owner {admin} (system_admin) in {}", dir.display());
     println!("sealing: {}", status.backend);
@@ -672,6 +672,7 @@ fn status(g: &Global, json: bool) -> anyhow::Result<()> {
         .map(|m| m.len())
         .unwrap_or(0);
     let sealed = seal::open(&dir, &seal_options(g)?, false);
+    let mut seal_error = None;
     let (seal_line, seal_json, key) = match sealed {
         Ok((key, s)) => {
             let line = match s.backend {
@@ -685,11 +686,14 @@ fn status(g: &Global, json: bool) -> anyhow::Result<()> {
             };
             (line, serde_json::to_value(&s)?, Some(key))
         }
-        Err(e) => (
-            format!("ERROR: {e}"),
-            serde_json::json!({ "error": e.to_string() }),
-            None,
-        ),
+        Err(e) => {
+            seal_error = Some(e.to_string());
+            (
+                format!("ERROR: {e}"),
+                serde_json::json!({ "error": e.to_string() }),
+                None,
+            )
+        }
     };
     let mut report = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -708,7 +712,6 @@ fn status(g: &Global, json: bool) -> anyhow::Result<()> {
         ),
         format!("sealing:   {seal_line}"),
     ];
-    let unsealed = key.is_some();
     if let Some(key) = key {
         let auth = Auth::new(
             store,
@@ -744,8 +747,8 @@ fn status(g: &Global, json: bool) -> anyhow::Result<()> {
             println!("{l}");
         }
     }
-    if !unsealed {
-        bail!("the data key could not be unsealed (see the sealing line)");
+    if let Some(e) = seal_error {
+        bail!("{e}");
     }
     Ok(())
 }

@@ -600,12 +600,10 @@ impl Auth {
         self.store.write(|tx| {
             let account = load_account(tx, name)?;
             actor.require_admin_over(&account)?;
-            if account.role == Role::SystemAdmin {
-                if enabled_owners(tx)? <= 1 && !account.disabled {
-                    return Err(AuthError::Forbidden(
-                        "this is the last enabled system_admin; create another one first".into(),
-                    ));
-                }
+            if account.role == Role::SystemAdmin && !account.disabled && enabled_owners(tx)? <= 1 {
+                return Err(AuthError::Forbidden(
+                    "this is the last enabled system_admin; create another one first".into(),
+                ));
             }
             tx.remove(ACCOUNTS, name)?;
             tx.remove(PASSWORDS, name)?;

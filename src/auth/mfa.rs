@@ -446,3 +446,71 @@ mod tests {
         assert!(format!("{codes:?}").contains("***"));
     }
 }
+
+#[cfg(test)]
+mod binding_tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::auth::accounts::NewAccount;
+    use crate::auth::{Options, Role};
+    use crate::clock::{Clock, ManualClock};
+    use crate::seal::DataKey;
+    use crate::store::{OpenMode, Store};
+
+    #[test]
+    fn a_seed_copied_to_another_account_does_not_decrypt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let (key, _) = DataKey::generate().unwrap();
+        let clock = ManualClock::new(1_800_000_000);
+        let auth = Auth::new(
+            store,
+            key,
+            Arc::new(clock.clone()),
+            Options::for_data_dir(dir.path()),
+        );
+        let cli = Actor::cli();
+        for name in ["bob", "eve"] {
+            let new = NewAccount {
+                name: name.into(),
+                role: Role::User,
+                group: None,
+                password: None,
+                home: None,
+                public_keys: vec![],
+            };
+            auth.create_account(&cli, new).unwrap();
+        }
+        let start = auth.totp_start(&cli, "bob", None).unwrap();
+        let seed = data_encoding::BASE32_NOPAD
+            .decode(start.secret.as_bytes())
+            .unwrap();
+        let params = Params {
+            algorithm: totp::Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+        };
+        let now = clock.now();
+        auth.totp_confirm(&cli, "bob", &params.code_at_step(&seed, now / 30))
+            .unwrap();
+        // Eve's record becomes a copy of Bob's, sealed seed and all.
+        auth.store
+            .write(|tx| {
+                let bob = tx.get(TOTP, "bob")?.unwrap();
+                tx.put(TOTP, "eve", &bob)
+            })
+            .unwrap();
+        clock.advance(30);
+        let code = params.code_at_step(&seed, clock.now() / 30);
+        let now = clock.now();
+        let eve = auth.store.write(|tx| {
+            Ok::<_, crate::store::StoreError>(auth.check_second_factor(tx, "eve", &code, now))
+        });
+        assert_eq!(eve.unwrap(), Err(FactorError::Code(CodeError::Wrong)));
+        let bob = auth.store.write(|tx| {
+            Ok::<_, crate::store::StoreError>(auth.check_second_factor(tx, "bob", &code, now))
+        });
+        assert_eq!(bob.unwrap(), Ok(SecondFactor::Totp));
+    }
+}

@@ -611,10 +611,7 @@ impl Auth {
 
     /// The account that claimed the box.
     pub fn owner(&self) -> Result<Option<String>, AuthError> {
-        Ok(self
-            .store
-            .read(|r| r.get(META, "claimed_by"))?
-            .and_then(|v| v.as_str().map(str::to_string)))
+        Ok(owner_of(&self.store)?)
     }
 
     /// Records an audit event in its own transaction.
@@ -686,6 +683,13 @@ impl Auth {
     fn token_key(&self) -> zeroize::Zeroizing<[u8; 32]> {
         self.key.subkey(TOKEN_KEY_LABEL)
     }
+}
+
+/// The account that claimed the box, read from a store without a data key.
+pub fn owner_of(store: &Store) -> Result<Option<String>, StoreError> {
+    Ok(store
+        .read(|r| r.get(META, "claimed_by"))?
+        .and_then(|v| v.as_str().map(str::to_string)))
 }
 
 /// The audit retention setting, read inside a transaction.

@@ -166,6 +166,8 @@ fn spawn(program: &str, state_dir: &Path, port: u16) -> Result<Child, SwtpmError
         })
 }
 
+// Waiting for a child process is a front-end wait, not a rule about time.
+#[allow(clippy::disallowed_methods)]
 fn wait_ready(mut child: Child, port: u16, state_dir: &Path) -> Result<Child, SwtpmError> {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let deadline = Instant::now() + READY_TIMEOUT;

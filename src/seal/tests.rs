@@ -181,6 +181,7 @@ fn generate_without_hwrng_uses_the_os_alone() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // proves a wait is bounded (200 ms timeout, 2 s margin)
 fn generate_does_not_wait_for_a_silent_hwrng() {
     let dir = tempfile::tempdir().unwrap();
     // Opening a FIFO for reading blocks until a writer comes: a device that

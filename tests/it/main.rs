@@ -14,3 +14,4 @@ mod crash;
 mod flow;
 mod harness;
 mod secrets_at_rest;
+mod tpm;
