@@ -6,7 +6,7 @@
 //! a refused command writes nothing.
 
 use std::collections::BTreeSet;
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,13 +15,29 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use zeroize::Zeroizing;
 
+use serde::{Deserialize, Serialize};
+
 use crate::audit::{self, Event};
 use crate::auth::accounts::{AccountChange, AccountView, NewAccount, new_group, parse_nets};
 use crate::auth::password::HashCost;
 use crate::auth::{Actor, Auth, Options, Protocol, Role};
-use crate::clock::{SystemClock, format_utc, parse_utc};
-use crate::seal::{self, SealOptions};
+use crate::clock::{SystemClock, Timestamp, format_utc, parse_utc};
+use crate::seal::{self, SealOptions, SealStatus};
 use crate::store::{OpenMode, STORE_FILE, Store};
+
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out.stdout, $($arg)*);
+    }};
+}
+
+macro_rules! errln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out.stderr, $($arg)*);
+    }};
+}
 
 /// Coffer: a file-transfer appliance with strong multi-factor authentication.
 #[derive(Debug, Parser)]
@@ -56,8 +72,9 @@ struct Global {
     pcr7: bool,
 }
 
-#[derive(Debug, Subcommand)]
-enum Command {
+#[derive(Debug, Subcommand, Serialize, Deserialize)]
+/// The commands, as parsed and as sent over the control socket.
+pub(crate) enum Command {
     /// Claim the box without a browser: create the store, the data key and the owner.
     Setup {
         /// The owner's (system_admin) user name
@@ -65,7 +82,7 @@ enum Command {
         admin: String,
         /// File holding the owner's password ("-": standard input)
         #[arg(long, value_name = "FILE")]
-        password_file: PathBuf,
+        password_file: PasswordArg,
         /// argon2id cost for password hashes, m=KiB,t=passes,p=lanes
         #[arg(long, value_name = "COST")]
         hash_cost: Option<String>,
@@ -116,8 +133,8 @@ enum Command {
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum UserCommand {
+#[derive(Debug, Subcommand, Serialize, Deserialize)]
+pub(crate) enum UserCommand {
     /// Create an account.
     Add {
         /// User name
@@ -131,7 +148,7 @@ enum UserCommand {
         /// File holding the password ("-": standard input); without it the
         /// account logs in with keys or tokens only
         #[arg(long, value_name = "FILE")]
-        password_file: Option<PathBuf>,
+        password_file: Option<PasswordArg>,
         /// Home folder relative to the files root [default: from the group's template]
         #[arg(long)]
         home: Option<String>,
@@ -174,7 +191,7 @@ enum UserCommand {
         name: String,
         /// File holding the new password ("-": standard input)
         #[arg(long, value_name = "FILE")]
-        password_file: PathBuf,
+        password_file: PasswordArg,
     },
     /// Change an account's settings.
     Set(UserSet),
@@ -183,8 +200,8 @@ enum UserCommand {
     Key(KeyCommand),
 }
 
-#[derive(Debug, Args)]
-struct UserSet {
+#[derive(Debug, Args, Serialize, Deserialize)]
+pub(crate) struct UserSet {
     /// User name
     name: String,
     /// system_admin, admin or user
@@ -219,8 +236,8 @@ struct UserSet {
     mfa_skip: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
-enum KeyCommand {
+#[derive(Debug, Subcommand, Serialize, Deserialize)]
+pub(crate) enum KeyCommand {
     /// Add an authorized_keys line.
     Add {
         /// User name
@@ -242,8 +259,8 @@ enum KeyCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum GroupCommand {
+#[derive(Debug, Subcommand, Serialize, Deserialize)]
+pub(crate) enum GroupCommand {
     /// Create a group.
     Add {
         /// Group name
@@ -271,8 +288,8 @@ enum GroupCommand {
     },
 }
 
-#[derive(Debug, Args)]
-struct GroupSettings {
+#[derive(Debug, Args, Serialize, Deserialize)]
+pub(crate) struct GroupSettings {
     /// Members can log in: true|false
     #[arg(long, value_name = "BOOL")]
     enabled: Option<String>,
@@ -296,8 +313,8 @@ struct GroupSettings {
     no_delete: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
-enum MfaCommand {
+#[derive(Debug, Subcommand, Serialize, Deserialize)]
+pub(crate) enum MfaCommand {
     /// Start a TOTP enrolment: prints the secret and the otpauth:// URI.
     Enroll {
         /// User name
@@ -325,8 +342,8 @@ enum MfaCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum TokenCommand {
+#[derive(Debug, Subcommand, Serialize, Deserialize)]
+pub(crate) enum TokenCommand {
     /// Create an access token: prints its value once.
     Add {
         /// User name
@@ -356,8 +373,8 @@ enum TokenCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum PolicyCommand {
+#[derive(Debug, Subcommand, Serialize, Deserialize)]
+pub(crate) enum PolicyCommand {
     /// Show every setting as KEY = VALUE.
     Show {
         /// Print JSON
@@ -403,14 +420,216 @@ pub fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .compact()
         .try_init();
-    match run(cli) {
+    let mut out = Output::default();
+    let result = run(cli, &mut out);
+    print!("{}", out.stdout);
+    eprint!("{}", out.stderr);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("coffer: {msg}");
+            eprintln!("coffer: {}", one_line(&e));
             ExitCode::from(2)
+        }
+    }
+}
+
+/// An error as one line, with its causes.
+pub fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+/// What a command printed.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Output {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error (notes, not the error line).
+    pub stderr: String,
+}
+
+/// What a command runs against.
+pub struct Ctx<'a> {
+    /// The core.
+    pub auth: &'a Auth,
+    /// The data dir.
+    pub data_dir: &'a Path,
+    /// How the data key is protected.
+    pub seal: &'a SealStatus,
+    /// Set when a running server executes the command.
+    pub server: Option<ServerInfo>,
+}
+
+/// A running server, as `status` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Process id.
+    pub pid: u32,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// Listening addresses, e.g. `sftp 0.0.0.0:2022`.
+    pub listening: Vec<String>,
+}
+
+/// A password given on the command line as a file ("-": standard input);
+/// read by the command-line process, so a server never opens the file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PasswordArg {
+    path: PathBuf,
+    #[serde(default)]
+    value: Option<Zeroizing<String>>,
+}
+
+impl std::str::FromStr for PasswordArg {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self {
+            path: PathBuf::from(s),
+            value: None,
+        })
+    }
+}
+
+impl PasswordArg {
+    fn resolve(&mut self) -> anyhow::Result<()> {
+        if self.value.is_none() {
+            self.value = Some(read_password(&self.path)?);
+        }
+        Ok(())
+    }
+
+    fn value(&self) -> anyhow::Result<&str> {
+        self.value
+            .as_deref()
+            .map(String::as_str)
+            .ok_or_else(|| anyhow!("the password was not read"))
+    }
+}
+
+/// Reads what the command names from files and standard input, before the
+/// command goes anywhere.
+fn resolve(command: &mut Command) -> anyhow::Result<()> {
+    match command {
+        Command::Setup { password_file, .. }
+        | Command::User(UserCommand::Password { password_file, .. }) => password_file.resolve(),
+        Command::User(UserCommand::Add {
+            password_file: Some(p),
+            ..
+        }) => p.resolve(),
+        Command::User(UserCommand::Key(KeyCommand::Add { key, .. })) if key == "-" => {
+            let mut line = String::new();
+            std::io::stdin()
+                .take(16 * 1024 + 1)
+                .read_to_string(&mut line)
+                .context("cannot read the key from standard input")?;
+            *key = line;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
+    resolve(&mut cli.command)?;
+    let g = &cli.global;
+    let dir = data_dir(g.data_dir.clone());
+    if let Some(reply) = crate::control::request(&dir, &cli.command)? {
+        out.stdout = reply.output.stdout;
+        out.stderr = reply.output.stderr;
+        return match reply.error {
+            Some(e) => Err(anyhow!(e)),
+            None => Ok(()),
+        };
+    }
+    let options = seal_options(g)?;
+    let me = Actor::cli();
+    match cli.command {
+        Command::Setup { .. } => {
+            // Validate every input before anything is created.
+            if let Command::Setup {
+                admin,
+                password_file,
+                hash_cost,
+            } = &cli.command
+            {
+                crate::auth::accounts::validate_name("user", admin)?;
+                if let Some(c) = hash_cost {
+                    c.parse::<HashCost>()
+                        .map_err(|e| anyhow!("--hash-cost: {e}"))?;
+                }
+                let defaults = crate::auth::Policy::default();
+                crate::auth::password::check(password_file.value()?, admin, &defaults.password)
+                    .map_err(|r| anyhow!("password refused: {r}"))?;
+            }
+            let store = Store::open(&dir, OpenMode::Create)?;
+            if crate::auth::owner_of(&store)?.is_some() {
+                bail!("this box is already claimed (data dir {})", dir.display());
+            }
+            let (key, seal) = seal::open(&dir, &options, true)?;
+            let auth = Auth::new(
+                store,
+                key,
+                Arc::new(SystemClock),
+                Options::for_data_dir(&dir),
+            );
+            let ctx = Ctx {
+                auth: &auth,
+                data_dir: &dir,
+                seal: &seal,
+                server: None,
+            };
+            execute(&ctx, &me, cli.command, out)
+        }
+        Command::Status { json } => {
+            let store = Store::open(&dir, OpenMode::Existing)?;
+            match seal::open(&dir, &options, false) {
+                Ok((key, seal)) => {
+                    let auth = Auth::new(
+                        store,
+                        key,
+                        Arc::new(SystemClock),
+                        Options::for_data_dir(&dir),
+                    );
+                    let ctx = Ctx {
+                        auth: &auth,
+                        data_dir: &dir,
+                        seal: &seal,
+                        server: None,
+                    };
+                    status(&ctx, json, out)
+                }
+                Err(e) => {
+                    // Show what can be known without the data key, then fail.
+                    let report = status_without_key(&store, &dir, &e.to_string())?;
+                    if json {
+                        print_json(out, &report.0)?;
+                    } else {
+                        for l in report.1 {
+                            outln!(out, "{l}");
+                        }
+                    }
+                    Err(e.into())
+                }
+            }
+        }
+        command => {
+            let store = Store::open(&dir, OpenMode::Existing)?;
+            let (key, seal) = seal::open(&dir, &options, false)?;
+            let auth = Auth::new(
+                store,
+                key,
+                Arc::new(SystemClock),
+                Options::for_data_dir(&dir),
+            );
+            let ctx = Ctx {
+                auth: &auth,
+                data_dir: &dir,
+                seal: &seal,
+                server: None,
+            };
+            execute(&ctx, &me, command, out)
         }
     }
 }
@@ -437,19 +656,6 @@ fn seal_options(g: &Global) -> anyhow::Result<SealOptions> {
         tcti: g.tcti.clone(),
         bind_pcr7: g.pcr7,
     })
-}
-
-fn open(g: &Global, mode: OpenMode) -> anyhow::Result<Auth> {
-    let dir = data_dir(g.data_dir.clone());
-    let options = seal_options(g)?;
-    let store = Store::open(&dir, mode)?;
-    let (key, _) = seal::open(&dir, &options, mode == OpenMode::Create)?;
-    Ok(Auth::new(
-        store,
-        key,
-        Arc::new(SystemClock),
-        Options::for_data_dir(&dir),
-    ))
 }
 
 /// Reads a password from a file or standard input ("-"); one trailing
@@ -518,39 +724,60 @@ fn parse_expiry(text: &str, now: u64) -> anyhow::Result<u64> {
     }
 }
 
-fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
+fn print_json(out: &mut Output, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    out.stdout.push_str(&serde_json::to_string_pretty(value)?);
+    out.stdout.push('\n');
     Ok(())
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let g = &cli.global;
-    let me = Actor::cli();
-    match cli.command {
+/// Runs one command on an open core, writing what it prints into `out`.
+/// The same function serves the command line and the control socket, so the
+/// output is the same either way.
+pub(crate) fn execute(
+    ctx: &Ctx<'_>,
+    me: &Actor,
+    command: Command,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    match command {
         Command::Setup {
             admin,
             password_file,
             hash_cost,
-        } => setup(g, &admin, &password_file, hash_cost.as_deref()),
-        Command::Status { json } => status(g, json),
-        Command::User(cmd) => user(g, &me, cmd),
-        Command::Group(cmd) => group(g, &me, cmd),
-        Command::Mfa(cmd) => mfa(g, &me, cmd),
-        Command::Token(cmd) => token(g, &me, cmd),
+        } => {
+            let cost = hash_cost
+                .as_deref()
+                .map(|c| {
+                    c.parse::<HashCost>()
+                        .map_err(|e| anyhow!("--hash-cost: {e}"))
+                })
+                .transpose()?;
+            ctx.auth.claim(me, &admin, password_file.value()?, cost)?;
+            outln!(
+                out,
+                "claimed: owner {admin} (system_admin) in {}",
+                ctx.data_dir.display()
+            );
+            outln!(out, "sealing: {}", ctx.seal.backend);
+            Ok(())
+        }
+        Command::Status { json } => status(ctx, json, out),
+        Command::User(cmd) => user(ctx, me, cmd, out),
+        Command::Group(cmd) => group(ctx, me, cmd, out),
+        Command::Mfa(cmd) => mfa(ctx, me, cmd, out),
+        Command::Token(cmd) => token(ctx, me, cmd, out),
         Command::Unlock { name } => {
-            let n = open(g, OpenMode::Existing)?.unlock(&me, &name)?;
-            println!("unlocked {name} ({n} lock record(s) cleared)");
+            let n = ctx.auth.unlock(me, &name)?;
+            outln!(out, "unlocked {name} ({n} lock record(s) cleared)");
             Ok(())
         }
         Command::Policy(PolicyCommand::Show { json }) => {
-            let policy = open(g, OpenMode::Existing)?.policy()?;
+            let policy = ctx.auth.policy()?;
             if json {
-                return print_json(&policy);
+                return print_json(out, &policy);
             }
             for (k, v) in policy.entries() {
-                println!("{k} = {v}");
+                outln!(out, "{k} = {v}");
             }
             Ok(())
         }
@@ -563,13 +790,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         .ok_or_else(|| anyhow!("{s:?}: expected KEY=VALUE"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let policy = open(g, OpenMode::Existing)?.set_policy(&me, &changes)?;
+            let policy = ctx.auth.set_policy(me, &changes)?;
             let entries = policy.entries();
             for (k, _) in &changes {
                 if let Some((_, v)) = entries.iter().find(|(key, _)| key == k) {
-                    println!("{k} = {v}");
+                    outln!(out, "{k} = {v}");
                 } else {
-                    println!("{k}: removed");
+                    outln!(out, "{k}: removed");
                 }
             }
             Ok(())
@@ -595,7 +822,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         .ok_or_else(|| anyhow!("--since: {s:?} is not a date (YYYY-MM-DD)"))
                 })
                 .transpose()?;
-            let auth = open(g, OpenMode::Existing)?;
+            let auth = ctx.auth;
             let records = auth.audit_log(&audit::Filter {
                 account: user,
                 events,
@@ -603,10 +830,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 limit,
             })?;
             if json {
-                return print_json(&records);
+                return print_json(out, &records);
             }
             for r in records {
-                println!(
+                outln!(
+                    out,
                     "{}  {} {}  account={} address={} protocol={} method={}{}",
                     format_utc(r.at),
                     r.id,
@@ -627,81 +855,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn setup(
-    g: &Global,
-    admin: &str,
-    password_file: &Path,
-    hash_cost: Option<&str>,
-) -> anyhow::Result<()> {
-    // Validate every input before anything is created.
-    let password = read_password(password_file)?;
-    crate::auth::accounts::validate_name("user", admin)?;
-    let cost = hash_cost
-        .map(|c| {
-            c.parse::<HashCost>()
-                .map_err(|e| anyhow!("--hash-cost: {e}"))
-        })
-        .transpose()?;
-    let options = seal_options(g)?;
-    let defaults = crate::auth::Policy::default();
-    crate::auth::password::check(&password, admin, &defaults.password)
-        .map_err(|r| anyhow!("password refused: {r}"))?;
-    let dir = data_dir(g.data_dir.clone());
-    let store = Store::open(&dir, OpenMode::Create)?;
-    if crate::auth::owner_of(&store)?.is_some() {
-        bail!("this box is already claimed (data dir {})", dir.display());
+fn seal_line(seal: &SealStatus) -> String {
+    match seal.backend {
+        seal::Backend::Tpm => format!(
+            "TPM 2.0: the data key is sealed by the TPM ({})",
+            seal.detail
+        ),
+        seal::Backend::KeyFile => format!(
+            "key file, NO TPM: the TOTP seeds are protected only by the permissions of {}",
+            seal.detail
+        ),
     }
-    let (key, status) = seal::open(&dir, &options, true)?;
-    let auth = Auth::new(
-        store,
-        key,
-        Arc::new(SystemClock),
-        Options::for_data_dir(&dir),
-    );
-    auth.claim(&Actor::cli(), admin, &password, cost)?;
-    println!("claimed: owner {admin} (system_admin) in {}", dir.display());
-    println!("sealing: {}", status.backend);
-    Ok(())
 }
 
-fn status(g: &Global, json: bool) -> anyhow::Result<()> {
-    let dir = data_dir(g.data_dir.clone());
-    let store = Store::open(&dir, OpenMode::Existing)?;
+fn store_lines(store: &Store, dir: &Path) -> anyhow::Result<(serde_json::Value, Vec<String>)> {
     let schema = store.schema_version()?;
     let size = std::fs::metadata(dir.join(STORE_FILE))
         .map(|m| m.len())
         .unwrap_or(0);
-    let sealed = seal::open(&dir, &seal_options(g)?, false);
-    let mut seal_error = None;
-    let (seal_line, seal_json, key) = match sealed {
-        Ok((key, s)) => {
-            let line = match s.backend {
-                seal::Backend::Tpm => {
-                    format!("TPM 2.0: the data key is sealed by the TPM ({})", s.detail)
-                }
-                seal::Backend::KeyFile => format!(
-                    "key file, NO TPM: the TOTP seeds are protected only by the permissions of {}",
-                    s.detail
-                ),
-            };
-            (line, serde_json::to_value(&s)?, Some(key))
-        }
-        Err(e) => {
-            seal_error = Some(e.to_string());
-            (
-                format!("ERROR: {e}"),
-                serde_json::json!({ "error": e.to_string() }),
-                None,
-            )
-        }
-    };
-    let mut report = serde_json::json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "data_dir": dir,
-        "store": { "file": dir.join(STORE_FILE), "bytes": size, "schema_version": schema, "schema_version_supported": crate::store::SCHEMA_VERSION },
-        "sealing": seal_json,
+    let json = serde_json::json!({
+        "file": dir.join(STORE_FILE),
+        "bytes": size,
+        "schema_version": schema,
+        "schema_version_supported": crate::store::SCHEMA_VERSION,
     });
-    let mut lines = vec![
+    let lines = vec![
         format!("coffer {}", env!("CARGO_PKG_VERSION")),
         format!("data dir:  {}", dir.display()),
         format!(
@@ -710,45 +888,70 @@ fn status(g: &Global, json: bool) -> anyhow::Result<()> {
             size.div_ceil(1024),
             crate::store::SCHEMA_VERSION
         ),
-        format!("sealing:   {seal_line}"),
     ];
-    if let Some(key) = key {
-        let auth = Auth::new(
-            store,
-            key,
-            Arc::new(SystemClock),
-            Options::for_data_dir(&dir),
-        );
-        let claimed = auth.owner()?;
-        let counts = auth.counts()?;
-        lines.push(format!(
-            "claimed:   {}",
-            claimed.as_ref().map_or_else(
-                || "no (unclaimed box)".to_string(),
-                |o| format!("yes, owner {o}")
-            )
-        ));
-        lines.push(format!(
-            "accounts:  {} (groups {}, TOTP enrolments {}, access tokens {})",
-            counts.get("accounts").copied().unwrap_or(0),
-            counts.get("groups").copied().unwrap_or(0),
-            counts.get("totp_enrolments").copied().unwrap_or(0),
-            counts.get("access_tokens").copied().unwrap_or(0)
-        ));
-        if let Some(obj) = report.as_object_mut() {
-            obj.insert("claimed_by".into(), serde_json::json!(claimed));
-            obj.insert("counts".into(), serde_json::to_value(&counts)?);
-        }
-    }
+    Ok((json, lines))
+}
+
+fn status_without_key(
+    store: &Store,
+    dir: &Path,
+    error: &str,
+) -> anyhow::Result<(serde_json::Value, Vec<String>)> {
+    let (store_json, mut lines) = store_lines(store, dir)?;
+    lines.push(format!("sealing:   ERROR: {error}"));
+    lines.push("server:    not running".into());
+    let json = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "data_dir": dir,
+        "store": store_json,
+        "sealing": { "error": error },
+        "server": null,
+    });
+    Ok((json, lines))
+}
+
+fn status(ctx: &Ctx<'_>, json: bool, out: &mut Output) -> anyhow::Result<()> {
+    let (store_json, mut lines) = store_lines(ctx.auth.store(), ctx.data_dir)?;
+    lines.push(format!("sealing:   {}", seal_line(ctx.seal)));
+    let claimed = ctx.auth.owner()?;
+    let counts = ctx.auth.counts()?;
+    lines.push(format!(
+        "claimed:   {}",
+        claimed.as_ref().map_or_else(
+            || "no (unclaimed box)".to_string(),
+            |o| format!("yes, owner {o}")
+        )
+    ));
+    lines.push(format!(
+        "accounts:  {} (groups {}, TOTP enrolments {}, access tokens {})",
+        counts.get("accounts").copied().unwrap_or(0),
+        counts.get("groups").copied().unwrap_or(0),
+        counts.get("totp_enrolments").copied().unwrap_or(0),
+        counts.get("access_tokens").copied().unwrap_or(0)
+    ));
+    lines.push(match &ctx.server {
+        Some(s) => format!(
+            "server:    running, pid {}, since {}; {}",
+            s.pid,
+            format_utc(s.started_at),
+            s.listening.join(", ")
+        ),
+        None => "server:    not running".into(),
+    });
     if json {
-        print_json(&report)?;
-    } else {
-        for l in lines {
-            println!("{l}");
-        }
+        let report = serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "data_dir": ctx.data_dir,
+            "store": store_json,
+            "sealing": ctx.seal,
+            "claimed_by": claimed,
+            "counts": counts,
+            "server": ctx.server,
+        });
+        return print_json(out, &report);
     }
-    if let Some(e) = seal_error {
-        bail!("{e}");
+    for l in lines {
+        outln!(out, "{l}");
     }
     Ok(())
 }
@@ -824,7 +1027,7 @@ fn account_lines(v: &AccountView) -> Vec<String> {
     out
 }
 
-fn user(g: &Global, me: &Actor, cmd: UserCommand) -> anyhow::Result<()> {
+fn user(ctx: &Ctx<'_>, me: &Actor, cmd: UserCommand, out: &mut Output) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add {
             name,
@@ -835,8 +1038,11 @@ fn user(g: &Global, me: &Actor, cmd: UserCommand) -> anyhow::Result<()> {
             keys,
         } => {
             let role: Role = role.parse().map_err(|e| anyhow!("--role: {e}"))?;
-            let password = password_file.as_deref().map(read_password).transpose()?;
-            let auth = open(g, OpenMode::Existing)?;
+            let password = password_file
+                .as_ref()
+                .map(|p| p.value().map(|v| Zeroizing::new(v.to_string())))
+                .transpose()?;
+            let auth = ctx.auth;
             auth.create_account(
                 me,
                 NewAccount {
@@ -848,16 +1054,23 @@ fn user(g: &Global, me: &Actor, cmd: UserCommand) -> anyhow::Result<()> {
                     public_keys: keys,
                 },
             )?;
-            println!("created user {name} ({role})");
+            outln!(out, "created user {name} ({role})");
         }
         UserCommand::List { json } => {
-            let accounts = open(g, OpenMode::Existing)?.accounts(me)?;
+            let accounts = ctx.auth.accounts(me)?;
             if json {
-                return print_json(&accounts);
+                return print_json(out, &accounts);
             }
-            println!(
+            outln!(
+                out,
                 "{:<24} {:<13} {:<12} {:<9} {:<14} {:>4} {:>6}",
-                "NAME", "ROLE", "GROUP", "STATUS", "MFA", "KEYS", "TOKENS"
+                "NAME",
+                "ROLE",
+                "GROUP",
+                "STATUS",
+                "MFA",
+                "KEYS",
+                "TOKENS"
             );
             for v in accounts {
                 let a = &v.account;
@@ -875,7 +1088,8 @@ fn user(g: &Global, me: &Actor, cmd: UserCommand) -> anyhow::Result<()> {
                 } else {
                     "-"
                 };
-                println!(
+                outln!(
+                    out,
                     "{:<24} {:<13} {:<12} {:<9} {:<14} {:>4} {:>6}",
                     a.name,
                     a.role.to_string(),
@@ -888,12 +1102,12 @@ fn user(g: &Global, me: &Actor, cmd: UserCommand) -> anyhow::Result<()> {
             }
         }
         UserCommand::Show { name, json } => {
-            let v = open(g, OpenMode::Existing)?.account(me, &name)?;
+            let v = ctx.auth.account(me, &name)?;
             if json {
-                return print_json(&v);
+                return print_json(out, &v);
             }
             for l in account_lines(&v) {
-                println!("{l}");
+                outln!(out, "{l}");
             }
         }
         UserCommand::Disable { name } => {
@@ -901,28 +1115,28 @@ fn user(g: &Global, me: &Actor, cmd: UserCommand) -> anyhow::Result<()> {
                 disabled: Some(true),
                 ..Default::default()
             };
-            open(g, OpenMode::Existing)?.update_account(me, &name, change)?;
-            println!("disabled {name}");
+            ctx.auth.update_account(me, &name, change)?;
+            outln!(out, "disabled {name}");
         }
         UserCommand::Enable { name } => {
             let change = AccountChange {
                 disabled: Some(false),
                 ..Default::default()
             };
-            open(g, OpenMode::Existing)?.update_account(me, &name, change)?;
-            println!("enabled {name}");
+            ctx.auth.update_account(me, &name, change)?;
+            outln!(out, "enabled {name}");
         }
         UserCommand::Remove { name } => {
-            open(g, OpenMode::Existing)?.remove_account(me, &name)?;
-            println!("removed {name}");
+            ctx.auth.remove_account(me, &name)?;
+            outln!(out, "removed {name}");
         }
         UserCommand::Password {
             name,
             password_file,
         } => {
-            let password = read_password(&password_file)?;
-            open(g, OpenMode::Existing)?.set_password(me, &name, &password, None)?;
-            println!("password changed for {name}");
+            let password = password_file.value()?;
+            ctx.auth.set_password(me, &name, &password, None)?;
+            outln!(out, "password changed for {name}");
         }
         UserCommand::Set(s) => {
             let change = AccountChange {
@@ -959,40 +1173,30 @@ fn user(g: &Global, me: &Actor, cmd: UserCommand) -> anyhow::Result<()> {
             if change.is_empty() {
                 bail!("nothing to change: give at least one option (see coffer user set --help)");
             }
-            let v = open(g, OpenMode::Existing)?.update_account(me, &s.name, change)?;
+            let v = ctx.auth.update_account(me, &s.name, change)?;
             for l in account_lines(&v) {
-                println!("{l}");
+                outln!(out, "{l}");
             }
         }
         UserCommand::Key(KeyCommand::Add { name, key }) => {
-            let line = if key == "-" {
-                let mut s = String::new();
-                std::io::stdin()
-                    .take(16 * 1024 + 1)
-                    .read_to_string(&mut s)
-                    .context("cannot read the key from standard input")?;
-                s
-            } else {
-                key
-            };
-            let k = open(g, OpenMode::Existing)?.add_public_key(me, &name, &line)?;
-            println!("added key {} to {name}", k.fingerprint);
+            let k = ctx.auth.add_public_key(me, &name, &key)?;
+            outln!(out, "added key {} to {name}", k.fingerprint);
         }
         UserCommand::Key(KeyCommand::Remove { name, key }) => {
-            let k = open(g, OpenMode::Existing)?.remove_public_key(me, &name, &key)?;
-            println!("removed key {} from {name}", k.fingerprint);
+            let k = ctx.auth.remove_public_key(me, &name, &key)?;
+            outln!(out, "removed key {} from {name}", k.fingerprint);
         }
         UserCommand::Key(KeyCommand::List { name }) => {
-            let v = open(g, OpenMode::Existing)?.account(me, &name)?;
+            let v = ctx.auth.account(me, &name)?;
             for k in v.public_keys {
-                println!("{k}");
+                outln!(out, "{k}");
             }
         }
     }
     Ok(())
 }
 
-fn group(g: &Global, me: &Actor, cmd: GroupCommand) -> anyhow::Result<()> {
+fn group(ctx: &Ctx<'_>, me: &Actor, cmd: GroupCommand, out: &mut Output) -> anyhow::Result<()> {
     let apply =
         |mut group: crate::auth::Group, s: &GroupSettings| -> anyhow::Result<crate::auth::Group> {
             if let Some(v) = opt_bool("enabled", &s.enabled)? {
@@ -1021,27 +1225,31 @@ fn group(g: &Global, me: &Actor, cmd: GroupCommand) -> anyhow::Result<()> {
     match cmd {
         GroupCommand::Add { name, settings } => {
             let group = apply(new_group(&name), &settings)?;
-            open(g, OpenMode::Existing)?.create_group(me, group)?;
-            println!("created group {name}");
+            ctx.auth.create_group(me, group)?;
+            outln!(out, "created group {name}");
         }
         GroupCommand::Set { name, settings } => {
-            let auth = open(g, OpenMode::Existing)?;
+            let auth = ctx.auth;
             let current = auth
                 .groups()?
                 .into_iter()
                 .find(|x| x.name == name)
                 .ok_or_else(|| anyhow!("there is no group named {name:?}"))?;
             auth.update_group(me, apply(current, &settings)?)?;
-            println!("changed group {name}");
+            outln!(out, "changed group {name}");
         }
         GroupCommand::List { json } => {
-            let groups = open(g, OpenMode::Existing)?.groups()?;
+            let groups = ctx.auth.groups()?;
             if json {
-                return print_json(&groups);
+                return print_json(out, &groups);
             }
-            println!(
+            outln!(
+                out,
                 "{:<20} {:<8} {:<24} {:<9}",
-                "NAME", "ENABLED", "HOME TEMPLATE", "FILES"
+                "NAME",
+                "ENABLED",
+                "HOME TEMPLATE",
+                "FILES"
             );
             for x in groups {
                 let files = if x.read_only {
@@ -1051,54 +1259,65 @@ fn group(g: &Global, me: &Actor, cmd: GroupCommand) -> anyhow::Result<()> {
                 } else {
                     "full"
                 };
-                println!(
+                outln!(
+                    out,
                     "{:<20} {:<8} {:<24} {:<9}",
-                    x.name, x.enabled, x.home_template, files
+                    x.name,
+                    x.enabled,
+                    x.home_template,
+                    files
                 );
             }
         }
         GroupCommand::Remove { name } => {
-            open(g, OpenMode::Existing)?.remove_group(me, &name)?;
-            println!("removed group {name}");
+            ctx.auth.remove_group(me, &name)?;
+            outln!(out, "removed group {name}");
         }
     }
     Ok(())
 }
 
-fn mfa(g: &Global, me: &Actor, cmd: MfaCommand) -> anyhow::Result<()> {
+fn mfa(ctx: &Ctx<'_>, me: &Actor, cmd: MfaCommand, out: &mut Output) -> anyhow::Result<()> {
     match cmd {
         MfaCommand::Enroll { name, config } => {
-            let start = open(g, OpenMode::Existing)?.totp_start(me, &name, config.as_deref())?;
-            println!("Add {name} to an authenticator app with this URI (or type the secret):");
-            println!("secret: {}", start.secret.as_str());
-            println!("uri:    {}", start.otpauth_uri.as_str());
-            println!("Then confirm with: coffer mfa confirm {name} CODE");
+            let start = ctx.auth.totp_start(me, &name, config.as_deref())?;
+            outln!(
+                out,
+                "Add {name} to an authenticator app with this URI (or type the secret):"
+            );
+            outln!(out, "secret: {}", start.secret.as_str());
+            outln!(out, "uri:    {}", start.otpauth_uri.as_str());
+            outln!(out, "Then confirm with: coffer mfa confirm {name} CODE");
         }
         MfaCommand::Confirm { name, code } => {
-            let codes = open(g, OpenMode::Existing)?.totp_confirm(me, &name, &code)?;
-            println!(
+            let codes = ctx.auth.totp_confirm(me, &name, &code)?;
+            outln!(
+                out,
                 "TOTP confirmed for {name}. Recovery codes (each works once; they are not shown again):"
             );
             for c in &codes.0 {
-                println!("{}", c.as_str());
+                outln!(out, "{}", c.as_str());
             }
         }
         MfaCommand::Reset { name } => {
-            open(g, OpenMode::Existing)?.mfa_reset(me, &name, None)?;
-            println!("two-factor authentication removed from {name}");
+            ctx.auth.mfa_reset(me, &name, None)?;
+            outln!(out, "two-factor authentication removed from {name}");
         }
         MfaCommand::RecoveryCodes { name } => {
-            let codes = open(g, OpenMode::Existing)?.regenerate_recovery_codes(me, &name)?;
-            println!("New recovery codes for {name} (the old ones no longer work):");
+            let codes = ctx.auth.regenerate_recovery_codes(me, &name)?;
+            outln!(
+                out,
+                "New recovery codes for {name} (the old ones no longer work):"
+            );
             for c in &codes.0 {
-                println!("{}", c.as_str());
+                outln!(out, "{}", c.as_str());
             }
         }
     }
     Ok(())
 }
 
-fn token(g: &Global, me: &Actor, cmd: TokenCommand) -> anyhow::Result<()> {
+fn token(ctx: &Ctx<'_>, me: &Actor, cmd: TokenCommand, out: &mut Output) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Add {
             name,
@@ -1111,14 +1330,15 @@ fn token(g: &Global, me: &Actor, cmd: TokenCommand) -> anyhow::Result<()> {
                 .map(parse_scope)
                 .transpose()?
                 .unwrap_or_default();
-            let auth = open(g, OpenMode::Existing)?;
+            let auth = ctx.auth;
             let expires = expires
                 .as_deref()
                 .map(|e| parse_expiry(e, auth.now()))
                 .transpose()?;
             let t = auth.create_token(me, &name, &label, expires, scope)?;
-            println!("{}", t.value.as_str());
-            eprintln!(
+            outln!(out, "{}", t.value.as_str());
+            errln!(
+                out,
                 "token {} for {name} ({}); this value is shown only once",
                 t.info.id,
                 t.info.expires_at.map_or_else(
@@ -1128,16 +1348,23 @@ fn token(g: &Global, me: &Actor, cmd: TokenCommand) -> anyhow::Result<()> {
             );
         }
         TokenCommand::List { name, json } => {
-            let tokens = open(g, OpenMode::Existing)?.tokens(me, name.as_deref())?;
+            let tokens = ctx.auth.tokens(me, name.as_deref())?;
             if json {
-                return print_json(&tokens);
+                return print_json(out, &tokens);
             }
-            println!(
+            outln!(
+                out,
                 "{:<12} {:<16} {:<24} {:<20} {:<20} {:<10}",
-                "ID", "ACCOUNT", "LABEL", "EXPIRES", "LAST USED", "SCOPE"
+                "ID",
+                "ACCOUNT",
+                "LABEL",
+                "EXPIRES",
+                "LAST USED",
+                "SCOPE"
             );
             for t in tokens {
-                println!(
+                outln!(
+                    out,
                     "{:<12} {:<16} {:<24} {:<20} {:<20} {:<10}",
                     t.id,
                     t.account,
@@ -1158,8 +1385,8 @@ fn token(g: &Global, me: &Actor, cmd: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { id } => {
-            let t = open(g, OpenMode::Existing)?.revoke_token(me, &id)?;
-            println!("revoked token {} ({}) of {}", t.id, t.label, t.account);
+            let t = ctx.auth.revoke_token(me, &id)?;
+            outln!(out, "revoked token {} ({}) of {}", t.id, t.label, t.account);
         }
     }
     Ok(())

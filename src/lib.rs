@@ -23,5 +23,6 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod control;
 pub mod seal;
 pub mod store;

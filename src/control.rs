@@ -1,0 +1,153 @@
+//! The control socket: how the command line reaches a running server.
+//!
+//! A running `coffer serve` holds the store's writer lock, so the command
+//! line cannot open the store itself. Instead it connects to `coffer.sock` in
+//! the data dir (mode 0600 in a 0700 directory; the server also checks the
+//! peer's uid), sends the parsed command as one line of JSON, with password
+//! files already read, and gets back what the command printed. The server
+//! runs it through [`crate::cli::execute`], the same function the command line
+//! uses on its own, so the output is the same either way.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::cli::{Command, Output};
+
+/// The socket's file name in the data dir.
+pub const SOCKET_FILE: &str = "coffer.sock";
+/// Largest request line.
+const MAX_REQUEST: u64 = 1024 * 1024;
+/// Largest reply (an audit dump can be long).
+const MAX_REPLY: u64 = 64 * 1024 * 1024;
+
+/// What the server answers.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Reply {
+    /// What the command printed.
+    pub output: Output,
+    /// The error line, when the command failed.
+    pub error: Option<String>,
+}
+
+/// Sends `command` to the server running on `data_dir`, if one listens.
+/// `Ok(None)`: no server; the caller opens the store itself.
+pub(crate) fn request(data_dir: &Path, command: &Command) -> anyhow::Result<Option<Reply>> {
+    let path = data_dir.join(SOCKET_FILE);
+    let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::InvalidInput
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot reach the running server at {}", path.display()));
+        }
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(300)))?;
+    let mut line = serde_json::to_vec(command)?;
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .and_then(|()| stream.shutdown(std::net::Shutdown::Write))
+        .with_context(|| format!("cannot talk to the running server at {}", path.display()))?;
+    let mut raw = Vec::new();
+    stream
+        .take(MAX_REPLY)
+        .read_to_end(&mut raw)
+        .with_context(|| format!("no answer from the running server at {}", path.display()))?;
+    let reply: Reply = serde_json::from_slice(&raw)
+        .context("the running server sent an answer this coffer cannot read")?;
+    Ok(Some(reply))
+}
+
+/// Runs a command for the control socket.
+pub(crate) type Executor = Arc<dyn Fn(Command) -> Reply + Send + Sync>;
+
+/// Binds the control socket in `data_dir` (replacing a stale one: the caller
+/// holds the store lock, so no other server can be using it).
+pub fn bind(data_dir: &Path) -> anyhow::Result<(UnixListener, PathBuf)> {
+    let path = data_dir.join(SOCKET_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot remove the stale socket {}", path.display()));
+        }
+    }
+    let listener = UnixListener::bind(&path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", path.display()))?;
+    Ok((listener, path))
+}
+
+/// Serves the control socket until the listener fails or the task is dropped.
+pub(crate) async fn serve(listener: UnixListener, execute: Executor) {
+    let me = nix::unistd::geteuid().as_raw();
+    // A handful of administrators at most: one command at a time is plenty and
+    // keeps a local flood from stacking up work.
+    let gate = Arc::new(tokio::sync::Semaphore::new(4));
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "control socket: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let allowed = stream
+            .peer_cred()
+            .map(|c| c.uid() == me || c.uid() == 0)
+            .unwrap_or(false);
+        if !allowed {
+            tracing::warn!("control socket: refused a client of another user");
+            continue;
+        }
+        let execute = execute.clone();
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = gate.acquire_owned().await else {
+                return;
+            };
+            if let Err(e) = answer(stream, execute).await {
+                tracing::warn!(error = %e, "control socket: request failed");
+            }
+        });
+    }
+}
+
+async fn answer(stream: UnixStream, execute: Executor) -> anyhow::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read.take(MAX_REQUEST));
+    let mut line = Vec::new();
+    reader.read_until(b'\n', &mut line).await?;
+    let reply = match serde_json::from_slice::<Command>(&line) {
+        Ok(command) => tokio::task::spawn_blocking(move || execute(command)).await?,
+        Err(e) => Reply {
+            output: Output::default(),
+            error: Some(format!(
+                "the server could not read the command ({e}); are the coffer versions the same?"
+            )),
+        },
+    };
+    write.write_all(&serde_json::to_vec(&reply)?).await?;
+    write.shutdown().await?;
+    Ok(())
+}
