@@ -55,15 +55,9 @@ struct Global {
     /// Data directory [default: $STATE_DIRECTORY, else ./coffer-data]
     #[arg(long, global = true, env = "COFFER_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// How the data key is sealed when it is first created: auto, tpm or keyfile
-    #[arg(
-        long,
-        global = true,
-        env = "COFFER_SEAL",
-        default_value = "auto",
-        value_name = "BACKEND"
-    )]
-    seal: String,
+    /// How the data key is sealed when it is first created: auto, tpm or keyfile [default: auto]
+    #[arg(long, global = true, env = "COFFER_SEAL", value_name = "BACKEND")]
+    seal: Option<String>,
     /// TPM 2.0 connection, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321
     #[arg(long, global = true, env = "COFFER_TCTI", value_name = "TCTI")]
     tcti: Option<String>,
@@ -75,6 +69,24 @@ struct Global {
 #[derive(Debug, Subcommand, Serialize, Deserialize)]
 /// The commands, as parsed and as sent over the control socket.
 pub(crate) enum Command {
+    /// Run the server (SFTP/SCP; the HTTPS front end comes later) until SIGTERM.
+    Serve {
+        /// Configuration file (TOML; see the README)
+        #[arg(long, env = "COFFER_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// SFTP listen address [default: 0.0.0.0:2022]
+        #[arg(long, value_name = "ADDR")]
+        sftp_listen: Option<String>,
+        /// HTTPS listen address [default: 0.0.0.0:8443] (reserved)
+        #[arg(long, value_name = "ADDR")]
+        https_listen: Option<String>,
+        /// Root of the home folders [default: DATA_DIR/files]
+        #[arg(long, value_name = "DIR")]
+        files_root: Option<PathBuf>,
+        /// Log filter, e.g. info or coffer=debug [default: info; RUST_LOG wins]
+        #[arg(long, value_name = "FILTER")]
+        log_level: Option<String>,
+    },
     /// Claim the box without a browser: create the store, the data key and the owner.
     Setup {
         /// The owner's (system_admin) user name
@@ -415,14 +427,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("coffer=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .compact()
-        .try_init();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        init_logging("coffer=warn");
+    }
     let mut out = Output::default();
     let result = run(cli, &mut out);
     print!("{}", out.stdout);
@@ -434,6 +441,18 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Logs to stderr with `default` as the filter unless RUST_LOG says otherwise.
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .compact()
+        .try_init();
 }
 
 /// An error as one line, with its causes.
@@ -534,6 +553,33 @@ fn resolve(command: &mut Command) -> anyhow::Result<()> {
 fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
     resolve(&mut cli.command)?;
     let g = &cli.global;
+    if let Command::Serve {
+        config,
+        sftp_listen,
+        https_listen,
+        files_root,
+        log_level,
+    } = &cli.command
+    {
+        let flags = crate::config::Overrides {
+            config: config.clone(),
+            data_dir: g.data_dir.clone(),
+            sftp_listen: sftp_listen.clone(),
+            https_listen: https_listen.clone(),
+            files_root: files_root.clone(),
+            log_level: log_level.clone(),
+            seal: g.seal.clone(),
+            tcti: g.tcti.clone(),
+            pcr7: g.pcr7,
+        };
+        let file = match config {
+            Some(path) => crate::config::FileConfig::load(path)?,
+            None => crate::config::FileConfig::default(),
+        };
+        let resolved = file.resolve(&flags, data_dir(None))?;
+        init_logging(&resolved.log_level);
+        return crate::server::run(resolved);
+    }
     let dir = data_dir(g.data_dir.clone());
     if let Some(reply) = crate::control::request(&dir, &cli.command)? {
         out.stdout = reply.output.stdout;
@@ -652,7 +698,12 @@ pub fn data_dir(flag: Option<PathBuf>) -> PathBuf {
 
 fn seal_options(g: &Global) -> anyhow::Result<SealOptions> {
     Ok(SealOptions {
-        choice: g.seal.parse().map_err(|e| anyhow!("--seal: {e}"))?,
+        choice: g
+            .seal
+            .as_deref()
+            .unwrap_or("auto")
+            .parse()
+            .map_err(|e| anyhow!("--seal: {e}"))?,
         tcti: g.tcti.clone(),
         bind_pcr7: g.pcr7,
     })
@@ -762,6 +813,7 @@ pub(crate) fn execute(
             Ok(())
         }
         Command::Status { json } => status(ctx, json, out),
+        Command::Serve { .. } => bail!("a server is already running on this data dir"),
         Command::User(cmd) => user(ctx, me, cmd, out),
         Command::Group(cmd) => group(ctx, me, cmd, out),
         Command::Mfa(cmd) => mfa(ctx, me, cmd, out),
@@ -1135,7 +1187,7 @@ fn user(ctx: &Ctx<'_>, me: &Actor, cmd: UserCommand, out: &mut Output) -> anyhow
             password_file,
         } => {
             let password = password_file.value()?;
-            ctx.auth.set_password(me, &name, &password, None)?;
+            ctx.auth.set_password(me, &name, password, None)?;
             outln!(out, "password changed for {name}");
         }
         UserCommand::Set(s) => {

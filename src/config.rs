@@ -1,0 +1,426 @@
+//! Configuration of `coffer serve`: a versioned TOML file, overridden by flags.
+//!
+//! Two layers, as in the style guide: [`FileConfig`] is what the file says
+//! (unknown keys are errors, so a typo never silently does nothing), and
+//! [`ServeConfig`] is the resolved runtime configuration with every default
+//! filled in and every value checked. Durations are written `30s`, `5m`, `1h`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use serde::Deserialize;
+
+use crate::auth::policy::parse_duration;
+use crate::seal::{BackendChoice, SealOptions};
+
+/// Default SFTP address.
+pub const DEFAULT_SFTP_LISTEN: &str = "0.0.0.0:2022";
+/// Default HTTPS address (reserved for the web front end).
+pub const DEFAULT_HTTPS_LISTEN: &str = "0.0.0.0:8443";
+
+/// The configuration file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Format version; only 1 exists.
+    pub version: Option<u32>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Root of the home folders.
+    pub files_root: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `coffer=debug` (RUST_LOG wins).
+    pub log_level: Option<String>,
+    /// Sealing of the data key.
+    #[serde(default)]
+    pub seal: SealSection,
+    /// The SSH/SFTP front end.
+    #[serde(default)]
+    pub sftp: SftpSection,
+    /// The HTTPS front end.
+    #[serde(default)]
+    pub https: HttpsSection,
+    /// The authentication core.
+    #[serde(default)]
+    pub auth: AuthSection,
+    /// Shutdown.
+    #[serde(default)]
+    pub shutdown: ShutdownSection,
+}
+
+/// `[seal]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealSection {
+    /// `auto`, `tpm` or `keyfile`.
+    pub backend: Option<String>,
+    /// TCTI, e.g. `device:/dev/tpmrm0`.
+    pub tcti: Option<String>,
+    /// Bind a newly sealed key to PCR 7.
+    pub pcr7: Option<bool>,
+}
+
+/// `[sftp]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SftpSection {
+    /// Listen address.
+    pub listen: Option<String>,
+    /// Most connections at once.
+    pub max_connections: Option<usize>,
+    /// Most connections that have not logged in yet.
+    pub max_unauthenticated: Option<usize>,
+    /// Time allowed to log in.
+    pub login_grace_time: Option<String>,
+    /// Authentication attempts per connection.
+    pub max_auth_attempts: Option<usize>,
+    /// Delay before a failed login is answered.
+    pub failure_delay: Option<String>,
+    /// Channels (SFTP/SCP sessions) per connection.
+    pub max_channels: Option<usize>,
+    /// An idle connection is closed after this long.
+    pub idle_timeout: Option<String>,
+    /// SSH channel window in bytes.
+    pub window_size: Option<u32>,
+    /// Largest SSH packet accepted, in bytes.
+    pub max_packet: Option<u32>,
+    /// Also offer an RSA host key (rsa-sha2-256/512) for old clients.
+    pub rsa_host_key: Option<bool>,
+}
+
+/// `[https]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsSection {
+    /// Listen address (reserved: the web front end is not in this release).
+    pub listen: Option<String>,
+}
+
+/// `[auth]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// Most password hashes computed at once.
+    pub max_concurrent_hashes: Option<usize>,
+    /// Time between the first factor and the code.
+    pub code_timeout: Option<String>,
+}
+
+/// `[shutdown]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSection {
+    /// How long in-flight transfers may finish after SIGTERM.
+    pub grace: Option<String>,
+}
+
+/// Command-line overrides of the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config`
+    pub config: Option<PathBuf>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+    /// `--sftp-listen`
+    pub sftp_listen: Option<String>,
+    /// `--https-listen`
+    pub https_listen: Option<String>,
+    /// `--files-root`
+    pub files_root: Option<PathBuf>,
+    /// `--log-level`
+    pub log_level: Option<String>,
+    /// `--seal` when given explicitly
+    pub seal: Option<String>,
+    /// `--tcti`
+    pub tcti: Option<String>,
+    /// `--pcr7`
+    pub pcr7: bool,
+}
+
+/// Limits of the SSH front end.
+#[derive(Debug, Clone)]
+pub struct SftpLimits {
+    /// Most connections at once.
+    pub max_connections: usize,
+    /// Most connections not logged in.
+    pub max_unauthenticated: usize,
+    /// Time allowed to log in.
+    pub login_grace_time: Duration,
+    /// Authentication attempts per connection.
+    pub max_auth_attempts: usize,
+    /// Delay before a failure is answered.
+    pub failure_delay: Duration,
+    /// Channels per connection.
+    pub max_channels: usize,
+    /// Idle connections close after this long.
+    pub idle_timeout: Duration,
+    /// SSH window.
+    pub window_size: u32,
+    /// Largest SSH packet.
+    pub max_packet: u32,
+    /// Offer an RSA host key too.
+    pub rsa_host_key: bool,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Root of home folders.
+    pub files_root: PathBuf,
+    /// Log filter.
+    pub log_level: String,
+    /// Sealing.
+    pub seal: SealOptions,
+    /// SFTP listen address.
+    pub sftp_listen: SocketAddr,
+    /// HTTPS listen address (reserved).
+    pub https_listen: SocketAddr,
+    /// SSH limits.
+    pub sftp: SftpLimits,
+    /// Concurrent hashes.
+    pub max_concurrent_hashes: usize,
+    /// Code step timeout.
+    pub code_timeout: Duration,
+    /// Shutdown grace.
+    pub shutdown_grace: Duration,
+}
+
+fn duration(
+    key: &str,
+    value: Option<&String>,
+    default: &str,
+    min: u64,
+    max: u64,
+) -> anyhow::Result<Duration> {
+    let text = value.map_or(default, String::as_str);
+    match parse_duration(text) {
+        Some(s) if (min..=max).contains(&s) => Ok(Duration::from_secs(s)),
+        _ => bail!("{key} = {text:?}: expected a duration from {min}s to {max}s, e.g. 30s or 5m"),
+    }
+}
+
+fn within<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &str,
+    value: Option<T>,
+    default: T,
+    min: T,
+    max: T,
+) -> anyhow::Result<T> {
+    let v = value.unwrap_or(default);
+    if v < min || v > max {
+        bail!("{key} = {v}: expected {min} to {max}");
+    }
+    Ok(v)
+}
+
+fn address(key: &str, text: &str) -> anyhow::Result<SocketAddr> {
+    text.parse().map_err(|_| {
+        anyhow!("{key} = {text:?}: expected an address and port such as 0.0.0.0:2022 or [::]:2022")
+    })
+}
+
+impl FileConfig {
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses configuration text.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let config: FileConfig =
+            toml::from_str(text).map_err(|e| anyhow!("{}", e.message().trim()))?;
+        match config.version {
+            None | Some(1) => Ok(config),
+            Some(v) => bail!("version = {v}: this coffer reads configuration version 1"),
+        }
+    }
+
+    /// Applies the flags and the defaults, and checks every value.
+    pub fn resolve(
+        self,
+        flags: &Overrides,
+        default_data_dir: PathBuf,
+    ) -> anyhow::Result<ServeConfig> {
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or(self.data_dir)
+            .unwrap_or(default_data_dir);
+        let files_root = flags
+            .files_root
+            .clone()
+            .or(self.files_root)
+            .unwrap_or_else(|| data_dir.join("files"));
+        let backend = flags
+            .seal
+            .clone()
+            .or(self.seal.backend)
+            .unwrap_or_else(|| "auto".into());
+        let seal = SealOptions {
+            choice: backend
+                .parse::<BackendChoice>()
+                .map_err(|e| anyhow!("seal.backend: {e}"))?,
+            tcti: flags.tcti.clone().or(self.seal.tcti),
+            bind_pcr7: flags.pcr7 || self.seal.pcr7.unwrap_or(false),
+        };
+        let s = &self.sftp;
+        let sftp = SftpLimits {
+            max_connections: within("sftp.max_connections", s.max_connections, 256, 1, 100_000)?,
+            max_unauthenticated: within(
+                "sftp.max_unauthenticated",
+                s.max_unauthenticated,
+                64,
+                1,
+                10_000,
+            )?,
+            login_grace_time: duration(
+                "sftp.login_grace_time",
+                s.login_grace_time.as_ref(),
+                "30s",
+                1,
+                600,
+            )?,
+            max_auth_attempts: within("sftp.max_auth_attempts", s.max_auth_attempts, 6, 1, 100)?,
+            failure_delay: duration_ms("sftp.failure_delay", s.failure_delay.as_ref(), "1s")?,
+            max_channels: within("sftp.max_channels", s.max_channels, 8, 1, 256)?,
+            idle_timeout: duration(
+                "sftp.idle_timeout",
+                s.idle_timeout.as_ref(),
+                "15m",
+                10,
+                7 * 86_400,
+            )?,
+            window_size: within(
+                "sftp.window_size",
+                s.window_size,
+                8 * 1024 * 1024,
+                64 * 1024,
+                64 * 1024 * 1024,
+            )?,
+            max_packet: within("sftp.max_packet", s.max_packet, 65_536, 4096, 262_144)?,
+            rsa_host_key: s.rsa_host_key.unwrap_or(true),
+        };
+        if sftp.max_unauthenticated > sftp.max_connections {
+            bail!("sftp.max_unauthenticated must not exceed sftp.max_connections");
+        }
+        let sftp_listen = flags
+            .sftp_listen
+            .clone()
+            .or(self.sftp.listen)
+            .unwrap_or_else(|| DEFAULT_SFTP_LISTEN.into());
+        let https_listen = flags
+            .https_listen
+            .clone()
+            .or(self.https.listen)
+            .unwrap_or_else(|| DEFAULT_HTTPS_LISTEN.into());
+        Ok(ServeConfig {
+            data_dir,
+            files_root,
+            log_level: flags
+                .log_level
+                .clone()
+                .or(self.log_level)
+                .unwrap_or_else(|| "info".into()),
+            seal,
+            sftp_listen: address("sftp.listen", &sftp_listen)?,
+            https_listen: address("https.listen", &https_listen)?,
+            sftp,
+            max_concurrent_hashes: within(
+                "auth.max_concurrent_hashes",
+                self.auth.max_concurrent_hashes,
+                4,
+                1,
+                64,
+            )?,
+            code_timeout: duration(
+                "auth.code_timeout",
+                self.auth.code_timeout.as_ref(),
+                "5m",
+                30,
+                3600,
+            )?,
+            shutdown_grace: duration(
+                "shutdown.grace",
+                self.shutdown.grace.as_ref(),
+                "10s",
+                0,
+                3600,
+            )?,
+        })
+    }
+}
+
+/// A delay in `ms`, `s` or `m` (failure delays are below a second in tests).
+fn duration_ms(key: &str, value: Option<&String>, default: &str) -> anyhow::Result<Duration> {
+    let text = value.map_or(default, String::as_str);
+    let parsed = match text.strip_suffix("ms") {
+        Some(ms) => ms.parse::<u64>().ok().map(Duration::from_millis),
+        None => parse_duration(text).map(Duration::from_secs),
+    };
+    match parsed {
+        Some(d) if d <= Duration::from_secs(10) => Ok(d),
+        _ => bail!("{key} = {text:?}: expected a delay up to 10s, e.g. 1s or 250ms"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = FileConfig::parse("")
+            .unwrap()
+            .resolve(&Overrides::default(), "d".into())
+            .unwrap();
+        assert_eq!(c.sftp_listen.to_string(), "0.0.0.0:2022");
+        assert_eq!(c.https_listen.to_string(), "0.0.0.0:8443");
+        assert_eq!(c.files_root, PathBuf::from("d/files"));
+        assert_eq!(c.sftp.login_grace_time, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file = FileConfig::parse("version = 1\ndata_dir = \"/x\"\n[sftp]\nlisten = \"127.0.0.1:1\"\nfailure_delay = \"250ms\"\n").unwrap();
+        let flags = Overrides {
+            sftp_listen: Some("127.0.0.1:2".into()),
+            ..Default::default()
+        };
+        let c = file.resolve(&flags, "d".into()).unwrap();
+        assert_eq!(c.sftp_listen.to_string(), "127.0.0.1:2");
+        assert_eq!(c.data_dir, PathBuf::from("/x"));
+        assert_eq!(c.sftp.failure_delay, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        let cases = [
+            ("version = 2", "configuration version 1"),
+            ("[sftp]\nlisen = \"x\"", "unknown field"),
+            ("[sftp]\nlisten = \"nowhere\"", "sftp.listen"),
+            ("[sftp]\nmax_connections = 0", "sftp.max_connections"),
+            (
+                "[sftp]\nlogin_grace_time = \"forever\"",
+                "sftp.login_grace_time",
+            ),
+            ("[seal]\nbackend = \"hsm\"", "seal.backend"),
+            ("this is not toml", "expected"),
+            (
+                "[sftp]\nmax_connections = 1\nmax_unauthenticated = 2",
+                "must not exceed",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = FileConfig::parse(text)
+                .and_then(|f| f.resolve(&Overrides::default(), "d".into()))
+                .unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains(want), "{text:?}: {msg}");
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! `coffer serve`: opens the store and the data key, the listeners and the
+//! control socket, then serves until SIGTERM or SIGINT.
+//!
+//! Start-up order: configuration, store (writer lock), data key, host keys,
+//! listeners, control socket; a failure at any step exits with one line
+//! naming what failed, before anything is served. Shutdown: stop accepting,
+//! close connections that have not logged in, give logged-in sessions the
+//! configured grace to finish their transfers, then cut the rest.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+
+use crate::auth::{Actor, Auth, Options};
+use crate::cli::{Ctx, Output, ServerInfo};
+use crate::clock::{Clock, SystemClock};
+use crate::config::ServeConfig;
+use crate::control;
+use crate::seal;
+use crate::store::{OpenMode, Store};
+
+/// Runs the server on a runtime of its own; returns when it has shut down.
+pub fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("coffer")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+fn russh_config(config: &ServeConfig, keys: Vec<russh::keys::PrivateKey>) -> russh::server::Config {
+    use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
+    use russh::{Preferred, cipher, kex, mac};
+    use std::borrow::Cow;
+    let limits = &config.sftp;
+    russh::server::Config {
+        server_id: russh::SshId::Standard(Cow::Borrowed(concat!(
+            "SSH-2.0-Coffer_",
+            env!("CARGO_PKG_VERSION")
+        ))),
+        methods: crate::ssh::offered_methods(),
+        // Failure delays are applied by the handler, to failures only: russh
+        // would also delay a partial success (key, then code).
+        auth_rejection_time: Duration::ZERO,
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys,
+        window_size: limits.window_size,
+        maximum_packet_size: limits.max_packet,
+        channel_buffer_size: 1024,
+        event_buffer_size: 64,
+        max_auth_attempts: limits.max_auth_attempts,
+        inactivity_timeout: Some(limits.idle_timeout),
+        keepalive_interval: Some(Duration::from_secs(60)),
+        keepalive_max: 3,
+        nodelay: true,
+        preferred: Preferred {
+            kex: Cow::Borrowed(&[
+                kex::MLKEM768X25519_SHA256,
+                kex::CURVE25519,
+                kex::CURVE25519_PRE_RFC_8731,
+                kex::ECDH_SHA2_NISTP256,
+                kex::ECDH_SHA2_NISTP384,
+                kex::DH_G16_SHA512,
+                kex::DH_G14_SHA256,
+                kex::EXTENSION_SUPPORT_AS_SERVER,
+                kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+            ]),
+            key: Cow::Borrowed(&[
+                Algorithm::Ed25519,
+                Algorithm::Ecdsa {
+                    curve: EcdsaCurve::NistP256,
+                },
+                Algorithm::Ecdsa {
+                    curve: EcdsaCurve::NistP384,
+                },
+                Algorithm::Ecdsa {
+                    curve: EcdsaCurve::NistP521,
+                },
+                Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha512),
+                },
+                Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha256),
+                },
+            ]),
+            host_key_certificates: Cow::Borrowed(&[]),
+            cipher: Cow::Borrowed(&[
+                cipher::AES_128_GCM,
+                cipher::CHACHA20_POLY1305,
+                cipher::AES_256_GCM,
+                cipher::AES_128_CTR,
+                cipher::AES_256_CTR,
+            ]),
+            mac: Cow::Borrowed(&[
+                mac::HMAC_SHA256_ETM,
+                mac::HMAC_SHA512_ETM,
+                mac::HMAC_SHA256,
+                mac::HMAC_SHA512,
+            ]),
+            compression: Cow::Borrowed(&[russh::compression::NONE]),
+        },
+        ..Default::default()
+    }
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let clock = SystemClock;
+    let started_at = clock.now();
+    let store = Store::open(&config.data_dir, OpenMode::Create)?;
+    let (key, seal_status) = seal::open(&config.data_dir, &config.seal, true)?;
+    match seal_status.backend {
+        seal::Backend::Tpm => {
+            tracing::info!(detail = %seal_status.detail, "data key sealed by the TPM")
+        }
+        seal::Backend::KeyFile => tracing::warn!(
+            path = %seal_status.detail,
+            "no TPM: the data key is kept in a key file, protected only by file permissions"
+        ),
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(&config.files_root)
+        .with_context(|| {
+            format!(
+                "cannot create the files root {}",
+                config.files_root.display()
+            )
+        })?;
+    let options = Options {
+        files_root: config.files_root.clone(),
+        max_concurrent_hashes: config.max_concurrent_hashes,
+        hash_wait: Duration::from_secs(10),
+        code_timeout: config.code_timeout.as_secs(),
+    };
+    let auth = Arc::new(Auth::new(store, key, Arc::new(clock), options));
+
+    let host = crate::ssh::load_or_create(&config.data_dir, config.sftp.rsa_host_key)?;
+    for (algorithm, fingerprint) in &host.fingerprints {
+        tracing::info!(%algorithm, %fingerprint, "host key");
+    }
+    let listener = tokio::net::TcpListener::bind(config.sftp_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for SFTP", config.sftp_listen))?;
+    let sftp_addr = listener.local_addr()?;
+
+    let info = ServerInfo {
+        pid: std::process::id(),
+        started_at,
+        listening: vec![format!("sftp {sftp_addr}")],
+    };
+    let (control_listener, socket_path) = control::bind(&config.data_dir)?;
+    let executor: control::Executor = {
+        let auth = auth.clone();
+        let data_dir = config.data_dir.clone();
+        let seal_status = seal_status.clone();
+        let info = info.clone();
+        Arc::new(move |command| {
+            let ctx = Ctx {
+                auth: &auth,
+                data_dir: &data_dir,
+                seal: &seal_status,
+                server: Some(info.clone()),
+            };
+            let mut out = Output::default();
+            let result = crate::cli::execute(&ctx, &Actor::cli(), command, &mut out);
+            control::Reply {
+                output: out,
+                error: result.err().map(|e| crate::cli::one_line(&e)),
+            }
+        })
+    };
+    let control_task = tokio::spawn(control::serve(control_listener, executor));
+
+    if !auth.is_claimed()? {
+        tracing::warn!(
+            data_dir = %config.data_dir.display(),
+            "this box is unclaimed: create the owner with `coffer setup --admin NAME --password-file FILE`"
+        );
+    }
+
+    let shared = Arc::new(crate::ssh::Shared::new(
+        auth.clone(),
+        russh_config(&config, host.keys),
+        config.sftp.clone(),
+        config.shutdown_grace,
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    tracing::info!(sftp = %sftp_addr, https = %config.https_listen, "ready (HTTPS is not in this release)");
+    // One line on stdout for scripts and tests: the addresses actually bound.
+    println!("ready: sftp {sftp_addr}");
+    crate::ssh::serve(listener, shared, stop_rx).await;
+    control_task.abort();
+    let _ = std::fs::remove_file(&socket_path);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for signals; stop the server with SIGKILL");
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+use std::os::unix::fs::DirBuilderExt;

@@ -1,0 +1,282 @@
+//! The accept loop and the life of one connection.
+//!
+//! Limits that keep the owner able to log in during a flood:
+//! - at most `max_connections` connections; beyond that, new ones are closed;
+//! - at most a few unauthenticated connections per source address, and
+//!   `max_unauthenticated` in all: when all are taken, the oldest connection
+//!   of the address that holds the most is dropped to make room, so a flood
+//!   from some addresses cannot crowd out a newcomer from another;
+//! - a login grace time, after which an unauthenticated connection is closed;
+//! - the accept loop survives accept errors (EMFILE) with a short pause.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::task::JoinSet;
+
+use super::handler::Connection;
+use crate::auth::Auth;
+use crate::config::SftpLimits;
+
+/// Unauthenticated connections one address may hold.
+const MAX_UNAUTHENTICATED_PER_ADDRESS: usize = 10;
+
+/// What every connection shares.
+pub struct Shared {
+    /// The core.
+    pub auth: Arc<Auth>,
+    /// russh's configuration (keys, algorithms, windows).
+    pub config: Arc<russh::server::Config>,
+    /// Limits.
+    pub limits: SftpLimits,
+    /// Bounds the number of connections.
+    connections: Arc<Semaphore>,
+    /// Connections that have not logged in yet.
+    preauth: Mutex<PreAuth>,
+    /// Time in-flight sessions get after a shutdown request.
+    shutdown_grace: Duration,
+}
+
+impl Shared {
+    /// Builds the shared state.
+    pub fn new(
+        auth: Arc<Auth>,
+        config: russh::server::Config,
+        limits: SftpLimits,
+        shutdown_grace: Duration,
+    ) -> Self {
+        Self {
+            connections: Arc::new(Semaphore::new(limits.max_connections)),
+            auth,
+            config: Arc::new(config),
+            limits,
+            preauth: Mutex::new(PreAuth::default()),
+            shutdown_grace,
+        }
+    }
+}
+
+#[derive(Default)]
+struct PreAuth {
+    next_id: u64,
+    /// id -> (address, eviction signal)
+    waiting: HashMap<u64, (IpAddr, oneshot::Sender<()>)>,
+}
+
+impl PreAuth {
+    fn count(&self, addr: IpAddr) -> usize {
+        self.waiting.values().filter(|(a, _)| *a == addr).count()
+    }
+
+    /// Admits a new unauthenticated connection, evicting one when full.
+    fn admit(&mut self, addr: IpAddr, limit: usize) -> Option<(u64, oneshot::Receiver<()>)> {
+        let mine = self.count(addr);
+        if mine >= MAX_UNAUTHENTICATED_PER_ADDRESS.min(limit) {
+            return None;
+        }
+        if self.waiting.len() >= limit {
+            // The address holding the most slots gives up its oldest one, if it
+            // holds more than the newcomer's address would.
+            let mut per: HashMap<IpAddr, usize> = HashMap::new();
+            for (a, _) in self.waiting.values() {
+                *per.entry(*a).or_default() += 1;
+            }
+            let (heavy, n) = per.into_iter().max_by_key(|(_, n)| *n)?;
+            if n <= mine + 1 {
+                return None;
+            }
+            let oldest = self
+                .waiting
+                .iter()
+                .filter(|(_, (a, _))| *a == heavy)
+                .map(|(id, _)| *id)
+                .min()?;
+            if let Some((_, evict)) = self.waiting.remove(&oldest) {
+                let _ = evict.send(());
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let (tx, rx) = oneshot::channel();
+        self.waiting.insert(id, (addr, tx));
+        Some((id, rx))
+    }
+
+    fn leave(&mut self, id: u64) {
+        self.waiting.remove(&id);
+    }
+}
+
+/// Serves SSH on `listener` until `shutdown` turns true; then stops
+/// accepting, closes unauthenticated connections at once, gives logged-in
+/// sessions `shutdown_grace` to finish, and cuts the rest.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (socket, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: wait for descriptors to come free.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+                    tracing::warn!(peer = %peer, "too many connections; closed");
+                    continue;
+                };
+                let admitted = shared
+                    .preauth
+                    .lock()
+                    .map(|mut p| p.admit(peer.ip(), shared.limits.max_unauthenticated))
+                    .ok()
+                    .flatten();
+                let Some((id, evicted)) = admitted else {
+                    tracing::warn!(peer = %peer, "too many connections waiting to log in; closed");
+                    continue;
+                };
+                let _ = socket.set_nodelay(true);
+                let shared = shared.clone();
+                let shutdown = shutdown.clone();
+                tasks.spawn(async move {
+                    connection(socket, peer, shared.clone(), id, evicted, shutdown).await;
+                    if let Ok(mut p) = shared.preauth.lock() {
+                        p.leave(id);
+                    }
+                    drop(permit);
+                });
+            }
+            _ = shutdown.changed() => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let deadline = shared.shutdown_grace + Duration::from_secs(2);
+    if tokio::time::timeout(deadline, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!("sessions did not end in time; cutting them");
+        tasks.abort_all();
+    }
+}
+
+async fn connection(
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    id: u64,
+    mut evicted: oneshot::Receiver<()>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (authed_tx, mut authed) = watch::channel(false);
+    let handler = Connection::new(shared.clone(), peer, authed_tx);
+    let grace = tokio::time::sleep(shared.limits.login_grace_time);
+    tokio::pin!(grace);
+    let running = tokio::select! {
+        r = russh::server::run_stream(shared.config.clone(), socket, handler) => match r {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(peer = %peer, error = %e, "connection ended before the key exchange");
+                return;
+            }
+        },
+        _ = &mut grace => {
+            tracing::info!(peer = %peer, "login grace time exceeded before the key exchange");
+            return;
+        }
+        _ = &mut evicted => {
+            tracing::info!(peer = %peer, "dropped a stalled connection to make room");
+            return;
+        }
+        _ = shutdown.changed() => return,
+    };
+    let handle = running.handle();
+    tokio::pin!(running);
+    let mut cut_at: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    let mut watching_login = true;
+    loop {
+        let logged_in = *authed.borrow();
+        tokio::select! {
+            result = &mut running => {
+                if let Err(e) = result {
+                    tracing::debug!(peer = %peer, error = %e, "connection ended");
+                }
+                return;
+            }
+            _ = &mut grace, if !logged_in => {
+                tracing::info!(peer = %peer, "login grace time exceeded");
+                let _ = handle.disconnect(russh::Disconnect::ByApplication, "login grace time exceeded".into(), String::new()).await;
+                return;
+            }
+            _ = &mut evicted, if !logged_in => {
+                tracing::info!(peer = %peer, "dropped a stalled connection to make room");
+                let _ = handle.disconnect(russh::Disconnect::TooManyConnections, "too many connections waiting to log in".into(), String::new()).await;
+                return;
+            }
+            changed = authed.changed(), if !logged_in && watching_login => {
+                if changed.is_err() {
+                    watching_login = false;
+                } else if *authed.borrow()
+                    && let Ok(mut p) = shared.preauth.lock()
+                {
+                    p.leave(id);
+                }
+            }
+            _ = shutdown.changed(), if cut_at.is_none() => {
+                if !logged_in {
+                    let _ = handle.disconnect(russh::Disconnect::ByApplication, "server shutting down".into(), String::new()).await;
+                    return;
+                }
+                cut_at = Some(Box::pin(tokio::time::sleep(shared.shutdown_grace)));
+            }
+            _ = async { if let Some(c) = cut_at.as_mut() { c.await } }, if cut_at.is_some() => {
+                let _ = handle.disconnect(russh::Disconnect::ByApplication, "server shutting down".into(), String::new()).await;
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_flooding_address_gives_way_to_a_newcomer() {
+        let mut p = PreAuth::default();
+        let mut receivers = Vec::new();
+        for i in 0..10 {
+            for a in ["10.0.0.1", "10.0.0.2"] {
+                receivers.push(p.admit(ip(a), 20).unwrap_or_else(|| panic!("{a} #{i}")));
+            }
+        }
+        assert!(p.admit(ip("10.0.0.1"), 20).is_none(), "per-address cap");
+        let (_, _) = p
+            .admit(ip("192.0.2.7"), 20)
+            .expect("a newcomer evicts a flooder");
+        assert_eq!(p.waiting.len(), 20);
+        let evicted = receivers
+            .iter_mut()
+            .filter_map(|(_, rx)| rx.try_recv().ok())
+            .count();
+        assert_eq!(evicted, 1);
+    }
+}
