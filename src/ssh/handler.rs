@@ -239,7 +239,12 @@ impl russh::server::Handler for Connection {
             }
             _ => {
                 self.delay_failure(started).await;
-                Ok(Auth::reject())
+                // Keep every method on offer (russh would drop `password`), so
+                // a client may retry as OpenSSH's does; lockout bounds retries.
+                Ok(Auth::Reject {
+                    proceed_with_methods: Some(offered()),
+                    partial_success: false,
+                })
             }
         }
     }
