@@ -325,6 +325,18 @@ pub(crate) struct GroupSettings {
     no_delete: Option<String>,
 }
 
+impl GroupSettings {
+    fn is_empty(&self) -> bool {
+        self.enabled.is_none()
+            && self.home_template.is_none()
+            && self.may_change_password.is_none()
+            && self.ip_allow.is_none()
+            && self.ip_deny.is_none()
+            && self.read_only.is_none()
+            && self.no_delete.is_none()
+    }
+}
+
 #[derive(Debug, Subcommand, Serialize, Deserialize)]
 pub(crate) enum MfaCommand {
     /// Start a TOTP enrolment: prints the secret and the otpauth:// URI.
@@ -420,9 +432,15 @@ pub fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 };
             }
+            // clap's first paragraph (the error and what it names) as one line.
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let first = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
             eprintln!("coffer: {first} (see coffer --help)");
             return ExitCode::from(2);
         }
@@ -609,24 +627,7 @@ fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
                 crate::auth::password::check(password_file.value()?, admin, &defaults.password)
                     .map_err(|r| anyhow!("password refused: {r}"))?;
             }
-            let store = Store::open(&dir, OpenMode::Create)?;
-            if crate::auth::owner_of(&store)?.is_some() {
-                bail!("this box is already claimed (data dir {})", dir.display());
-            }
-            let (key, seal) = seal::open(&dir, &options, true)?;
-            let auth = Auth::new(
-                store,
-                key,
-                Arc::new(SystemClock),
-                Options::for_data_dir(&dir),
-            );
-            let ctx = Ctx {
-                auth: &auth,
-                data_dir: &dir,
-                seal: &seal,
-                server: None,
-            };
-            execute(&ctx, &me, cli.command, out)
+            setup_direct(&dir, &options, &me, cli.command, out)
         }
         Command::Status { json } => {
             let store = Store::open(&dir, OpenMode::Existing)?;
@@ -678,6 +679,59 @@ fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
             execute(&ctx, &me, command, out)
         }
     }
+}
+
+/// Claims the box with no server running: creates the data dir, the store
+/// and the data key, then the owner. When a fresh setup fails, what it
+/// created is removed again, so a retry starts from nothing.
+fn setup_direct(
+    dir: &Path,
+    options: &SealOptions,
+    me: &Actor,
+    command: Command,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    let dir_existed = dir.exists();
+    let store_existed = dir.join(STORE_FILE).exists();
+    let keys_existed = [seal::KEY_FILE_NAME, seal::TPM_BLOB_NAME].map(|f| dir.join(f).exists());
+    let result = (|| {
+        let store = Store::open(dir, OpenMode::Create)?;
+        if crate::auth::owner_of(&store)?.is_some() {
+            bail!("this box is already claimed (data dir {})", dir.display());
+        }
+        let (key, seal) = seal::open(dir, options, true)?;
+        let auth = Auth::new(
+            store,
+            key,
+            Arc::new(SystemClock),
+            Options::for_data_dir(dir),
+        );
+        let ctx = Ctx {
+            auth: &auth,
+            data_dir: dir,
+            seal: &seal,
+            server: None,
+        };
+        execute(&ctx, me, command, out)
+    })();
+    if result.is_err() && !store_existed {
+        let mut created = vec![dir.join(STORE_FILE), dir.join(crate::store::LOCK_FILE)];
+        for (name, existed) in [seal::KEY_FILE_NAME, seal::TPM_BLOB_NAME]
+            .iter()
+            .zip(keys_existed)
+        {
+            if !existed {
+                created.push(dir.join(name));
+            }
+        }
+        for path in created {
+            let _ = std::fs::remove_file(path);
+        }
+        if !dir_existed {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    result
 }
 
 /// The data dir: the flag, else `$STATE_DIRECTORY` (systemd), else `./coffer-data`.
@@ -1281,6 +1335,9 @@ fn group(ctx: &Ctx<'_>, me: &Actor, cmd: GroupCommand, out: &mut Output) -> anyh
             outln!(out, "created group {name}");
         }
         GroupCommand::Set { name, settings } => {
+            if settings.is_empty() {
+                bail!("nothing to change: give at least one option (see coffer group set --help)");
+            }
             let auth = ctx.auth;
             let current = auth
                 .groups()?

@@ -424,6 +424,14 @@ impl Auth {
                 "at most {MAX_KEYS} public keys per account"
             )));
         }
+        for (i, k) in keys.iter().enumerate() {
+            if keys.iter().take(i).any(|earlier| earlier.blob == k.blob) {
+                return Err(AuthError::Exists {
+                    what: "key",
+                    name: k.fingerprint.clone(),
+                });
+            }
+        }
         let hash = match &new.password {
             Some(p) => {
                 let policy = self.policy()?;

@@ -146,6 +146,12 @@ impl Auth {
         if expires_at.is_some_and(|e| e <= now) {
             return Err(AuthError::Invalid("the expiry date is in the past".into()));
         }
+        // 9999-12-31T23:59:59Z: later dates can be neither shown nor parsed back.
+        if expires_at.is_some_and(|e| e > 253_402_300_799) {
+            return Err(AuthError::Invalid(
+                "the expiry date is after the year 9999".into(),
+            ));
+        }
         let id = data_encoding::HEXLOWER.encode(&super::random::<6>()?);
         let secret = Zeroizing::new(data_encoding::BASE64URL_NOPAD.encode(&super::random::<32>()?));
         let record = TokenRecord {

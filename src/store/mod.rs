@@ -221,6 +221,10 @@ impl Store {
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
+        // Read-only commands should not cost a write (and an fsync).
+        if self.schema_version()? == SCHEMA_VERSION {
+            return Ok(());
+        }
         self.write(|tx| {
             let found = schema_version_of(tx)?.unwrap_or(0);
             if found > SCHEMA_VERSION {
