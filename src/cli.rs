@@ -325,6 +325,24 @@ pub(crate) struct GroupSettings {
     no_delete: Option<String>,
 }
 
+impl Command {
+    /// The command's first word, e.g. `user`.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Serve { .. } => "serve",
+            Command::Setup { .. } => "setup",
+            Command::Status { .. } => "status",
+            Command::User(_) => "user",
+            Command::Group(_) => "group",
+            Command::Mfa(_) => "mfa",
+            Command::Token(_) => "token",
+            Command::Unlock { .. } => "unlock",
+            Command::Policy(_) => "policy",
+            Command::Audit { .. } => "audit",
+        }
+    }
+}
+
 impl GroupSettings {
     fn is_empty(&self) -> bool {
         self.enabled.is_none()
@@ -570,6 +588,7 @@ fn resolve(command: &mut Command) -> anyhow::Result<()> {
 
 fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
     resolve(&mut cli.command)?;
+    crate::store::set_holder_name(&format!("coffer {}", cli.command.name()));
     let g = &cli.global;
     if let Command::Serve {
         config,

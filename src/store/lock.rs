@@ -75,17 +75,28 @@ fn wait_a_little() {
     std::thread::sleep(std::time::Duration::from_millis(50));
 }
 
+static HOLDER_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names this process in the lock file (e.g. `coffer serve`), for the error a
+/// second opener sees. Set once, before the store is opened.
+pub fn set_holder_name(name: &str) {
+    let _ = HOLDER_NAME.set(name.chars().filter(|c| !c.is_control()).take(80).collect());
+}
+
 fn own_command() -> String {
-    std::env::args()
-        .take(3)
-        .map(|a| {
-            a.chars()
-                .filter(|c| !c.is_control())
-                .take(64)
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    HOLDER_NAME.get().cloned().unwrap_or_else(|| {
+        std::env::args()
+            .next()
+            .map(|a| {
+                a.rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(64)
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
 }
 
 /// Describes the process named in the lock file, e.g. `process 4242 (coffer serve)`.

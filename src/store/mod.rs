@@ -17,7 +17,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefiniti
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use lock::WriterLock;
+pub use lock::{WriterLock, set_holder_name};
 
 /// The schema this binary writes. Older stores are migrated on open.
 pub const SCHEMA_VERSION: u32 = 1;
