@@ -474,7 +474,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !matches!(cli.command, Command::Serve { .. }) {
+    if !matches!(cli.command, Command::Serve { .. } | Command::Console { .. }) {
         init_logging("coffer=warn");
     }
     let mut out = Output::default();

@@ -107,7 +107,16 @@ pub(crate) type Executor = Arc<dyn Fn(Command) -> Reply + Send + Sync>;
 
 /// Runs a console operation for the control socket.
 pub(crate) type ConsoleExecutor =
-    Arc<dyn Fn(crate::console::Request) -> crate::console::Reply + Send + Sync>;
+    Arc<dyn Fn(crate::console::Request) -> ConsoleOutcome + Send + Sync>;
+
+/// A console operation's reply, and what the server does once the reply
+/// has been sent (a factory reset stops the server only then).
+pub(crate) struct ConsoleOutcome {
+    /// The reply.
+    pub reply: crate::console::Reply,
+    /// Runs after the reply was written.
+    pub after: Option<Box<dyn FnOnce() + Send>>,
+}
 
 /// Binds the control socket in `data_dir` (replacing a stale one: the caller
 /// holds the store lock, so no other server can be using it).
@@ -182,10 +191,19 @@ async fn answer(
         && let Ok(ConsoleEnvelope { console: request }) =
             serde_json::from_slice::<ConsoleEnvelope<crate::console::Request>>(&line)
     {
-        let reply = tokio::task::spawn_blocking(move || console(request)).await?;
-        write.write_all(&serde_json::to_vec(&reply)?).await?;
-        write.shutdown().await?;
-        return Ok(());
+        let outcome = tokio::task::spawn_blocking(move || console(request)).await?;
+        let written = async {
+            write
+                .write_all(&serde_json::to_vec(&outcome.reply)?)
+                .await?;
+            write.shutdown().await?;
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        if let Some(after) = outcome.after {
+            after();
+        }
+        return written;
     }
     let reply = match serde_json::from_slice::<Command>(&line) {
         Ok(command) => tokio::task::spawn_blocking(move || execute(command)).await?,

@@ -54,6 +54,10 @@ pub(crate) fn monotonic() -> Instant {
 /// the technician leaves.
 pub fn main(flags: Overrides) -> anyhow::Result<()> {
     term::take_signals();
+    // The terminal is the technician's: log lines go to the journal, if any.
+    if std::path::Path::new(crate::system::logging::JOURNAL_SOCKET).exists() {
+        let _ = crate::system::logging::init("info", crate::system::logging::Target::Journald);
+    }
     let file = match &flags.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),

@@ -231,27 +231,43 @@ pub struct ServerSide {
 }
 
 /// The control socket's handler for console operations.
-pub fn server_executor(side: ServerSide) -> crate::control::ConsoleExecutor {
+pub(crate) fn server_executor(side: ServerSide) -> crate::control::ConsoleExecutor {
+    use crate::control::ConsoleOutcome;
     Arc::new(move |request| match request {
         Request::FactoryReset { user_files } => {
-            let wiped = factory::reset(&side.data_dir, &side.files_root, user_files)
-                .map_err(|e| format!("{e:#}"))?;
-            tracing::warn!("factory reset done: the server stops and comes back unclaimed");
-            let _ = side.stop.send(true);
-            Ok(Answer::FactoryReset {
-                wiped,
-                server_stops: true,
-            })
+            match factory::reset(&side.data_dir, &side.files_root, user_files) {
+                Ok(wiped) => {
+                    tracing::warn!("factory reset done: the server stops and comes back unclaimed");
+                    let stop = side.stop.clone();
+                    ConsoleOutcome {
+                        reply: Ok(Answer::FactoryReset {
+                            wiped,
+                            server_stops: true,
+                        }),
+                        // Stop once the console has its answer.
+                        after: Some(Box::new(move || {
+                            let _ = stop.send(true);
+                        })),
+                    }
+                }
+                Err(e) => ConsoleOutcome {
+                    reply: Err(format!("{e:#}")),
+                    after: None,
+                },
+            }
         }
-        other => execute(
-            &Core {
-                auth: &side.auth,
-                data_dir: &side.data_dir,
-                seal: &side.seal,
-                server: Some(side.info.clone()),
-            },
-            other,
-        ),
+        other => ConsoleOutcome {
+            reply: execute(
+                &Core {
+                    auth: &side.auth,
+                    data_dir: &side.data_dir,
+                    seal: &side.seal,
+                    server: Some(side.info.clone()),
+                },
+                other,
+            ),
+            after: None,
+        },
     })
 }
 
