@@ -97,7 +97,8 @@ impl Connection {
         F: FnOnce(&crate::auth::Auth) -> Step + Send + 'static,
     {
         let auth = self.shared.auth.clone();
-        match tokio::task::spawn_blocking(move || f(&auth)).await {
+        let span = tracing::Span::current();
+        match tokio::task::spawn_blocking(move || span.in_scope(|| f(&auth))).await {
             Ok(step) => step,
             Err(e) => {
                 tracing::error!(error = %e, "login step failed");
