@@ -150,8 +150,8 @@ pub async fn serve(
                 let shared = shared.clone();
                 let shutdown = shutdown.clone();
                 // Everything the connection logs (audit events included)
-                // carries its session id and peer address.
-                let span = tracing::info_span!("ssh", session_id = id, address = %peer.ip());
+                // carries its session id and peer address (with port).
+                let span = tracing::info_span!("ssh", session_id = id, peer = %peer);
                 tasks.spawn(tracing::Instrument::instrument(async move {
                     connection(socket, peer, shared.clone(), id, evicted, shutdown).await;
                     if let Ok(mut p) = shared.preauth.lock() {

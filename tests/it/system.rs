@@ -429,3 +429,151 @@ fn started_as_root_without_an_account_to_drop_to_the_server_refuses() {
     }
     assert!(!data.exists(), "a refused start creates nothing");
 }
+
+/// Parses one native journal datagram (`NAME\n<u64 LE length><value>\n`
+/// or `NAME=value\n`) into its fields.
+fn journal_fields(mut b: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let Some(nl) = b.iter().position(|&c| c == b'\n') else {
+            break;
+        };
+        let head = &b[..nl];
+        if let Some(eq) = head.iter().position(|&c| c == b'=') {
+            out.push((
+                String::from_utf8_lossy(&head[..eq]).into_owned(),
+                String::from_utf8_lossy(&head[eq + 1..]).into_owned(),
+            ));
+            b = &b[nl + 1..];
+            continue;
+        }
+        let name = String::from_utf8_lossy(head).into_owned();
+        let rest = &b[nl + 1..];
+        let len = u64::from_le_bytes(rest[..8].try_into().unwrap()) as usize;
+        out.push((
+            name,
+            String::from_utf8_lossy(&rest[8..8 + len]).into_owned(),
+        ));
+        b = &rest[8 + len + 1..];
+    }
+    out
+}
+
+#[test]
+fn journald_gets_the_audit_fields_and_the_session_id() {
+    let socket = Path::new(coffer::system::logging::JOURNAL_SOCKET);
+    if !nix::unistd::Uid::effective().is_root() || socket.exists() {
+        eprintln!("skipped: needs root and no journal of its own to stand in for it");
+        return;
+    }
+    let parent = socket.parent().unwrap();
+    let made_dir = !parent.exists();
+    std::fs::create_dir_all(parent).unwrap();
+    let journal = UnixDatagram::bind(socket).unwrap();
+    struct Cleanup<'a>(&'a Path, bool);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+            if self.1 {
+                let _ = std::fs::remove_dir(self.0.parent().unwrap());
+            }
+        }
+    }
+    let _cleanup = Cleanup(socket, made_dir);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "log_target = \"journald\"\n");
+    let server = serve(dir.path(), &cfg, &[]);
+    // The port is in the server's status.
+    let data = dir.path().join("data");
+    crate::cli::ok(&crate::cli::coffer(&data, &["user", "add", "bob"]));
+    let status = crate::cli::ok(&crate::cli::coffer(&data, &["status", "--json"]));
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let port = status["server"]["listening"][0]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let key = dir.path().join("id_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen (openssh-client) must be installed: tests/run does it");
+    assert!(made.success());
+    let public = std::fs::read_to_string(dir.path().join("id_ed25519.pub")).unwrap();
+    crate::cli::ok(&crate::cli::coffer(
+        &data,
+        &["user", "key", "add", "bob", public.trim()],
+    ));
+    let mut ssh = std::process::Command::new("ssh")
+        .args([
+            "-F",
+            "/dev/null",
+            "-N",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "PreferredAuthentications=publickey",
+            "-i",
+        ])
+        .arg(&key)
+        .args(["-p", &port, "bob@127.0.0.1"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Read the journal until the login shows (or 10 s pass).
+    journal
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(n) = journal.recv(&mut buf) {
+            let fields = journal_fields(&buf[..n]);
+            let done = fields.iter().any(|(k, v)| k == "EVENT_ID" && v == "1000");
+            events.push(fields);
+            if done {
+                break;
+            }
+        }
+    }
+    let _ = ssh.kill();
+    let _ = ssh.wait();
+    drop(server);
+    let field = |e: &Vec<(String, String)>, k: &str| {
+        e.iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    let created = events
+        .iter()
+        .find(|e| field(e, "EVENT_ID") == ["1500"])
+        .unwrap_or_else(|| panic!("no account_created event: {events:?}"));
+    assert_eq!(field(created, "ACCOUNT"), ["bob"]);
+    assert_eq!(field(created, "PROTOCOL"), ["cli"]);
+    assert_eq!(field(created, "SYSLOG_IDENTIFIER"), ["coffer"]);
+    assert_eq!(field(created, "MESSAGE"), ["audit"]);
+    let granted = events
+        .iter()
+        .find(|e| field(e, "EVENT_ID") == ["1000"])
+        .unwrap_or_else(|| panic!("no login_granted event: {events:?}"));
+    assert_eq!(field(granted, "EVENT"), ["login_granted"]);
+    assert_eq!(field(granted, "ACCOUNT"), ["bob"]);
+    assert_eq!(field(granted, "ADDRESS"), ["127.0.0.1"]);
+    assert!(
+        field(granted, "PEER")[0].starts_with("127.0.0.1:"),
+        "{granted:?}"
+    );
+    assert_eq!(field(granted, "PROTOCOL"), ["ssh"]);
+    assert_eq!(field(granted, "METHOD"), ["publickey"]);
+    assert_eq!(field(granted, "SESSION_ID").len(), 1, "{granted:?}");
+}
