@@ -48,9 +48,15 @@ struct Checker {
 
 impl Checker {
     async fn check(&mut self, limit: Duration) -> Result<(), String> {
+        self.check_store(limit).await?;
+        // Checked last, right before the keep-alive goes out.
         if self.watched.listener.is_finished() {
             return Err("the SFTP listener has stopped".into());
         }
+        Ok(())
+    }
+
+    async fn check_store(&mut self, limit: Duration) -> Result<(), String> {
         if self.in_flight.load(Ordering::SeqCst) {
             self.stuck_for += limit;
             return Err(format!(

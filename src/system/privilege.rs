@@ -17,7 +17,8 @@
 //!
 //! The account is `[service] user` (and `group`, default: the user's primary
 //! group); without it, `coffer` when that account exists. A server that
-//! would stay root refuses to run unless `[service] allow_root = true`.
+//! would stay root refuses to run unless `[service] allow_root = true`
+//! (which, without a `user`, keeps root even when `coffer` exists).
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -106,6 +107,9 @@ pub fn plan(settings: &ServiceSettings) -> anyhow::Result<Plan> {
         return Ok(Plan::NotRoot);
     }
     let named = settings.user.clone();
+    if named.is_none() && settings.allow_root {
+        return Ok(Plan::StayRoot);
+    }
     let user = match named.as_deref() {
         Some(name) => Some(
             lookup_user(name)?
