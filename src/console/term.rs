@@ -9,7 +9,8 @@
 //! leaves.
 //!
 //! Leaving: Ctrl-D (end of input) at a prompt, Ctrl-C, a hang-up of the
-//! line, SIGTERM, or no input for the idle timeout. The signals are taken by
+//! line, SIGTERM, or no input for the idle timeout. Ctrl-Z is ignored (no
+//! shell on a serial getty could resume a stopped console). The signals are taken by
 //! a thread of their own; while a change is being applied they wait until it
 //! is done, so a dropped line or a Ctrl-C never leaves half a change.
 
@@ -90,11 +91,13 @@ impl Drop for ChangeGuard {
 /// before any other thread starts, so every thread inherits the mask.
 pub fn take_signals() {
     let mut set = SigSet::empty();
+    // SIGTSTP too: on a serial getty no shell could resume a stopped console.
     for s in [
         Signal::SIGINT,
         Signal::SIGTERM,
         Signal::SIGHUP,
         Signal::SIGQUIT,
+        Signal::SIGTSTP,
     ] {
         set.add(s);
     }
@@ -108,6 +111,9 @@ pub fn take_signals() {
                 let Ok(signal) = set.wait() else {
                     continue;
                 };
+                if signal == Signal::SIGTSTP {
+                    continue;
+                }
                 if BUSY.load(Ordering::SeqCst) {
                     LEAVE_AFTER_CHANGE.store(true, Ordering::SeqCst);
                     continue;
