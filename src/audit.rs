@@ -119,6 +119,21 @@ events! {
     GroupRemoved = 1602, "group_removed";
     /// The box was claimed: its owner account exists.
     BoxClaimed = 1700, "box_claimed";
+    /// The owner's password and two-factor authentication were reset at the
+    /// technician console (physical presence shown with an on-screen code).
+    ConsoleReset = 1800, "console_reset";
+    /// The technician PIN was set or changed.
+    ConsolePinSet = 1801, "console_pin_set";
+    /// The technician PIN was removed.
+    ConsolePinCleared = 1802, "console_pin_cleared";
+    /// A wrong technician PIN was typed at the console.
+    ConsolePinFailed = 1803, "console_pin_failed";
+    /// The console changed an interface's network settings.
+    NetworkChanged = 1804, "network_changed";
+    /// The console rebooted the box.
+    ConsoleReboot = 1805, "console_reboot";
+    /// A factory reset began (recorded in the log only: the store is wiped).
+    FactoryReset = 1806, "factory_reset";
 }
 
 impl std::fmt::Display for Event {
@@ -283,5 +298,7 @@ mod tests {
         assert_eq!(Event::LoginFailed.id(), 1001);
         assert_eq!(Event::CodeReplayed.id(), 1102);
         assert_eq!(Event::TokenRevoked.id(), 1302);
+        assert_eq!(Event::ConsoleReset.id(), 1800);
+        assert_eq!(Event::FactoryReset.id(), 1806);
     }
 }

@@ -143,6 +143,15 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The technician console (for a serial line; see the README).
+    Console {
+        /// Configuration file (TOML; see the README)
+        #[arg(long, env = "COFFER_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Set or remove the technician PIN the console asks before any change.
+    #[command(subcommand)]
+    ConsolePin(crate::console::PinCommand),
 }
 
 #[derive(Debug, Subcommand, Serialize, Deserialize)]
@@ -339,6 +348,8 @@ impl Command {
             Command::Unlock { .. } => "unlock",
             Command::Policy(_) => "policy",
             Command::Audit { .. } => "audit",
+            Command::Console { .. } => "console",
+            Command::ConsolePin(_) => "console-pin",
         }
     }
 }
@@ -463,7 +474,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !matches!(cli.command, Command::Serve { .. }) {
+    if !matches!(cli.command, Command::Serve { .. } | Command::Console { .. }) {
         init_logging("coffer=warn");
     }
     let mut out = Output::default();
@@ -555,7 +566,7 @@ impl PasswordArg {
         Ok(())
     }
 
-    fn value(&self) -> anyhow::Result<&str> {
+    pub(crate) fn value(&self) -> anyhow::Result<&str> {
         self.value
             .as_deref()
             .map(String::as_str)
@@ -568,7 +579,10 @@ impl PasswordArg {
 fn resolve(command: &mut Command) -> anyhow::Result<()> {
     match command {
         Command::Setup { password_file, .. }
-        | Command::User(UserCommand::Password { password_file, .. }) => password_file.resolve(),
+        | Command::User(UserCommand::Password { password_file, .. })
+        | Command::ConsolePin(crate::console::PinCommand::Set {
+            pin_file: password_file,
+        }) => password_file.resolve(),
         Command::User(UserCommand::Add {
             password_file: Some(p),
             ..
@@ -614,8 +628,18 @@ fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
             None => crate::config::FileConfig::default(),
         };
         let resolved = file.resolve(&flags, data_dir(None))?;
-        init_logging(&resolved.log_level);
+        crate::system::logging::init(&resolved.log_level, resolved.log_target)?;
         return crate::server::run(resolved);
+    }
+    if let Command::Console { config } = &cli.command {
+        return crate::console::main(crate::config::Overrides {
+            config: config.clone(),
+            data_dir: g.data_dir.clone(),
+            seal: g.seal.clone(),
+            tcti: g.tcti.clone(),
+            pcr7: g.pcr7,
+            ..Default::default()
+        });
     }
     let dir = data_dir(g.data_dir.clone());
     if let Some(reply) = crate::control::request(&dir, &cli.command)? {
@@ -887,6 +911,8 @@ pub(crate) fn execute(
         }
         Command::Status { json } => status(ctx, json, out),
         Command::Serve { .. } => bail!("a server is already running on this data dir"),
+        Command::Console { .. } => bail!("the console runs on its own terminal"),
+        Command::ConsolePin(cmd) => crate::console::pin_command(ctx, me, cmd, out),
         Command::User(cmd) => user(ctx, me, cmd, out),
         Command::Group(cmd) => group(ctx, me, cmd, out),
         Command::Mfa(cmd) => mfa(ctx, me, cmd, out),

@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub files_root: Option<PathBuf>,
     /// Log filter, e.g. `info` or `coffer=debug` (RUST_LOG wins).
     pub log_level: Option<String>,
+    /// Where the log goes: `auto`, `journald` or `stderr`.
+    pub log_target: Option<String>,
     /// Sealing of the data key.
     #[serde(default)]
     pub seal: SealSection,
@@ -47,6 +49,12 @@ pub struct FileConfig {
     /// Shutdown.
     #[serde(default)]
     pub shutdown: ShutdownSection,
+    /// The service account a root-started server drops to.
+    #[serde(default)]
+    pub service: crate::system::privilege::ServiceSection,
+    /// The technician console.
+    #[serde(default)]
+    pub console: crate::console::settings::ConsoleSection,
 }
 
 /// `[seal]`
@@ -186,6 +194,25 @@ pub struct ServeConfig {
     pub code_timeout: Duration,
     /// Shutdown grace.
     pub shutdown_grace: Duration,
+    /// Where the log goes.
+    pub log_target: crate::system::logging::Target,
+    /// The service account (`[service]`).
+    pub service: crate::system::privilege::ServiceSettings,
+    /// The technician console (`[console]`).
+    pub console: crate::console::settings::ConsoleSettings,
+    /// Where this configuration came from, so SIGHUP can read it again.
+    pub source: ConfigSource,
+}
+
+/// The file and flags a configuration was resolved from.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    /// The configuration file, if one was given.
+    pub file: Option<PathBuf>,
+    /// The command-line overrides.
+    pub flags: Overrides,
+    /// The data dir used when neither flag nor file names one.
+    pub default_data_dir: PathBuf,
 }
 
 fn duration(
@@ -250,7 +277,7 @@ impl FileConfig {
             .data_dir
             .clone()
             .or(self.data_dir)
-            .unwrap_or(default_data_dir);
+            .unwrap_or_else(|| default_data_dir.clone());
         let files_root = flags
             .files_root
             .clone()
@@ -318,14 +345,21 @@ impl FileConfig {
             .clone()
             .or(self.https.listen)
             .unwrap_or_else(|| DEFAULT_HTTPS_LISTEN.into());
+        let source = ConfigSource {
+            file: flags.config.clone(),
+            flags: flags.clone(),
+            default_data_dir,
+        };
+        let log_level = flags
+            .log_level
+            .clone()
+            .or(self.log_level)
+            .unwrap_or_else(|| "info".into());
+        crate::system::logging::parse_filter(&log_level)?;
         Ok(ServeConfig {
             data_dir,
             files_root,
-            log_level: flags
-                .log_level
-                .clone()
-                .or(self.log_level)
-                .unwrap_or_else(|| "info".into()),
+            log_level,
             seal,
             sftp_listen: address("sftp.listen", &sftp_listen)?,
             https_listen: address("https.listen", &https_listen)?,
@@ -351,6 +385,15 @@ impl FileConfig {
                 0,
                 3600,
             )?,
+            log_target: self
+                .log_target
+                .as_deref()
+                .unwrap_or("auto")
+                .parse()
+                .map_err(|e| anyhow!("log_target = {e}"))?,
+            service: self.service.resolve()?,
+            console: self.console.resolve()?,
+            source,
         })
     }
 }

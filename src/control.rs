@@ -7,6 +7,10 @@
 //! files already read, and gets back what the command printed. The server
 //! runs it through [`crate::cli::execute`], the same function the command line
 //! uses on its own, so the output is the same either way.
+//!
+//! The technician console shares the socket: its operations travel as
+//! `{"console": ...}` (see [`crate::console::Request`]) and are answered
+//! with a [`crate::console::Reply`]; a command line request is unchanged.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -40,6 +44,29 @@ pub struct Reply {
 /// Sends `command` to the server running on `data_dir`, if one listens.
 /// `Ok(None)`: no server; the caller opens the store itself.
 pub(crate) fn request(data_dir: &Path, command: &Command) -> anyhow::Result<Option<Reply>> {
+    exchange(data_dir, command)
+}
+
+/// Sends a console operation to the server running on `data_dir`, if one
+/// listens. `Ok(None)`: no server; the console opens the store itself.
+pub(crate) fn request_console(
+    data_dir: &Path,
+    request: &crate::console::Request,
+) -> anyhow::Result<Option<crate::console::Reply>> {
+    exchange(data_dir, &ConsoleEnvelope { console: request })
+}
+
+/// A console operation on the wire: `{"console": ...}`, which no command of
+/// the command line parses as, so both share the socket.
+#[derive(Serialize, Deserialize)]
+struct ConsoleEnvelope<T> {
+    console: T,
+}
+
+fn exchange<Q: Serialize, A: serde::de::DeserializeOwned>(
+    data_dir: &Path,
+    request: &Q,
+) -> anyhow::Result<Option<A>> {
     let path = data_dir.join(SOCKET_FILE);
     let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
         Ok(s) => s,
@@ -59,7 +86,7 @@ pub(crate) fn request(data_dir: &Path, command: &Command) -> anyhow::Result<Opti
         }
     };
     stream.set_read_timeout(Some(Duration::from_secs(300)))?;
-    let mut line = serde_json::to_vec(command)?;
+    let mut line = serde_json::to_vec(request)?;
     line.push(b'\n');
     stream
         .write_all(&line)
@@ -70,13 +97,26 @@ pub(crate) fn request(data_dir: &Path, command: &Command) -> anyhow::Result<Opti
         .take(MAX_REPLY)
         .read_to_end(&mut raw)
         .with_context(|| format!("no answer from the running server at {}", path.display()))?;
-    let reply: Reply = serde_json::from_slice(&raw)
+    let reply: A = serde_json::from_slice(&raw)
         .context("the running server sent an answer this coffer cannot read")?;
     Ok(Some(reply))
 }
 
 /// Runs a command for the control socket.
 pub(crate) type Executor = Arc<dyn Fn(Command) -> Reply + Send + Sync>;
+
+/// Runs a console operation for the control socket.
+pub(crate) type ConsoleExecutor =
+    Arc<dyn Fn(crate::console::Request) -> ConsoleOutcome + Send + Sync>;
+
+/// A console operation's reply, and what the server does once the reply
+/// has been sent (a factory reset stops the server only then).
+pub(crate) struct ConsoleOutcome {
+    /// The reply.
+    pub reply: crate::console::Reply,
+    /// Runs after the reply was written.
+    pub after: Option<Box<dyn FnOnce() + Send>>,
+}
 
 /// Binds the control socket in `data_dir` (replacing a stale one: the caller
 /// holds the store lock, so no other server can be using it).
@@ -98,7 +138,11 @@ pub fn bind(data_dir: &Path) -> anyhow::Result<(UnixListener, PathBuf)> {
 }
 
 /// Serves the control socket until the listener fails or the task is dropped.
-pub(crate) async fn serve(listener: UnixListener, execute: Executor) {
+pub(crate) async fn serve(
+    listener: UnixListener,
+    execute: Executor,
+    console: Option<ConsoleExecutor>,
+) {
     let me = nix::unistd::geteuid().as_raw();
     // A handful of administrators at most: one command at a time is plenty and
     // keeps a local flood from stacking up work.
@@ -121,23 +165,46 @@ pub(crate) async fn serve(listener: UnixListener, execute: Executor) {
             continue;
         }
         let execute = execute.clone();
+        let console = console.clone();
         let gate = gate.clone();
         tokio::spawn(async move {
             let Ok(_permit) = gate.acquire_owned().await else {
                 return;
             };
-            if let Err(e) = answer(stream, execute).await {
+            if let Err(e) = answer(stream, execute, console).await {
                 tracing::warn!(error = %e, "control socket: request failed");
             }
         });
     }
 }
 
-async fn answer(stream: UnixStream, execute: Executor) -> anyhow::Result<()> {
+async fn answer(
+    stream: UnixStream,
+    execute: Executor,
+    console: Option<ConsoleExecutor>,
+) -> anyhow::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read.take(MAX_REQUEST));
     let mut line = Vec::new();
     reader.read_until(b'\n', &mut line).await?;
+    if let Some(console) = console
+        && let Ok(ConsoleEnvelope { console: request }) =
+            serde_json::from_slice::<ConsoleEnvelope<crate::console::Request>>(&line)
+    {
+        let outcome = tokio::task::spawn_blocking(move || console(request)).await?;
+        let written = async {
+            write
+                .write_all(&serde_json::to_vec(&outcome.reply)?)
+                .await?;
+            write.shutdown().await?;
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        if let Some(after) = outcome.after {
+            after();
+        }
+        return written;
+    }
     let reply = match serde_json::from_slice::<Command>(&line) {
         Ok(command) => tokio::task::spawn_blocking(move || execute(command)).await?,
         Err(e) => Reply {

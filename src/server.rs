@@ -107,8 +107,10 @@ fn russh_config(config: &ServeConfig, keys: Vec<russh::keys::PrivateKey>) -> rus
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let mut service = crate::system::Service::start(&config)?;
     let clock = SystemClock;
     let started_at = clock.now();
+    service.status("Starting: opening the store and the data key");
     let store = Store::open(&config.data_dir, OpenMode::Create)?;
     let (key, seal_status) = seal::open(&config.data_dir, &config.seal, true)?;
     match seal_status.backend {
@@ -153,6 +155,17 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         listening: vec![format!("sftp {sftp_addr}")],
     };
     let (control_listener, socket_path) = control::bind(&config.data_dir)?;
+    let identity = service.drop_privileges(&config)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let console = crate::console::ops::server_executor(crate::console::ops::ServerSide {
+        auth: auth.clone(),
+        data_dir: config.data_dir.clone(),
+        files_root: config.files_root.clone(),
+        seal: seal_status.clone(),
+        info: info.clone(),
+        stop: stop_tx.clone(),
+    });
     let executor: control::Executor = {
         let auth = auth.clone();
         let data_dir = config.data_dir.clone();
@@ -173,7 +186,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             }
         })
     };
-    let control_task = tokio::spawn(control::serve(control_listener, executor));
+    let control_task = tokio::spawn(control::serve(control_listener, executor, Some(console)));
 
     if !auth.is_claimed()? {
         tracing::warn!(
@@ -188,20 +201,43 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         config.sftp.clone(),
         config.shutdown_grace,
     ));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        });
+    }
+    let listener_task = tokio::spawn(crate::ssh::serve(listener, shared, stop_rx.clone()));
+    service.ready(crate::system::Running {
+        watched: crate::system::health::Watched {
+            auth: auth.clone(),
+            listener: listener_task.abort_handle(),
+        },
+        stop: stop_rx.clone(),
+        config: config.clone(),
+        status: format!(
+            "Serving SFTP on {sftp_addr} as {}; {}",
+            identity.user,
+            if auth.is_claimed()? {
+                "claimed"
+            } else {
+                "UNCLAIMED: run coffer setup"
+            }
+        ),
     });
     tracing::info!(sftp = %sftp_addr, https = %config.https_listen, "ready (HTTPS is not in this release)");
     // One line on stdout for scripts and tests: the addresses actually bound.
     println!("ready: sftp {sftp_addr}");
-    crate::ssh::serve(listener, shared, stop_rx).await;
+    let _ = listener_task.await;
+    let mut stop_watch = stop_rx;
+    let ended = service.listener_ended(&mut stop_watch).await;
+    service.stopping("Stopping: closing connections");
     control_task.abort();
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!("stopped");
-    Ok(())
+    ended
 }
 
 async fn wait_for_signal() {

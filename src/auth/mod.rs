@@ -12,6 +12,7 @@
 //! data key, bound to their account and enrolment.
 
 pub mod accounts;
+pub mod console;
 pub mod flow;
 mod lockout;
 pub mod mfa;

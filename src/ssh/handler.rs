@@ -38,6 +38,9 @@ pub(super) struct Connection {
     session: Option<Arc<flow::Session>>,
     channels: HashMap<ChannelId, Channel<Msg>>,
     active: Arc<AtomicUsize>,
+    /// The connection's span (session id, address): russh runs the handler
+    /// on tasks of its own, so the core's work is entered into it by hand.
+    span: tracing::Span,
 }
 
 fn methods(kinds: &[MethodKind]) -> MethodSet {
@@ -88,6 +91,7 @@ impl Connection {
             session: None,
             channels: HashMap::new(),
             active: Arc::new(AtomicUsize::new(0)),
+            span: tracing::Span::current(),
         }
     }
 
@@ -97,7 +101,8 @@ impl Connection {
         F: FnOnce(&crate::auth::Auth) -> Step + Send + 'static,
     {
         let auth = self.shared.auth.clone();
-        match tokio::task::spawn_blocking(move || f(&auth)).await {
+        let span = self.span.clone();
+        match tokio::task::spawn_blocking(move || span.in_scope(|| f(&auth))).await {
             Ok(step) => step,
             Err(e) => {
                 tracing::error!(error = %e, "login step failed");

@@ -149,13 +149,16 @@ pub async fn serve(
                 let _ = socket.set_nodelay(true);
                 let shared = shared.clone();
                 let shutdown = shutdown.clone();
-                tasks.spawn(async move {
+                // Everything the connection logs (audit events included)
+                // carries its session id and peer address (with port).
+                let span = tracing::info_span!("ssh", session_id = id, peer = %peer);
+                tasks.spawn(tracing::Instrument::instrument(async move {
                     connection(socket, peer, shared.clone(), id, evicted, shutdown).await;
                     if let Ok(mut p) = shared.preauth.lock() {
                         p.leave(id);
                     }
                     drop(permit);
-                });
+                }, span));
             }
             _ = shutdown.changed() => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}

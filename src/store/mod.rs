@@ -215,6 +215,17 @@ impl Store {
         f(&ReadTx { txn })
     }
 
+    /// A health probe for the watchdog: reads the schema version in a read
+    /// transaction, then begins a write transaction and aborts it (nothing
+    /// is written, nothing is synced). It blocks while another write
+    /// transaction is open, so a writer that is stuck shows here.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        self.schema_version()?;
+        let txn = self.db.begin_write()?;
+        txn.abort()?;
+        Ok(())
+    }
+
     /// The schema version recorded in the store.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
         self.read(|r| Ok(schema_version_of(r)?.unwrap_or(0)))

@@ -14,4 +14,5 @@ mod crash;
 mod flow;
 mod harness;
 mod secrets_at_rest;
+mod system;
 mod tpm;

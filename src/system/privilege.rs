@@ -1,0 +1,350 @@
+//! Least privilege without systemd: a server started as root gives root up.
+//!
+//! Under systemd the unit starts Coffer as its own user with no capabilities
+//! beyond binding low ports, and nothing here happens. Started as root (an
+//! init script, a container, a developer's `sudo`), the server opens what
+//! needs root first: the listeners (ports below 1024), the store and the TPM.
+//! Then it hands the data dir to the service account, and drops to it:
+//!
+//! 1. `PR_SET_NO_NEW_PRIVS`, so nothing the process runs can gain privileges;
+//! 2. `setgroups([gid])`, `setresgid(gid)`, `setresuid(uid)`: the kernel
+//!    clears the permitted, effective and ambient capability sets when the
+//!    last root uid goes;
+//! 3. verification: real, effective and saved ids are the target's, the
+//!    supplementary groups are only its group, `setuid(0)` fails, and
+//!    `/proc/thread-self/status` shows no capability left (the allowed set
+//!    after the drop is empty: the listeners are already bound).
+//!
+//! The account is `[service] user` (and `group`, default: the user's primary
+//! group); without it, `coffer` when that account exists. A server that
+//! would stay root refuses to run unless `[service] allow_root = true`
+//! (which, without a `user`, keeps root even when `coffer` exists).
+
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow, bail};
+use nix::unistd::{Gid, Group, Uid, User};
+use serde::Deserialize;
+
+/// The account a root-started server drops to when none is configured.
+pub const DEFAULT_USER: &str = "coffer";
+
+/// `[service]` in the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSection {
+    /// The account to drop to when started as root.
+    pub user: Option<String>,
+    /// Its group (default: the account's primary group).
+    pub group: Option<String>,
+    /// Keep running as root when started as root (not recommended).
+    pub allow_root: Option<bool>,
+}
+
+/// The resolved `[service]` settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceSettings {
+    /// `[service] user`; `None`: `coffer` when that account exists.
+    pub user: Option<String>,
+    /// `[service] group`; `None`: the user's primary group.
+    pub group: Option<String>,
+    /// `[service] allow_root`.
+    pub allow_root: bool,
+}
+
+impl ServiceSection {
+    /// Resolves the section.
+    pub fn resolve(self) -> anyhow::Result<ServiceSettings> {
+        for (key, value) in [("service.user", &self.user), ("service.group", &self.group)] {
+            if let Some(v) = value
+                && (v.is_empty() || v.len() > 64 || v.chars().any(|c| c.is_control() || c == ':'))
+            {
+                bail!("{key} = {v:?} is not an account or group name");
+            }
+        }
+        Ok(ServiceSettings {
+            user: self.user,
+            group: self.group,
+            allow_root: self.allow_root.unwrap_or(false),
+        })
+    }
+}
+
+/// Who the server runs as after [`drop_if_root`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// User name (or the numeric id when the account has no name).
+    pub user: String,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// What [`drop_if_root`] will do, decided before anything is opened so a
+/// refusal comes before any file is created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Not root: nothing to drop.
+    NotRoot,
+    /// Root, and allowed to stay root.
+    StayRoot,
+    /// Root: drop to this account once the listeners and the store are open.
+    DropTo {
+        /// Account name.
+        user: String,
+        /// Its uid.
+        uid: Uid,
+        /// The group's gid.
+        gid: Gid,
+    },
+}
+
+/// Decides what a server started with this effective uid does.
+pub fn plan(settings: &ServiceSettings) -> anyhow::Result<Plan> {
+    if !Uid::effective().is_root() {
+        return Ok(Plan::NotRoot);
+    }
+    let named = settings.user.clone();
+    if named.is_none() && settings.allow_root {
+        return Ok(Plan::StayRoot);
+    }
+    let user = match named.as_deref() {
+        Some(name) => Some(
+            lookup_user(name)?
+                .ok_or_else(|| anyhow!("service.user = {name:?}: there is no such account"))?,
+        ),
+        None => lookup_user(DEFAULT_USER)?,
+    };
+    let Some(user) = user else {
+        if settings.allow_root {
+            return Ok(Plan::StayRoot);
+        }
+        bail!(
+            "coffer serve was started as root and there is no `{DEFAULT_USER}` account to drop to: create one (useradd --system {DEFAULT_USER}), set [service] user = \"NAME\" in the configuration, or set [service] allow_root = true to keep root (not recommended)"
+        );
+    };
+    if user.uid.is_root() {
+        if settings.allow_root {
+            return Ok(Plan::StayRoot);
+        }
+        bail!(
+            "service.user = {:?} is root; name an unprivileged account, or set [service] allow_root = true",
+            user.name
+        );
+    }
+    let gid = match settings.group.as_deref() {
+        Some(g) => {
+            Group::from_name(g)
+                .with_context(|| format!("cannot look up the group {g:?}"))?
+                .ok_or_else(|| anyhow!("service.group = {g:?}: there is no such group"))?
+                .gid
+        }
+        None => user.gid,
+    };
+    if gid.as_raw() == 0 && !settings.allow_root {
+        bail!(
+            "the service would keep group root (gid 0); set [service] group to an unprivileged group"
+        );
+    }
+    Ok(Plan::DropTo {
+        user: user.name,
+        uid: user.uid,
+        gid,
+    })
+}
+
+fn lookup_user(name: &str) -> anyhow::Result<Option<User>> {
+    if let Ok(uid) = name.parse::<u32>() {
+        return User::from_uid(Uid::from_raw(uid))
+            .with_context(|| format!("cannot look up the account {name:?}"));
+    }
+    User::from_name(name).with_context(|| format!("cannot look up the account {name:?}"))
+}
+
+/// Gives `paths` (and, for directories, what they hold directly) to the
+/// account, without following symbolic links. Files the server creates later
+/// are then created by the account itself.
+pub fn hand_over(paths: &[PathBuf], uid: Uid, gid: Gid) -> anyhow::Result<()> {
+    let mut all = Vec::new();
+    for p in paths {
+        if std::fs::symlink_metadata(p).is_err() {
+            continue;
+        }
+        all.push(p.clone());
+        if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) {
+            for entry in
+                std::fs::read_dir(p).with_context(|| format!("cannot read {}", p.display()))?
+            {
+                all.push(entry?.path());
+            }
+        }
+    }
+    for p in all {
+        chown_nofollow(&p, uid, gid)?;
+    }
+    Ok(())
+}
+
+fn chown_nofollow(path: &Path, uid: Uid, gid: Gid) -> anyhow::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.uid() == uid.as_raw() && meta.gid() == gid.as_raw() {
+        return Ok(());
+    }
+    nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        Some(uid),
+        Some(gid),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .with_context(|| format!("cannot give {} to uid {uid}", path.display()))
+}
+
+/// Carries out `plan`: drops to the account and verifies the drop. Returns
+/// who the process is afterwards.
+pub fn carry_out(plan: &Plan) -> anyhow::Result<Identity> {
+    match plan {
+        Plan::NotRoot | Plan::StayRoot => {
+            let uid = Uid::effective();
+            if uid.is_root() {
+                tracing::warn!(
+                    "running as root because [service] allow_root = true; an unprivileged account is safer"
+                );
+            }
+            Ok(Identity {
+                user: User::from_uid(uid)
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| uid.to_string(), |u| u.name),
+                uid: uid.as_raw(),
+                gid: Gid::effective().as_raw(),
+            })
+        }
+        Plan::DropTo { user, uid, gid } => {
+            drop_to(*uid, *gid)?;
+            verify(*uid, *gid)?;
+            tracing::info!(user = %user, uid = uid.as_raw(), gid = gid.as_raw(), "dropped root privileges");
+            Ok(Identity {
+                user: user.clone(),
+                uid: uid.as_raw(),
+                gid: gid.as_raw(),
+            })
+        }
+    }
+}
+
+fn drop_to(uid: Uid, gid: Gid) -> anyhow::Result<()> {
+    nix::sys::prctl::set_no_new_privs().context("cannot set no_new_privs")?;
+    nix::unistd::setgroups(&[gid]).context("cannot set the supplementary groups")?;
+    nix::unistd::setresgid(gid, gid, gid).with_context(|| format!("cannot change to gid {gid}"))?;
+    nix::unistd::setresuid(uid, uid, uid).with_context(|| format!("cannot change to uid {uid}"))?;
+    Ok(())
+}
+
+/// Fails unless the process is exactly `uid`/`gid` with no capabilities.
+fn verify(uid: Uid, gid: Gid) -> anyhow::Result<()> {
+    let r = nix::unistd::getresuid().context("getresuid")?;
+    let g = nix::unistd::getresgid().context("getresgid")?;
+    if [r.real, r.effective, r.saved] != [uid; 3] || [g.real, g.effective, g.saved] != [gid; 3] {
+        bail!("the privilege drop did not take: uids {r:?}, gids {g:?}");
+    }
+    let groups = nix::unistd::getgroups().context("getgroups")?;
+    if groups.iter().any(|&x| x != gid) {
+        bail!("supplementary groups remain after the privilege drop: {groups:?}");
+    }
+    if nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
+        bail!("the process could become root again after the privilege drop");
+    }
+    let caps = capabilities()?;
+    if let Some((set, value)) = caps.iter().find(|(_, v)| *v != 0) {
+        bail!("capabilities remain after the privilege drop: {set} = {value:016x}");
+    }
+    Ok(())
+}
+
+/// The calling thread's capability sets from `/proc/thread-self/status`:
+/// `CapInh`, `CapPrm`, `CapEff`, `CapAmb`.
+pub fn capabilities() -> anyhow::Result<Vec<(String, u64)>> {
+    let status = std::fs::read_to_string("/proc/thread-self/status")
+        .context("cannot read /proc/thread-self/status")?;
+    Ok(parse_capabilities(&status))
+}
+
+fn parse_capabilities(status: &str) -> Vec<(String, u64)> {
+    status
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            matches!(k, "CapInh" | "CapPrm" | "CapEff" | "CapAmb")
+                .then(|| Some((k.to_string(), u64::from_str_radix(v.trim(), 16).ok()?)))
+                .flatten()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_lines_are_read() {
+        let caps = parse_capabilities(
+            "Name:\tcoffer\nCapInh:\t0000000000000000\nCapPrm:\t0000000000000400\nCapEff:\t0000000000000400\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\n",
+        );
+        assert_eq!(
+            caps,
+            vec![
+                ("CapInh".into(), 0),
+                ("CapPrm".into(), 0x400),
+                ("CapEff".into(), 0x400),
+                ("CapAmb".into(), 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn section_rejects_odd_names() {
+        let s = ServiceSection {
+            user: Some("a:b".into()),
+            ..Default::default()
+        };
+        assert!(s.resolve().is_err());
+        let s = ServiceSection {
+            user: Some("coffer".into()),
+            group: None,
+            allow_root: Some(true),
+        };
+        assert!(s.resolve().unwrap().allow_root);
+    }
+
+    #[test]
+    fn a_named_account_that_does_not_exist_is_an_error_for_root() {
+        if !Uid::effective().is_root() {
+            return;
+        }
+        let settings = ServiceSettings {
+            user: Some("no-such-coffer-account".into()),
+            ..Default::default()
+        };
+        let err = plan(&settings).unwrap_err().to_string();
+        assert!(err.contains("no such account"), "{err}");
+        let settings = ServiceSettings {
+            user: Some("root".into()),
+            ..Default::default()
+        };
+        assert!(
+            plan(&settings)
+                .unwrap_err()
+                .to_string()
+                .contains("allow_root")
+        );
+        let settings = ServiceSettings {
+            user: Some("root".into()),
+            allow_root: true,
+            ..Default::default()
+        };
+        assert_eq!(plan(&settings).unwrap(), Plan::StayRoot);
+    }
+}
