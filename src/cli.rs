@@ -143,6 +143,12 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve SFTP on standard input and output, like OpenSSH's sftp-server.
+    #[command(hide = true)]
+    SftpServer(crate::files::stdio::ServerArgs),
+    /// Serve one legacy SCP command (`scp -t`/`scp -f`) on standard input and output.
+    #[command(hide = true)]
+    ScpServer(crate::files::stdio::ScpServerArgs),
 }
 
 #[derive(Debug, Subcommand, Serialize, Deserialize)]
@@ -330,6 +336,8 @@ impl Command {
     fn name(&self) -> &'static str {
         match self {
             Command::Serve { .. } => "serve",
+            Command::SftpServer(_) => "sftp-server",
+            Command::ScpServer(_) => "scp-server",
             Command::Setup { .. } => "setup",
             Command::Status { .. } => "status",
             Command::User(_) => "user",
@@ -617,6 +625,11 @@ fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
         init_logging(&resolved.log_level);
         return crate::server::run(resolved);
     }
+    match cli.command {
+        Command::SftpServer(args) => return crate::files::stdio::sftp_server(args),
+        Command::ScpServer(args) => return crate::files::stdio::scp_server(args),
+        _ => {}
+    }
     let dir = data_dir(g.data_dir.clone());
     if let Some(reply) = crate::control::request(&dir, &cli.command)? {
         out.stdout = reply.output.stdout;
@@ -887,6 +900,9 @@ pub(crate) fn execute(
         }
         Command::Status { json } => status(ctx, json, out),
         Command::Serve { .. } => bail!("a server is already running on this data dir"),
+        Command::SftpServer(_) | Command::ScpServer(_) => {
+            bail!("the file servers run on standard input and output, not through a server")
+        }
         Command::User(cmd) => user(ctx, me, cmd, out),
         Command::Group(cmd) => group(ctx, me, cmd, out),
         Command::Mfa(cmd) => mfa(ctx, me, cmd, out),
