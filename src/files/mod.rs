@@ -37,7 +37,7 @@ pub mod scp;
 pub mod sftp;
 pub mod stdio;
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
@@ -1012,16 +1012,6 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
-}
-
-/// A name for messages: bytes as text.
-pub(crate) fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Converts a file name from the platform.
-pub(crate) fn os_bytes(name: OsString) -> Vec<u8> {
-    name.into_vec()
 }
 
 #[cfg(test)]

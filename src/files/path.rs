@@ -191,11 +191,21 @@ pub fn is_plain_name(name: &[u8]) -> bool {
     !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/')
 }
 
-/// Shell-style match of one file name against a pattern with `*` (any run
-/// of bytes) and `?` (any one byte); a leading `.` must be matched
-/// literally, as a shell does.
-pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
-    if name.first() == Some(&b'.') && pattern.first() != Some(&b'.') {
+/// One element of a file-name pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Glob {
+    /// This byte.
+    Byte(u8),
+    /// `*`: any run of bytes.
+    AnyRun,
+    /// `?`: any one byte.
+    AnyOne,
+}
+
+/// Shell-style match of one file name against a pattern; a leading `.`
+/// must be matched literally, as a shell does.
+pub fn glob_match(pattern: &[Glob], name: &[u8]) -> bool {
+    if name.first() == Some(&b'.') && pattern.first() != Some(&Glob::Byte(b'.')) {
         return false;
     }
     // Iterative matcher with one backtrack point for the last `*`.
@@ -203,15 +213,15 @@ pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
     let mut star: Option<(usize, usize)> = None;
     while n < name.len() {
         match pattern.get(p) {
-            Some(b'*') => {
+            Some(Glob::AnyRun) => {
                 star = Some((p, n));
                 p += 1;
             }
-            Some(b'?') => {
+            Some(Glob::AnyOne) => {
                 p += 1;
                 n += 1;
             }
-            Some(c) if Some(c) == name.get(n) => {
+            Some(Glob::Byte(c)) if Some(c) == name.get(n) => {
                 p += 1;
                 n += 1;
             }
@@ -225,15 +235,10 @@ pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
             },
         }
     }
-    while pattern.get(p) == Some(&b'*') {
+    while pattern.get(p) == Some(&Glob::AnyRun) {
         p += 1;
     }
     p == pattern.len()
-}
-
-/// Whether a name holds a glob character this module expands.
-pub fn has_glob(name: &[u8]) -> bool {
-    name.iter().any(|b| *b == b'*' || *b == b'?')
 }
 
 #[cfg(test)]
@@ -293,16 +298,27 @@ mod tests {
         assert_eq!(VPath::root().relative_from(&t), b"../../..");
     }
 
+    fn pat(s: &str) -> Vec<Glob> {
+        s.bytes()
+            .map(|b| match b {
+                b'*' => Glob::AnyRun,
+                b'?' => Glob::AnyOne,
+                b => Glob::Byte(b),
+            })
+            .collect()
+    }
+
     #[test]
     fn globs() {
-        assert!(glob_match(b"*.txt", b"a.txt"));
-        assert!(!glob_match(b"*.txt", b".a.txt"));
-        assert!(glob_match(b".*", b".a"));
-        assert!(glob_match(b"a?c", b"abc"));
-        assert!(!glob_match(b"a?c", b"ac"));
-        assert!(glob_match(b"*", b"x"));
-        assert!(glob_match(b"a*b*c", b"aXXbYYc"));
-        assert!(!glob_match(b"a*b*c", b"aXXbYY"));
-        assert!(glob_match(b"**", b""));
+        assert!(glob_match(&pat("*.txt"), b"a.txt"));
+        assert!(!glob_match(&pat("*.txt"), b".a.txt"));
+        assert!(glob_match(&pat(".*"), b".a"));
+        assert!(glob_match(&pat("a?c"), b"abc"));
+        assert!(!glob_match(&pat("a?c"), b"ac"));
+        assert!(glob_match(&pat("*"), b"x"));
+        assert!(glob_match(&pat("a*b*c"), b"aXXbYYc"));
+        assert!(!glob_match(&pat("a*b*c"), b"aXXbYY"));
+        assert!(glob_match(&pat("**"), b""));
+        assert!(!glob_match(&[Glob::Byte(b'*')], b"x"));
     }
 }

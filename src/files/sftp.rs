@@ -10,9 +10,10 @@
 //!
 //! One task reads and decodes packets; one task writes replies. READ, WRITE
 //! and FSTAT on an open file handle run concurrently on tokio's blocking
-//! pool (`pread`/`pwrite` need no shared file position); a reply goes out
-//! as soon as its request completes, so replies may leave in a different
-//! order than requests came (clients match them by id). Two of these
+//! pool (`pread`/`pwrite` need no shared file position). Replies leave in
+//! request order all the same: the protocol would allow any order, but
+//! OpenSSH's clients (9.2 at least) truncate an in-place download (`scp` in
+//! SFTP mode) at the first reply that arrives out of order. Two of these
 //! requests on the same handle that conflict (a write overlapping another
 //! write or a read, an FSTAT after a write, anything with an append-mode
 //! handle) are kept in order: the later one waits. Every other request is a
@@ -40,7 +41,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, BufWriter};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::{Counters, Fault, Follow, FsError, Listing, OpenHow, Root, Stat, Summary, VPath};
@@ -113,7 +114,7 @@ where
 {
     let limits = limits.sane();
     let (read_half, write_half) = tokio::io::split(stream);
-    let (tx, rx) = mpsc::channel(limits.max_outstanding + 1);
+    let (queue, rx) = mpsc::channel(limits.max_outstanding);
     let writer = tokio::spawn(write_loop(write_half, rx));
     let counters = Arc::new(Counters::default());
     let mut session = Session {
@@ -124,7 +125,7 @@ where
         }),
         handles: HashMap::new(),
         next_handle: 1,
-        tx,
+        queue,
         tasks: JoinSet::new(),
         in_flight: Vec::new(),
         next_seq: 0,
@@ -145,20 +146,54 @@ where
     }
 }
 
-/// Writes replies as they come; flushes only when none is waiting, so a
-/// burst of small STATUS replies leaves in one write and a DATA reply
-/// (built contiguously in place) goes out without a copy.
+/// A reply in the queue, in request order.
+enum Pending {
+    /// Already built.
+    Ready(BytesMut),
+    /// Being worked on; the id answers with a failure if the work is lost.
+    Later(u32, oneshot::Receiver<BytesMut>),
+}
+
+/// Writes replies in the order the requests came (OpenSSH's clients up to
+/// 9.x truncate an in-place download whose replies arrive out of order),
+/// while the work behind them runs concurrently. Flushes only when the
+/// next reply is not ready yet, so a burst of small STATUS replies leaves
+/// in one write and a DATA reply (built contiguously in place) goes out
+/// without a copy.
 async fn write_loop<W: AsyncWrite + Unpin>(
     w: W,
-    mut rx: mpsc::Receiver<BytesMut>,
+    mut rx: mpsc::Receiver<Pending>,
 ) -> io::Result<()> {
     let mut w = BufWriter::with_capacity(64 * 1024, w);
-    while let Some(frame) = rx.recv().await {
+    loop {
+        let pending = match rx.try_recv() {
+            Ok(p) => p,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                w.flush().await?;
+                match rx.recv().await {
+                    Some(p) => p,
+                    None => break,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        };
+        let frame = match pending {
+            Pending::Ready(frame) => frame,
+            Pending::Later(id, mut reply) => match reply.try_recv() {
+                Ok(frame) => frame,
+                Err(oneshot::error::TryRecvError::Empty) => {
+                    w.flush().await?;
+                    match reply.await {
+                        Ok(frame) => frame,
+                        Err(_) => wire::status(id, fx::FAILURE, "internal error"),
+                    }
+                }
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    wire::status(id, fx::FAILURE, "internal error")
+                }
+            },
+        };
         w.write_all(&frame).await?;
-        while let Ok(frame) = rx.try_recv() {
-            w.write_all(&frame).await?;
-        }
-        w.flush().await?;
     }
     w.flush().await
 }
@@ -250,7 +285,7 @@ struct Session {
     ctx: Arc<Ctx>,
     handles: HashMap<u32, Handle>,
     next_handle: u32,
-    tx: mpsc::Sender<BytesMut>,
+    queue: mpsc::Sender<Pending>,
     tasks: JoinSet<u64>,
     in_flight: Vec<InFlight>,
     next_seq: u64,
@@ -276,7 +311,7 @@ impl Session {
             while self.tasks.len() >= self.ctx.limits.max_outstanding {
                 self.join_one().await;
             }
-            if self.tx.is_closed() {
+            if self.queue.is_closed() {
                 return Ok(());
             }
             let Some(frame) = frames.next().await? else {
@@ -302,7 +337,7 @@ impl Session {
 
     /// Queues a reply; false when the writer is gone.
     async fn send(&self, reply: BytesMut) -> bool {
-        self.tx.send(reply).await.is_ok()
+        self.queue.send(Pending::Ready(reply)).await.is_ok()
     }
 
     /// Forgets finished tasks.
@@ -331,11 +366,16 @@ impl Session {
         self.handles.get(&id).map(|h| (id, h.clone()))
     }
 
-    /// Runs a job on the blocking pool alongside others.
-    fn spawn_io<F>(&mut self, handle: u32, access: Access, job: F)
+    /// Runs a job on the blocking pool alongside others; false when the
+    /// client is gone.
+    async fn spawn_io<F>(&mut self, id: u32, handle: u32, access: Access, job: F) -> bool
     where
         F: FnOnce(&Ctx) -> BytesMut + Send + 'static,
     {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        if self.queue.send(Pending::Later(id, reply_rx)).await.is_err() {
+            return false;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.in_flight.push(InFlight {
@@ -344,12 +384,11 @@ impl Session {
             access,
         });
         let ctx = self.ctx.clone();
-        let tx = self.tx.clone();
         self.tasks.spawn_blocking(move || {
-            let reply = job(&ctx);
-            let _ = tx.blocking_send(reply);
+            let _ = reply_tx.send(job(&ctx));
             seq
         });
+        true
     }
 
     /// Runs a job on the blocking pool after a barrier, alone.
@@ -394,8 +433,8 @@ impl Session {
                         len: u64::from(len),
                     };
                     self.order(h, access).await;
-                    self.spawn_io(h, access, move |ctx| read(ctx, id, &f, offset, len));
-                    true
+                    self.spawn_io(id, h, access, move |ctx| read(ctx, id, &f, offset, len))
+                        .await
                 }
                 _ => self.send(bad_handle(&ctx, id)).await,
             },
@@ -415,19 +454,19 @@ impl Session {
                     } else {
                         self.order(h, access).await;
                     }
-                    self.spawn_io(h, access, move |ctx| write(ctx, id, &f, offset, &data));
-                    true
+                    self.spawn_io(id, h, access, move |ctx| write(ctx, id, &f, offset, &data))
+                        .await
                 }
                 _ => self.send(bad_handle(&ctx, id)).await,
             },
             Request::Fstat { handle } => match self.lookup(&handle) {
                 Some((h, Handle::File(f))) => {
                     self.order(h, Access::Stat).await;
-                    self.spawn_io(h, Access::Stat, move |ctx| match f.file.metadata() {
+                    self.spawn_io(id, h, Access::Stat, move |ctx| match f.file.metadata() {
                         Ok(m) => wire::attrs(id, &Stat::from_std(&m)),
                         Err(e) => ctx.fail(id, &e.into()),
-                    });
-                    true
+                    })
+                    .await
                 }
                 Some((_, Handle::Dir(d))) => {
                     self.reply_alone(id, move |ctx| {
