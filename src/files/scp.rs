@@ -161,7 +161,9 @@ fn expand_tilde(w: &mut Word, account: &str) -> Result<(), ScpError> {
         ));
     }
     let mut out = Word::default();
-    out.push(b'/', true);
+    if end == w.bytes.len() {
+        out.push(b'/', true);
+    }
     for (b, q) in w.bytes.iter().zip(w.quoted.iter()).skip(end) {
         out.push(*b, *q);
     }

@@ -10,7 +10,9 @@
 //!
 //! One task reads and decodes packets; one task writes replies. READ, WRITE
 //! and FSTAT on an open file handle run concurrently on tokio's blocking
-//! pool (`pread`/`pwrite` need no shared file position). Replies leave in
+//! pool (`pread`/`pwrite` need no shared file position); the ones that
+//! arrive together (up to 8 requests or 1 MiB) go as one job, so a burst
+//! of 64 requests costs a few thread hand-offs, not 64. Replies leave in
 //! request order all the same: the protocol would allow any order, but
 //! OpenSSH's clients (9.2 at least) truncate an in-place download (`scp` in
 //! SFTP mode) at the first reply that arrives out of order. Two of these
@@ -34,13 +36,14 @@
 
 mod wire;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::unix::fs::FileExt as _;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, BufWriter};
+use bytes::{Buf as _, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -129,6 +132,8 @@ where
         tasks: JoinSet::new(),
         in_flight: Vec::new(),
         next_seq: 0,
+        batch: Vec::new(),
+        batch_bytes: 0,
     };
     let mut frames = FrameReader::new(read_half, limits.max_packet);
     let outcome = session.run(&mut frames).await;
@@ -156,44 +161,90 @@ enum Pending {
 
 /// Writes replies in the order the requests came (OpenSSH's clients up to
 /// 9.x truncate an in-place download whose replies arrive out of order),
-/// while the work behind them runs concurrently. Flushes only when the
-/// next reply is not ready yet, so a burst of small STATUS replies leaves
-/// in one write and a DATA reply (built contiguously in place) goes out
-/// without a copy.
+/// while the work behind them runs concurrently. Replies that are ready
+/// go out together in one vectored write (a DATA reply, built in place,
+/// is never copied again); a partly written reply is resumed where the
+/// stream stopped.
 async fn write_loop<W: AsyncWrite + Unpin>(
-    w: W,
+    mut w: W,
     mut rx: mpsc::Receiver<Pending>,
 ) -> io::Result<()> {
-    let mut w = BufWriter::with_capacity(64 * 1024, w);
+    /// Enough gathered for one write.
+    const GATHER_BYTES: usize = 1024 * 1024;
+    const GATHER_FRAMES: usize = 64;
+    let lost = |id| wire::status(id, fx::FAILURE, "internal error");
+    let mut ready: VecDeque<BytesMut> = VecDeque::new();
+    let mut ready_bytes = 0usize;
+    // The first reply in line whose work is not done yet.
+    let mut head: Option<(u32, oneshot::Receiver<BytesMut>)> = None;
+    let mut closed = false;
     loop {
-        let pending = match rx.try_recv() {
-            Ok(p) => p,
-            Err(mpsc::error::TryRecvError::Empty) => {
-                w.flush().await?;
-                match rx.recv().await {
-                    Some(p) => p,
-                    None => break,
+        // Take everything that is ready, in order, up to the head.
+        while ready_bytes < GATHER_BYTES && ready.len() < GATHER_FRAMES {
+            if let Some((id, reply)) = head.as_mut() {
+                let frame = match reply.try_recv() {
+                    Ok(frame) => frame,
+                    Err(oneshot::error::TryRecvError::Empty) => break,
+                    Err(oneshot::error::TryRecvError::Closed) => lost(*id),
+                };
+                ready_bytes += frame.len();
+                ready.push_back(frame);
+                head = None;
+            }
+            match rx.try_recv() {
+                Ok(Pending::Ready(frame)) => {
+                    ready_bytes += frame.len();
+                    ready.push_back(frame);
+                }
+                Ok(Pending::Later(id, reply)) => head = Some((id, reply)),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
                 }
             }
-            Err(mpsc::error::TryRecvError::Disconnected) => break,
-        };
-        let frame = match pending {
-            Pending::Ready(frame) => frame,
-            Pending::Later(id, mut reply) => match reply.try_recv() {
-                Ok(frame) => frame,
-                Err(oneshot::error::TryRecvError::Empty) => {
-                    w.flush().await?;
-                    match reply.await {
-                        Ok(frame) => frame,
-                        Err(_) => wire::status(id, fx::FAILURE, "internal error"),
-                    }
+        }
+        if ready.is_empty() {
+            // Nothing to write: wait for the head's work or the next reply.
+            if let Some((id, reply)) = head.take() {
+                let frame = reply.await.unwrap_or_else(|_| lost(id));
+                ready_bytes += frame.len();
+                ready.push_back(frame);
+                continue;
+            }
+            if closed {
+                break;
+            }
+            match rx.recv().await {
+                Some(Pending::Ready(frame)) => {
+                    ready_bytes += frame.len();
+                    ready.push_back(frame);
                 }
-                Err(oneshot::error::TryRecvError::Closed) => {
-                    wire::status(id, fx::FAILURE, "internal error")
-                }
-            },
+                Some(Pending::Later(id, reply)) => head = Some((id, reply)),
+                None => break,
+            }
+            continue;
+        }
+        let mut n = {
+            let slices: Vec<io::IoSlice<'_>> = ready.iter().map(|f| io::IoSlice::new(f)).collect();
+            w.write_vectored(&slices).await?
         };
-        w.write_all(&frame).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        ready_bytes = ready_bytes.saturating_sub(n);
+        while n > 0 {
+            let Some(front) = ready.front_mut() else {
+                break;
+            };
+            if n >= front.len() {
+                n -= front.len();
+                ready.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
     }
     w.flush().await
 }
@@ -242,6 +293,29 @@ struct OpenFile {
     readable: bool,
     writable: bool,
     append: bool,
+    /// How READs on it may run in the async task (see [`read_cached`]).
+    reads: AtomicU8,
+    /// How WRITEs on it may run in the async task (see [`write_cached`]).
+    writes: AtomicU8,
+}
+
+/// [`OpenFile::reads`] and [`OpenFile::writes`]: in the async task
+/// through the page cache only (`RWF_NOWAIT`), and on the blocking pool
+/// when that would wait.
+const IO_NOWAIT: u8 = 0;
+/// The file lives in memory (tmpfs): its I/O never waits for a disk.
+const IO_MEMORY: u8 = 1;
+/// `RWF_NOWAIT` is not supported here: all I/O on the blocking pool.
+const IO_POOL: u8 = 2;
+
+/// How I/O on `file` can avoid the blocking pool.
+fn io_mode(file: &std::fs::File) -> u8 {
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    const RAMFS_MAGIC: u64 = 0x8584_58f6;
+    match rustix::fs::fstatfs(file) {
+        Ok(st) if matches!(st.f_type as u64, TMPFS_MAGIC | RAMFS_MAGIC) => IO_MEMORY,
+        _ => IO_NOWAIT,
+    }
 }
 
 /// What a handle names.
@@ -288,8 +362,21 @@ struct Session {
     queue: mpsc::Sender<Pending>,
     tasks: JoinSet<u64>,
     in_flight: Vec<InFlight>,
+    /// The sequence number of the next batch (and of the one being filled).
     next_seq: u64,
+    /// Concurrent requests gathered while more packets are buffered; they
+    /// go to the blocking pool as one job (fewer thread hand-offs).
+    batch: Vec<(Job, oneshot::Sender<BytesMut>)>,
+    /// Bytes the gathered requests read or write.
+    batch_bytes: u64,
 }
+
+/// Work for the blocking pool that answers one request.
+type Job = Box<dyn FnOnce(&Ctx) -> BytesMut + Send>;
+
+/// Most requests in one batch job, and most bytes they move.
+const BATCH_REQUESTS: usize = 8;
+const BATCH_BYTES: u64 = 1024 * 1024;
 
 impl Session {
     async fn run<R: AsyncRead + Unpin>(
@@ -314,6 +401,10 @@ impl Session {
             if self.queue.is_closed() {
                 return Ok(());
             }
+            if !frames.has_frame() {
+                // Nothing more to gather without waiting: start the work.
+                self.submit();
+            }
             let Some(frame) = frames.next().await? else {
                 return Ok(());
             };
@@ -336,8 +427,39 @@ impl Session {
     }
 
     /// Queues a reply; false when the writer is gone.
-    async fn send(&self, reply: BytesMut) -> bool {
-        self.queue.send(Pending::Ready(reply)).await.is_ok()
+    async fn send(&mut self, reply: BytesMut) -> bool {
+        self.enqueue(Pending::Ready(reply)).await
+    }
+
+    /// Puts a reply in line; when the line is full, waits for the writer
+    /// (after starting the gathered work, which the writer may wait for).
+    async fn enqueue(&mut self, pending: Pending) -> bool {
+        match self.queue.try_send(pending) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Full(pending)) => {
+                self.submit();
+                self.queue.send(pending).await.is_ok()
+            }
+        }
+    }
+
+    /// Sends the gathered requests to the blocking pool as one job.
+    fn submit(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        let ctx = self.ctx.clone();
+        self.tasks.spawn_blocking(move || {
+            for (job, reply) in batch {
+                let _ = reply.send(job(&ctx));
+            }
+            seq
+        });
     }
 
     /// Forgets finished tasks.
@@ -357,6 +479,7 @@ impl Session {
 
     /// Waits for every request in flight.
     async fn barrier(&mut self) {
+        self.submit();
         while self.tasks.join_next().await.is_some() {}
         self.in_flight.clear();
     }
@@ -366,28 +489,29 @@ impl Session {
         self.handles.get(&id).map(|h| (id, h.clone()))
     }
 
-    /// Runs a job on the blocking pool alongside others; false when the
-    /// client is gone.
+    /// Gathers a job to run on the blocking pool alongside others; false
+    /// when the client is gone.
     async fn spawn_io<F>(&mut self, id: u32, handle: u32, access: Access, job: F) -> bool
     where
         F: FnOnce(&Ctx) -> BytesMut + Send + 'static,
     {
         let (reply_tx, reply_rx) = oneshot::channel();
-        if self.queue.send(Pending::Later(id, reply_rx)).await.is_err() {
+        if !self.enqueue(Pending::Later(id, reply_rx)).await {
             return false;
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
         self.in_flight.push(InFlight {
-            seq,
+            seq: self.next_seq,
             handle,
             access,
         });
-        let ctx = self.ctx.clone();
-        self.tasks.spawn_blocking(move || {
-            let _ = reply_tx.send(job(&ctx));
-            seq
-        });
+        self.batch.push((Box::new(job), reply_tx));
+        self.batch_bytes += match access {
+            Access::Read { len, .. } | Access::Write { len, .. } => len,
+            Access::Stat => 0,
+        };
+        if self.batch.len() >= BATCH_REQUESTS || self.batch_bytes >= BATCH_BYTES {
+            self.submit();
+        }
         true
     }
 
@@ -433,8 +557,15 @@ impl Session {
                         len: u64::from(len),
                     };
                     self.order(h, access).await;
-                    self.spawn_io(id, h, access, move |ctx| read(ctx, id, &f, offset, len))
-                        .await
+                    match read_cached(&ctx, id, &f, offset, len) {
+                        Partial::Done(reply) => self.send(reply).await,
+                        Partial::Pending(buf, n) => {
+                            self.spawn_io(id, h, access, move |ctx| {
+                                read_rest(ctx, id, &f, offset, buf, n)
+                            })
+                            .await
+                        }
+                    }
                 }
                 _ => self.send(bad_handle(&ctx, id)).await,
             },
@@ -454,8 +585,15 @@ impl Session {
                     } else {
                         self.order(h, access).await;
                     }
-                    self.spawn_io(id, h, access, move |ctx| write(ctx, id, &f, offset, &data))
-                        .await
+                    match write_cached(&ctx, id, &f, offset, &data) {
+                        Partial::Done(reply) => self.send(reply).await,
+                        Partial::Pending(_, n) => {
+                            self.spawn_io(id, h, access, move |ctx| {
+                                write_rest(ctx, id, &f, offset, &data, n)
+                            })
+                            .await
+                        }
+                    }
                 }
                 _ => self.send(bad_handle(&ctx, id)).await,
             },
@@ -656,6 +794,8 @@ impl Session {
         let reply = match opened {
             Some(Ok(file)) => {
                 let open = OpenFile {
+                    reads: AtomicU8::new(io_mode(&file)),
+                    writes: AtomicU8::new(io_mode(&file)),
                     file,
                     readable: how.read || !how.modifies(),
                     writable: how.modifies(),
@@ -834,14 +974,75 @@ fn bad_handle(ctx: &Ctx, id: u32) -> BytesMut {
     ctx.failure(id, fx::FAILURE, "invalid handle")
 }
 
-/// READ: file data read straight into the reply.
-fn read(ctx: &Ctx, id: u32, f: &OpenFile, offset: u64, len: u32) -> BytesMut {
+/// A READ started in the async task.
+enum Partial {
+    /// Answered.
+    Done(BytesMut),
+    /// The reply buffer and how much of it is filled; the rest must be
+    /// read on the blocking pool.
+    Pending(BytesMut, usize),
+}
+
+/// READ without blocking: as much as the page cache holds is read right
+/// away (`RWF_NOWAIT`), straight into the reply; a read that would wait
+/// for the disk goes on in the blocking pool ([`read_rest`]). A file that
+/// is being downloaded is mostly in the cache (read-ahead), so most reads
+/// cost no thread hand-off at all. Files in memory (tmpfs, where
+/// `RWF_NOWAIT` is not supported) are read here directly: they never wait
+/// for a disk.
+fn read_cached(ctx: &Ctx, id: u32, f: &OpenFile, offset: u64, len: u32) -> Partial {
     if !f.readable {
-        return ctx.failure(id, fx::PERMISSION_DENIED, "handle not open for reading");
+        return Partial::Done(ctx.failure(
+            id,
+            fx::PERMISSION_DENIED,
+            "handle not open for reading",
+        ));
     }
     let len = len as usize;
     let mut buf = wire::data_buffer(id, len);
+    let mode = f.reads.load(Ordering::Relaxed);
+    if mode == IO_POOL {
+        return Partial::Pending(buf, 0);
+    }
+    if mode == IO_MEMORY {
+        return Partial::Done(read_rest(ctx, id, f, offset, buf, 0));
+    }
     let mut n = 0;
+    while n < len {
+        let Some(dst) = buf.get_mut(wire::DATA_HEADER + n..) else {
+            break;
+        };
+        match rustix::io::preadv2(
+            &f.file,
+            &mut [io::IoSliceMut::new(dst)],
+            offset.saturating_add(n as u64),
+            rustix::io::ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::OPNOTSUPP) => {
+                f.reads.store(IO_POOL, Ordering::Relaxed);
+                return Partial::Pending(buf, n);
+            }
+            // Not cached (EAGAIN), or an error the blocking read will
+            // meet and report.
+            Err(_) => return Partial::Pending(buf, n),
+        }
+    }
+    Partial::Done(finish_read(ctx, id, buf, n))
+}
+
+/// The rest of a READ, on the blocking pool.
+fn read_rest(
+    ctx: &Ctx,
+    id: u32,
+    f: &OpenFile,
+    offset: u64,
+    mut buf: BytesMut,
+    mut n: usize,
+) -> BytesMut {
+    let len = buf.len() - wire::DATA_HEADER;
     while n < len {
         let Some(dst) = buf.get_mut(wire::DATA_HEADER + n..) else {
             break;
@@ -858,22 +1059,67 @@ fn read(ctx: &Ctx, id: u32, f: &OpenFile, offset: u64, len: u32) -> BytesMut {
             }
         }
     }
-    if n == 0 && len > 0 {
+    finish_read(ctx, id, buf, n)
+}
+
+/// A DATA reply of the `n` bytes read, or EOF when there were none.
+fn finish_read(ctx: &Ctx, id: u32, buf: BytesMut, n: usize) -> BytesMut {
+    if n == 0 && buf.len() > wire::DATA_HEADER {
         return wire::status(id, fx::EOF, "End of file");
     }
     ctx.counters.read(n as u64);
     wire::finish_data(buf, n)
 }
 
-/// WRITE: the packet's data slice goes straight to `pwrite`.
-fn write(ctx: &Ctx, id: u32, f: &OpenFile, offset: u64, data: &Bytes) -> BytesMut {
+/// WRITE without blocking, like [`read_cached`]: the packet's data goes
+/// straight to `pwritev2(RWF_NOWAIT)` (or `pwrite` for a file in memory);
+/// what would wait (dirty-page throttling, block allocation) goes on in
+/// the blocking pool ([`write_rest`]). `Pending` carries how many bytes
+/// are written.
+fn write_cached(ctx: &Ctx, id: u32, f: &OpenFile, offset: u64, data: &Bytes) -> Partial {
     if let Err(e) = ctx.root.require_write() {
-        return ctx.fail(id, &e);
+        return Partial::Done(ctx.fail(id, &e));
     }
     if !f.writable {
-        return ctx.failure(id, fx::PERMISSION_DENIED, "handle not open for writing");
+        return Partial::Done(ctx.failure(
+            id,
+            fx::PERMISSION_DENIED,
+            "handle not open for writing",
+        ));
     }
-    match f.file.write_all_at(data, offset) {
+    let mode = f.writes.load(Ordering::Relaxed);
+    if mode == IO_POOL {
+        return Partial::Pending(BytesMut::new(), 0);
+    }
+    if mode == IO_MEMORY {
+        return Partial::Done(write_rest(ctx, id, f, offset, data, 0));
+    }
+    let mut n = 0;
+    while let Some(rest) = data.get(n..).filter(|r| !r.is_empty()) {
+        match rustix::io::pwritev2(
+            &f.file,
+            &[io::IoSlice::new(rest)],
+            offset.saturating_add(n as u64),
+            rustix::io::ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(0) => return Partial::Pending(BytesMut::new(), n),
+            Ok(k) => n += k,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::OPNOTSUPP) => {
+                f.writes.store(IO_POOL, Ordering::Relaxed);
+                return Partial::Pending(BytesMut::new(), n);
+            }
+            Err(_) => return Partial::Pending(BytesMut::new(), n),
+        }
+    }
+    ctx.counters.written(data.len() as u64);
+    Partial::Done(wire::status(id, fx::OK, "Success"))
+}
+
+/// The rest of a WRITE (from byte `n` of the data), on the blocking pool.
+fn write_rest(ctx: &Ctx, id: u32, f: &OpenFile, offset: u64, data: &Bytes, n: usize) -> BytesMut {
+    let rest = data.get(n..).unwrap_or_default();
+    match f.file.write_all_at(rest, offset.saturating_add(n as u64)) {
         Ok(()) => {
             ctx.counters.written(data.len() as u64);
             wire::status(id, fx::OK, "Success")

@@ -490,6 +490,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Whether a whole packet is buffered (the next call will not wait).
+    pub(crate) fn has_frame(&self) -> bool {
+        let Some(head) = self.buf.get(..4) else {
+            return false;
+        };
+        let mut len = [0u8; 4];
+        len.copy_from_slice(head);
+        let len = u32::from_be_bytes(len);
+        len <= self.max_packet && self.buf.len() >= 4 + len as usize
+    }
+
     /// The next packet; `None` at a clean end of the stream.
     pub(crate) async fn next(&mut self) -> Result<Option<Frame>, FrameError> {
         loop {
