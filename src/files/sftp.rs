@@ -9,19 +9,34 @@
 //! # Concurrency
 //!
 //! One task reads and decodes packets; one task writes replies. READ, WRITE
-//! and FSTAT on an open file handle run concurrently on tokio's blocking
-//! pool (`pread`/`pwrite` need no shared file position); the ones that
-//! arrive together (up to 8 requests or 1 MiB) go as one job, so a burst
-//! of 64 requests costs a few thread hand-offs, not 64. Replies leave in
-//! request order all the same: the protocol would allow any order, but
-//! OpenSSH's clients (9.2 at least) truncate an in-place download (`scp` in
-//! SFTP mode) at the first reply that arrives out of order. Two of these
+//! and FSTAT on an open file handle are the data path and may run
+//! concurrently (`pread`/`pwrite` need no shared file position):
+//! - a READ the page cache can serve is done right in the protocol task
+//!   (`preadv2(RWF_NOWAIT)`, straight into the reply buffer), and so is a
+//!   WRITE where `pwritev2(RWF_NOWAIT)` is supported; files on tmpfs never
+//!   wait for a disk and are always done there;
+//! - what would wait for the disk goes to tokio's blocking pool; requests
+//!   that arrive together (up to 8 or 1 MiB) go as one job, so a burst of
+//!   64 requests costs a few thread hand-offs, not 64.
+//!
+//! Replies leave in request order all the same: the protocol would allow
+//! any order, but OpenSSH's clients (9.2 at least) truncate an in-place
+//! download (`scp` in SFTP mode) at the first reply that arrives out of
+//! order. Replies that are ready go out in one vectored write. Two data
 //! requests on the same handle that conflict (a write overlapping another
-//! write or a read, an FSTAT after a write, anything with an append-mode
-//! handle) are kept in order: the later one waits. Every other request is a
-//! barrier: it waits until all requests in flight are done and then runs
-//! alone, so metadata operations (open, close, rename, setstat, ...) see
-//! the effects of everything sent before them.
+//! write or a read, an FSTAT after a write, anything on an append-mode
+//! handle) are kept in order: the later one waits. Every other request is
+//! a barrier: it waits until all requests in flight are done and then runs
+//! alone on the blocking pool, so metadata operations (open, close, rename,
+//! setstat, ...) see the effects of everything sent before them.
+//!
+//! # Extensions
+//!
+//! `posix-rename`, `statvfs`, `fstatvfs`, `hardlink`, `fsync`, `lsetstat`,
+//! `limits`, `expand-path` (all `@openssh.com`), `copy-data` and
+//! `home-directory`. `users-groups-by-id@openssh.com` is not offered: it
+//! would tell clients the host's account names; without it OpenSSH's
+//! `ls -l` shows the server's long names, which name the account.
 //!
 //! # Limits
 //!
