@@ -615,11 +615,13 @@ impl Session {
             Request::Fstat { handle } => match self.lookup(&handle) {
                 Some((h, Handle::File(f))) => {
                     self.order(h, Access::Stat).await;
-                    self.spawn_io(id, h, Access::Stat, move |ctx| match f.file.metadata() {
+                    // The inode of an open file is in memory: fstat does
+                    // not wait for a disk.
+                    let reply = match f.file.metadata() {
                         Ok(m) => wire::attrs(id, &Stat::from_std(&m)),
                         Err(e) => ctx.fail(id, &e.into()),
-                    })
-                    .await
+                    };
+                    self.send(reply).await
                 }
                 Some((_, Handle::Dir(d))) => {
                     self.reply_alone(id, move |ctx| {

@@ -245,6 +245,8 @@ struct Outbox {
     /// The writer thread failed.
     failed: Option<io::ErrorKind>,
     waker: Option<Waker>,
+    /// Written chunks kept for reuse (no allocation per reply).
+    spare: Vec<Vec<u8>>,
 }
 
 struct OutShared {
@@ -292,6 +294,11 @@ impl StdoutWriter {
                         return;
                     };
                     outbox.bytes -= chunk.len();
+                    if outbox.spare.len() < 8 {
+                        let mut chunk = chunk;
+                        chunk.clear();
+                        outbox.spare.push(chunk);
+                    }
                     if let Err(e) = result {
                         outbox.failed = Some(e.kind());
                     }
@@ -318,7 +325,8 @@ impl StdoutWriter {
             return Poll::Pending;
         }
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let mut chunk = Vec::with_capacity(total);
+        let mut chunk = outbox.spare.pop().unwrap_or_default();
+        chunk.reserve(total);
         for b in bufs {
             chunk.extend_from_slice(b);
         }
