@@ -275,6 +275,10 @@ pub struct Stat {
     pub mtime: i64,
     /// Number of hard links.
     pub nlink: u64,
+    /// The device holding it (with `ino`, its identity).
+    pub dev: u64,
+    /// Its inode number.
+    pub ino: u64,
 }
 
 const S_IFMT: u32 = 0o170_000;
@@ -292,6 +296,8 @@ impl Stat {
             atime: m.atime(),
             mtime: m.mtime(),
             nlink: m.nlink(),
+            dev: m.dev(),
+            ino: m.ino(),
         }
     }
 
@@ -305,6 +311,8 @@ impl Stat {
             atime: m.atime(),
             mtime: m.mtime(),
             nlink: m.nlink(),
+            dev: m.dev(),
+            ino: m.ino(),
         }
     }
 
@@ -827,9 +835,14 @@ impl Root {
         match self.dir.canonicalize(p.relative()) {
             Ok(canonical) => from_canonical(&canonical),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Only the last component may be missing (as in OpenSSH).
                 let parent = p.parent().unwrap_or_else(VPath::root);
                 let name = p.file_name().unwrap_or_default();
-                let parent = self.real_path(&parent)?;
+                let parent = if parent.is_root() {
+                    parent
+                } else {
+                    from_canonical(&self.dir.canonicalize(parent.relative())?)?
+                };
                 // The parent must be a folder.
                 if !self.stat(&parent, Follow::Yes)?.is_dir() {
                     return Err(FsError::Io(rustix::io::Errno::NOTDIR.into()));

@@ -674,7 +674,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Session<S> {
                 }
                 Ok(paths) => {
                     for p in paths {
-                        self.send_path(p, 0).await?;
+                        self.send_path(p, &mut Vec::new()).await?;
                     }
                 }
                 Err(e) => self.complain(&format!("{display}: {e}")).await?,
@@ -727,8 +727,10 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Session<S> {
         .await
     }
 
-    /// Sends a file, or a folder with `-r`.
-    async fn send_path(&mut self, path: VPath, depth: usize) -> Flow {
+    /// Sends a file, or a folder with `-r`. `open` holds the folders being
+    /// sent around this one (device, inode): a symbolic link back to one
+    /// of them is skipped, not followed round and round.
+    async fn send_path(&mut self, path: VPath, open: &mut Vec<(u64, u64)>) -> Flow {
         let p = path.clone();
         let st = match self.fs(move |root| root.stat(&p, Follow::Yes)).await {
             Ok(st) => st,
@@ -738,12 +740,20 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Session<S> {
             if !self.recursive {
                 return self.complain(&format!("{path}: not a regular file")).await;
             }
-            if depth >= MAX_DEPTH {
+            if open.len() >= MAX_DEPTH {
                 return self
                     .complain(&format!("{path}: folders nested too deep"))
                     .await;
             }
-            return Box::pin(self.send_dir(path, st, depth)).await;
+            if open.contains(&(st.dev, st.ino)) {
+                return self
+                    .complain(&format!("{path}: symbolic link loop, skipped"))
+                    .await;
+            }
+            open.push((st.dev, st.ino));
+            let sent = Box::pin(self.send_dir(path, st, open)).await;
+            open.pop();
+            return sent;
         }
         let p = path.clone();
         let opened = self
@@ -860,7 +870,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Session<S> {
         self.response().await
     }
 
-    async fn send_dir(&mut self, path: VPath, st: Stat, depth: usize) -> Flow {
+    async fn send_dir(&mut self, path: VPath, st: Stat, open: &mut Vec<(u64, u64)>) -> Flow {
         let p = path.clone();
         let listing = match self.fs(move |root| root.open_dir(&p)).await {
             Ok(l) => l,
@@ -899,7 +909,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Session<S> {
             }
             for entry in batch {
                 match path.child(&entry.name) {
-                    Ok(child) => self.send_path(child, depth + 1).await?,
+                    Ok(child) => self.send_path(child, open).await?,
                     Err(e) => self.complain(&format!("{path}: {e}")).await?,
                 }
             }

@@ -313,6 +313,20 @@ fn scp_legacy_protocol_both_ways_with_recursion_and_times() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(local.join("globbed/b.bin").exists() && local.join("globbed/a.txt").exists());
 
+    // Symbolic links back up the tree are not followed round and round.
+    std::fs::create_dir_all(f.home().join("looped/sub")).unwrap();
+    std::fs::write(f.home().join("looped/sub/f"), b"x").unwrap();
+    std::os::unix::fs::symlink("..", f.home().join("looped/sub/up")).unwrap();
+    std::os::unix::fs::symlink(".", f.home().join("looped/self")).unwrap();
+    let o = f.scp("", &["-O", "-r", "h:looped", "loopcopy"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("symbolic link loop, skipped"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::read(local.join("loopcopy/sub/f")).unwrap(), b"x");
+
     // A missing source: the client prints the server's message, exit 1.
     let o = f.scp("", &["-O", "h:missing.bin", "x"]);
     assert_eq!(o.status.code(), Some(1));
