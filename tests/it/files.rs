@@ -1529,3 +1529,49 @@ async fn scp_refuses_other_commands_and_hostile_records() {
     assert_eq!(meta.mode() & 0o7777, 0o755, "setuid stripped");
     assert_eq!(meta.mtime(), 1_600_000_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scp_garbage_input_never_panics_or_hangs() {
+    let f = Fixture::new();
+    let root = f.root(FULL);
+    std::fs::write(f.home().join("x.bin"), noise(100_000, 11)).unwrap();
+    let before = f.outside_snapshot();
+    let mut seed = 3u64;
+    for round in 0..150 {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let command = [
+            "scp -t .",
+            "scp -r -p -t -- /",
+            "scp -f x.bin",
+            "scp -r -f /",
+        ][round % 4];
+        let mut input = noise((seed >> 40) as usize % 2000, seed);
+        // Some rounds start like a real client.
+        if round % 3 == 0 {
+            let mut real = if command.contains("-f") {
+                b"\0".to_vec()
+            } else {
+                Vec::new()
+            };
+            real.extend_from_slice(b"C0644 10 a\n0123456789\0D0755 0 d\nC0600 3 ");
+            real.extend(input);
+            input = real;
+        }
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let task = tokio::spawn(serve_scp(command, server, root.clone()));
+        let (mut r, mut w) = tokio::io::split(client);
+        let reader = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            let _ = r.read_to_end(&mut sink).await;
+        });
+        let _ = w.write_all(&input).await;
+        let _ = w.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("the scp server ends")
+            .expect("no panic");
+        drop(w);
+        let _ = reader.await;
+    }
+    assert_eq!(before, f.outside_snapshot());
+}
