@@ -152,6 +152,12 @@ pub(crate) enum Command {
     /// Set or remove the technician PIN the console asks before any change.
     #[command(subcommand)]
     ConsolePin(crate::console::PinCommand),
+    /// Serve SFTP on standard input and output, like OpenSSH's sftp-server.
+    #[command(hide = true)]
+    SftpServer(crate::files::stdio::ServerArgs),
+    /// Serve one legacy SCP command (`scp -t`/`scp -f`) on standard input and output.
+    #[command(hide = true)]
+    ScpServer(crate::files::stdio::ScpServerArgs),
 }
 
 #[derive(Debug, Subcommand, Serialize, Deserialize)]
@@ -339,6 +345,8 @@ impl Command {
     fn name(&self) -> &'static str {
         match self {
             Command::Serve { .. } => "serve",
+            Command::SftpServer(_) => "sftp-server",
+            Command::ScpServer(_) => "scp-server",
             Command::Setup { .. } => "setup",
             Command::Status { .. } => "status",
             Command::User(_) => "user",
@@ -641,6 +649,11 @@ fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
             ..Default::default()
         });
     }
+    match cli.command {
+        Command::SftpServer(args) => return crate::files::stdio::sftp_server(args),
+        Command::ScpServer(args) => return crate::files::stdio::scp_server(args),
+        _ => {}
+    }
     let dir = data_dir(g.data_dir.clone());
     if let Some(reply) = crate::control::request(&dir, &cli.command)? {
         out.stdout = reply.output.stdout;
@@ -913,6 +926,9 @@ pub(crate) fn execute(
         Command::Serve { .. } => bail!("a server is already running on this data dir"),
         Command::Console { .. } => bail!("the console runs on its own terminal"),
         Command::ConsolePin(cmd) => crate::console::pin_command(ctx, me, cmd, out),
+        Command::SftpServer(_) | Command::ScpServer(_) => {
+            bail!("the file servers run on standard input and output, not through a server")
+        }
         Command::User(cmd) => user(ctx, me, cmd, out),
         Command::Group(cmd) => group(ctx, me, cmd, out),
         Command::Mfa(cmd) => mfa(ctx, me, cmd, out),

@@ -14,7 +14,9 @@
 //! - **the foundations**: the store ([`store`], redb: typed tables, one
 //!   transaction per change, schema migrations, a writer lock), sealed secrets
 //!   ([`seal`]: a data key sealed by a TPM 2.0 or kept in a 0600 key file,
-//!   encrypting every reversible secret), and time as a parameter ([`clock`]).
+//!   encrypting every reversible secret), and time as a parameter ([`clock`]);
+//! - **files** ([`files`]): each user's home folder as a confined virtual
+//!   tree, served over SFTP and legacy SCP on any byte stream.
 //!
 //! No secret is stored in clear: passwords are argon2id hashes, recovery codes
 //! and tokens are keyed hashes, TOTP seeds are encrypted with the data key.

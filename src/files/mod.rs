@@ -1,42 +1,1069 @@
-//! Interim placeholder for the confined file tree (replaced by the files module).
-#![allow(
-    missing_docs,
-    clippy::unused_async,
-    clippy::default_constructed_unit_structs
-)]
+//! Files: a virtual tree confined to each user's home folder, served over
+//! SFTP ([`sftp`]) and legacy SCP ([`scp`]).
+//!
+//! A [`Root`] is one account's home folder held as a directory capability
+//! (`cap_std::fs::Dir`). Every path operation is relative to that
+//! capability; on Linux cap-std resolves paths with `openat2` and
+//! `RESOLVE_BENEATH`, so no path, no symbolic link made inside pointing
+//! outside, and no race between a check and an open can reach a file
+//! outside the home. Client paths are virtual ([`VPath`]): the home is `/`,
+//! `.` and `..` are resolved lexically and clamped at `/`.
+//!
+//! Policy lives here, once, for both protocols:
+//! - a read-only account ([`Permissions::write`] false) is refused every
+//!   change with [`FsError::ReadOnly`] ("read-only account");
+//! - an account without [`Permissions::delete`] may not remove files or
+//!   folders nor rename onto an existing name ([`FsError::NoDelete`]);
+//! - new files are 0644 and new folders 0755 unless the client asks for a
+//!   mode; setuid, setgid and sticky bits are stripped from every mode a
+//!   client sets;
+//! - client requests to change a file's owner or group are accepted and
+//!   ignored: every file belongs to the service account, and answering OK
+//!   keeps clients that preserve attributes (`sftp -p`, WinSCP) working;
+//! - symbolic links: a client may create them; following one never leaves
+//!   the home (cap-std refuses, reported as permission denied). A link
+//!   target given as an absolute virtual path (`ln -s /docs d`) is stored
+//!   relative to the link's folder (`docs`, `../docs`, ...) so it resolves
+//!   inside the home like the client meant; a relative target is stored as
+//!   given, and READLINK returns what is stored;
+//! - only regular files and folders are opened: a FIFO, socket or device
+//!   planted in a home is refused, never opened for reading or writing.
+//!
+//! The operations here block (they are file-system calls); the protocol
+//! servers run them on tokio's blocking pool.
+
+pub mod path;
+pub mod scp;
+pub mod sftp;
+pub mod stdio;
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cap_std::fs::{
+    Dir, DirBuilder, DirBuilderExt as _, MetadataExt as _, OpenOptions, OpenOptionsExt as _,
+    PermissionsExt as _,
+};
+use rustix::fs::{AtFlags, RenameFlags, Timespec, Timestamps};
 
 use crate::auth::Permissions;
+use crate::clock::{Clock, SystemClock};
 
-pub struct Root;
+pub use path::{MAX_PATH, VPath};
+
+/// Mode bits a client may set: permissions only, never setuid, setgid or
+/// sticky.
+const MODE_MASK: u32 = 0o777;
+/// Mode of a new file when the client asks for none.
+const DEFAULT_FILE_MODE: u32 = 0o644;
+/// Mode of a new folder when the client asks for none.
+const DEFAULT_DIR_MODE: u32 = 0o755;
+
+/// Why a file operation failed. The text is fit for the client: it names
+/// only virtual paths and never the host's.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FsError {
+    /// The account may read but not change anything.
+    #[error("read-only account")]
+    ReadOnly,
+    /// The account may not delete (nor replace by renaming).
+    #[error("deleting is not allowed for this account")]
+    NoDelete,
+    /// The path holds a NUL byte.
+    #[error("path contains a NUL byte")]
+    NulInPath,
+    /// The path is longer than [`MAX_PATH`].
+    #[error("path is longer than 4096 bytes")]
+    PathTooLong,
+    /// A symbolic link led outside the home folder.
+    #[error("Permission denied (outside the home folder)")]
+    Outside,
+    /// Only regular files can be opened for reading or writing.
+    #[error("not a regular file")]
+    NotRegular,
+    /// The request is refused by policy (e.g. removing the home itself).
+    #[error("{0}")]
+    Refused(&'static str),
+    /// The request does not make sense.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// The operation is not supported here.
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// The file system said no.
+    #[error("{}", os_text(.0))]
+    Io(io::Error),
+}
+
+/// How a failure is classified for the wire (SFTP status codes, SCP texts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The file or a folder on the way does not exist.
+    NoSuchFile,
+    /// Not allowed: policy, file mode, or outside the home.
+    PermissionDenied,
+    /// Any other failure.
+    Failure,
+    /// The request was malformed (bad path, bad argument).
+    BadMessage,
+    /// Not supported.
+    Unsupported,
+}
+
+impl FsError {
+    /// The class of this failure.
+    pub fn fault(&self) -> Fault {
+        match self {
+            FsError::ReadOnly | FsError::NoDelete | FsError::Outside | FsError::Refused(_) => {
+                Fault::PermissionDenied
+            }
+            FsError::NulInPath | FsError::PathTooLong | FsError::Invalid(_) => Fault::BadMessage,
+            FsError::NotRegular => Fault::Failure,
+            FsError::Unsupported(_) => Fault::Unsupported,
+            FsError::Io(e) => match e.raw_os_error() {
+                Some(code) => errno_fault(code),
+                None => match e.kind() {
+                    io::ErrorKind::NotFound => Fault::NoSuchFile,
+                    io::ErrorKind::PermissionDenied => Fault::PermissionDenied,
+                    io::ErrorKind::InvalidInput => Fault::BadMessage,
+                    io::ErrorKind::Unsupported => Fault::Unsupported,
+                    _ => Fault::Failure,
+                },
+            },
+        }
+    }
+}
+
+impl From<io::Error> for FsError {
+    fn from(e: io::Error) -> Self {
+        // cap-std reports an escape (`..` above the capability, an absolute
+        // symlink) as a PermissionDenied error of its own, without errno.
+        if e.raw_os_error().is_none() && e.kind() == io::ErrorKind::PermissionDenied {
+            return FsError::Outside;
+        }
+        // openat2 answers EXDEV when resolution would cross the capability.
+        if e.raw_os_error() == Some(libc_errno::EXDEV) {
+            return FsError::Outside;
+        }
+        FsError::Io(e)
+    }
+}
+
+impl From<rustix::io::Errno> for FsError {
+    fn from(e: rustix::io::Errno) -> Self {
+        FsError::from(io::Error::from(e))
+    }
+}
+
+/// errno values this module looks at (from rustix, which knows them).
+mod libc_errno {
+    pub const EXDEV: i32 = rustix::io::Errno::XDEV.raw_os_error();
+}
+
+fn errno_fault(code: i32) -> Fault {
+    use rustix::io::Errno;
+    let e = Errno::from_raw_os_error(code);
+    if e == Errno::NOENT || e == Errno::NOTDIR || e == Errno::BADF || e == Errno::LOOP {
+        Fault::NoSuchFile
+    } else if e == Errno::PERM || e == Errno::ACCESS || e == Errno::FAULT || e == Errno::XDEV {
+        Fault::PermissionDenied
+    } else if e == Errno::NAMETOOLONG || e == Errno::INVAL {
+        Fault::BadMessage
+    } else if e == Errno::NOSYS || e == Errno::OPNOTSUPP {
+        Fault::Unsupported
+    } else {
+        Fault::Failure
+    }
+}
+
+/// The system's text for an error, without Rust's " (os error N)" suffix,
+/// and never a custom message (which could carry a host path).
+fn os_text(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let text = io::Error::from_raw_os_error(code).to_string();
+            match text.find(" (os error") {
+                Some(cut) => text.get(..cut).unwrap_or(&text).to_string(),
+                None => text,
+            }
+        }
+        None => match e.kind() {
+            io::ErrorKind::NotFound => "No such file or directory".into(),
+            io::ErrorKind::PermissionDenied => "Permission denied".into(),
+            io::ErrorKind::InvalidInput => "Invalid argument".into(),
+            io::ErrorKind::AlreadyExists => "File exists".into(),
+            _ => "Input/output error".into(),
+        },
+    }
+}
+
+/// What a session did, for the log line at its end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Bytes read from files (sent to the client).
+    pub bytes_read: u64,
+    /// Bytes written to files (received from the client).
+    pub bytes_written: u64,
+    /// Files opened (for reading or writing; folders not counted).
+    pub files_opened: u64,
+    /// Requests answered with an error.
+    pub failures: u64,
+}
+
+/// Counters shared by the tasks of one session.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
+    files_opened: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn read(&self, n: u64) {
+        self.bytes_read.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn written(&self, n: u64) {
+        self.bytes_written.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn opened(&self) {
+        self.files_opened.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn summary(&self) -> Summary {
+        Summary {
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
+            files_opened: self.files_opened.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Whether a path operation follows a symbolic link in the last component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Follow {
+    /// Act on what the link points to (stat, setstat, open).
+    Yes,
+    /// Act on the link itself (lstat, lsetstat, readlink).
+    No,
+}
+
+/// File attributes as a client sees them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stat {
+    /// Size in bytes.
+    pub size: u64,
+    /// Owner's user id.
+    pub uid: u32,
+    /// Owner's group id.
+    pub gid: u32,
+    /// `st_mode`: type and permission bits.
+    pub mode: u32,
+    /// Last access, seconds since the epoch.
+    pub atime: i64,
+    /// Last modification, seconds since the epoch.
+    pub mtime: i64,
+    /// Number of hard links.
+    pub nlink: u64,
+    /// The device holding it (with `ino`, its identity).
+    pub dev: u64,
+    /// Its inode number.
+    pub ino: u64,
+}
+
+const S_IFMT: u32 = 0o170_000;
+const S_IFDIR: u32 = 0o040_000;
+const S_IFREG: u32 = 0o100_000;
+const S_IFLNK: u32 = 0o120_000;
+
+impl Stat {
+    pub(crate) fn from_cap(m: &cap_std::fs::Metadata) -> Self {
+        Stat {
+            size: m.size(),
+            uid: m.uid(),
+            gid: m.gid(),
+            mode: m.mode(),
+            atime: m.atime(),
+            mtime: m.mtime(),
+            nlink: m.nlink(),
+            dev: m.dev(),
+            ino: m.ino(),
+        }
+    }
+
+    /// Attributes of an open file.
+    pub fn from_std(m: &std::fs::Metadata) -> Self {
+        Stat {
+            size: m.size(),
+            uid: m.uid(),
+            gid: m.gid(),
+            mode: m.mode(),
+            atime: m.atime(),
+            mtime: m.mtime(),
+            nlink: m.nlink(),
+            dev: m.dev(),
+            ino: m.ino(),
+        }
+    }
+
+    /// Whether this is a folder.
+    pub fn is_dir(&self) -> bool {
+        self.mode & S_IFMT == S_IFDIR
+    }
+
+    /// Whether this is a regular file.
+    pub fn is_file(&self) -> bool {
+        self.mode & S_IFMT == S_IFREG
+    }
+
+    /// Whether this is a symbolic link.
+    pub fn is_symlink(&self) -> bool {
+        self.mode & S_IFMT == S_IFLNK
+    }
+}
+
+/// Attributes a client asks to change; `None` leaves one as it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetAttrs {
+    /// Truncate or extend to this size.
+    pub size: Option<u64>,
+    /// Permission bits (special bits are stripped).
+    pub mode: Option<u32>,
+    /// Access and modification times, seconds since the epoch.
+    pub times: Option<(i64, i64)>,
+    /// Owner and group: accepted and ignored (see the module docs).
+    pub owner: Option<(u32, u32)>,
+}
+
+/// How to open a file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenHow {
+    /// For reading.
+    pub read: bool,
+    /// For writing.
+    pub write: bool,
+    /// Every write goes to the end.
+    pub append: bool,
+    /// Create it if missing.
+    pub create: bool,
+    /// Cut it to size 0.
+    pub truncate: bool,
+    /// Fail if it exists (with `create`).
+    pub exclusive: bool,
+    /// Permission bits of a new file (default 0644; special bits stripped).
+    pub mode: Option<u32>,
+}
+
+impl OpenHow {
+    /// Whether opening this way changes anything.
+    pub fn modifies(&self) -> bool {
+        self.write || self.append || self.create || self.truncate
+    }
+}
+
+/// File-system figures of `statvfs`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsStats {
+    /// File system block size.
+    pub bsize: u64,
+    /// Fundamental block size.
+    pub frsize: u64,
+    /// Size in `frsize` units.
+    pub blocks: u64,
+    /// Free blocks.
+    pub bfree: u64,
+    /// Free blocks for unprivileged users.
+    pub bavail: u64,
+    /// Inodes.
+    pub files: u64,
+    /// Free inodes.
+    pub ffree: u64,
+    /// Free inodes for unprivileged users.
+    pub favail: u64,
+    /// Mount flags: 1 read-only, 2 no-setuid.
+    pub flag: u64,
+    /// Longest file name.
+    pub namemax: u64,
+}
+
+/// One entry of a folder listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The file name (one component).
+    pub name: Vec<u8>,
+    /// Its attributes (of a link itself, not of its target).
+    pub stat: Stat,
+}
+
+/// An open folder being listed in batches.
+pub struct Listing {
+    dir: Dir,
+    path: VPath,
+    entries: cap_std::fs::ReadDir,
+    /// 0: `.` next, 1: `..` next, 2: the folder's own entries.
+    dots: u8,
+}
+
+impl std::fmt::Debug for Listing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listing").field("path", &self.path).finish()
+    }
+}
+
+impl Listing {
+    /// The folder's virtual path.
+    pub fn path(&self) -> &VPath {
+        &self.path
+    }
+
+    /// The open folder (for fstat, fchmod).
+    pub fn dir(&self) -> &Dir {
+        &self.dir
+    }
+
+    /// The next entries: at most `max` and about `max_bytes` of names; an
+    /// empty batch means the end. `.` and `..` come first when `dots` is
+    /// set (`..` of the home is the home itself: nothing above it shows).
+    pub fn next_batch(
+        &mut self,
+        root: &Root,
+        dots: bool,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>, FsError> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        if self.dots < 2 {
+            if dots {
+                let here = Stat::from_cap(&self.dir.dir_metadata()?);
+                out.push(Entry {
+                    name: b".".to_vec(),
+                    stat: here,
+                });
+                let up = match self.path.parent() {
+                    Some(parent) => root.stat(&parent, Follow::Yes).unwrap_or(here),
+                    None => here,
+                };
+                out.push(Entry {
+                    name: b"..".to_vec(),
+                    stat: up,
+                });
+            }
+            self.dots = 2;
+        }
+        while out.len() < max && bytes < max_bytes {
+            let Some(entry) = self.entries.next() else {
+                break;
+            };
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name().into_vec();
+            if !path::is_plain_name(&name) {
+                continue;
+            }
+            // An entry that vanished since the listing began is skipped,
+            // as OpenSSH does.
+            let Ok(meta) = entry.metadata() else { continue };
+            bytes += 2 * name.len() + 100;
+            out.push(Entry {
+                name,
+                stat: Stat::from_cap(&meta),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A parent folder for an `*at` call: the home itself or one opened in it.
+enum Parent<'a> {
+    Home(&'a Dir),
+    Sub(Dir),
+}
+
+impl AsFd for Parent<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Parent::Home(d) => d.as_fd(),
+            Parent::Sub(d) => d.as_fd(),
+        }
+    }
+}
+
+/// One account's home folder: every file operation of a session goes
+/// through it.
+pub struct Root {
+    /// The home folder capability: paths resolve beneath it only.
+    dir: Dir,
+    /// The account name (shown as the owner in listings).
+    account: String,
+    /// What the account may do.
+    permissions: Permissions,
+    /// For listing dates ("recent" files show the time, older the year).
+    clock: Arc<dyn Clock>,
+    /// The service's user and group ids: files owned by them are shown
+    /// as owned by the account.
+    service_ids: (u32, u32),
+}
+
+impl std::fmt::Debug for Root {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Root")
+            .field("account", &self.account)
+            .field("permissions", &self.permissions)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Root {
-    pub fn open(_home: &Path, _account: &str, _p: Permissions) -> std::io::Result<Root> {
-        Err(std::io::Error::other("file serving is not built yet"))
+    /// Opens `home` for `account`, creating it (and missing parents, mode
+    /// 0700) if it does not exist.
+    pub fn open(home: &Path, account: &str, permissions: Permissions) -> io::Result<Root> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(home)?;
+        let dir = Dir::open_ambient_dir(home, cap_std::ambient_authority())?;
+        Ok(Root {
+            dir,
+            account: account.to_string(),
+            permissions,
+            clock: Arc::new(SystemClock),
+            service_ids: (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            ),
+        })
+    }
+
+    /// Uses `clock` for listing dates instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The account this home belongs to.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// What the account may do.
+    pub fn permissions(&self) -> Permissions {
+        self.permissions
+    }
+
+    /// Fails with [`FsError::ReadOnly`] unless the account may write.
+    pub fn require_write(&self) -> Result<(), FsError> {
+        if self.permissions.write {
+            Ok(())
+        } else {
+            Err(FsError::ReadOnly)
+        }
+    }
+
+    /// Fails unless the account may write and delete.
+    pub fn require_delete(&self) -> Result<(), FsError> {
+        self.require_write()?;
+        if self.permissions.delete {
+            Ok(())
+        } else {
+            Err(FsError::NoDelete)
+        }
+    }
+
+    /// Attributes of `p`.
+    pub fn stat(&self, p: &VPath, follow: Follow) -> Result<Stat, FsError> {
+        let meta = if p.is_root() {
+            self.dir.dir_metadata()?
+        } else {
+            match follow {
+                Follow::Yes => self.dir.metadata(p.relative())?,
+                Follow::No => self.dir.symlink_metadata(p.relative())?,
+            }
+        };
+        Ok(Stat::from_cap(&meta))
+    }
+
+    /// Opens a regular file.
+    pub fn open_file(&self, p: &VPath, how: &OpenHow) -> Result<std::fs::File, FsError> {
+        if how.modifies() {
+            self.require_write()?;
+        }
+        // Refuse anything but a regular file before opening it (opening a
+        // FIFO or a device can block or have side effects) ...
+        match self.stat(p, Follow::Yes) {
+            Ok(st) if st.is_dir() => return Err(FsError::Io(rustix::io::Errno::ISDIR.into())),
+            Ok(st) if !st.is_file() => return Err(FsError::NotRegular),
+            Ok(_) => {}
+            Err(FsError::Io(e)) if e.kind() == io::ErrorKind::NotFound && how.create => {}
+            Err(e) => return Err(e),
+        }
+        let mut options = OpenOptions::new();
+        let write = how.write || ((how.create || how.truncate) && !how.append);
+        options
+            .read(how.read || !(write || how.append))
+            .write(write)
+            .append(how.append)
+            .truncate(how.truncate)
+            .mode(how.mode.unwrap_or(DEFAULT_FILE_MODE) & MODE_MASK)
+            // ... and open without blocking on a FIFO swapped in meanwhile.
+            .custom_flags(
+                (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32,
+            );
+        if how.create && how.exclusive {
+            options.create_new(true);
+        } else if how.create {
+            options.create(true);
+        }
+        let file = self.dir.open_with(p.relative(), &options)?.into_std();
+        // ... and check again what was opened.
+        if !file.metadata()?.is_file() {
+            return Err(FsError::NotRegular);
+        }
+        // Regular files ignore O_NONBLOCK; clear it anyway for clarity.
+        let flags = rustix::fs::fcntl_getfl(&file)?;
+        rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::NONBLOCK)?;
+        Ok(file)
+    }
+
+    /// Opens a folder for listing.
+    pub fn open_dir(&self, p: &VPath) -> Result<Listing, FsError> {
+        let dir = self.dir.open_dir(p.relative())?;
+        let entries = dir.entries()?;
+        Ok(Listing {
+            dir,
+            path: p.clone(),
+            entries,
+            dots: 0,
+        })
+    }
+
+    /// Changes attributes of `p` (through a symbolic link when `follow`).
+    pub fn set_attrs(&self, p: &VPath, follow: Follow, attrs: &SetAttrs) -> Result<(), FsError> {
+        self.require_write()?;
+        if let Some(size) = attrs.size {
+            if follow == Follow::No && self.stat(p, Follow::No)?.is_symlink() {
+                return Err(FsError::Unsupported("a symbolic link has no size to set"));
+            }
+            let file = self.open_file(
+                p,
+                &OpenHow {
+                    write: true,
+                    ..OpenHow::default()
+                },
+            )?;
+            file.set_len(size)?;
+        }
+        if let Some(mode) = attrs.mode {
+            if follow == Follow::No && self.stat(p, Follow::No)?.is_symlink() {
+                return Err(FsError::Unsupported(
+                    "a symbolic link has no mode of its own",
+                ));
+            }
+            self.dir.set_permissions(
+                p.relative(),
+                cap_std::fs::Permissions::from_mode(mode & MODE_MASK),
+            )?;
+        }
+        if let Some((atime, mtime)) = attrs.times {
+            let times = timestamps(atime, mtime);
+            // Resolve links inside the home first, then set the times of
+            // the last component without following it: nothing on the way
+            // is followed outside the capability.
+            let target = match follow {
+                Follow::Yes => self.real_path(p)?,
+                Follow::No => p.clone(),
+            };
+            if target.is_root() {
+                rustix::fs::futimens(&self.dir, &times)?;
+            } else {
+                let (parent, name) = self.parent(&target)?;
+                rustix::fs::utimensat(&parent, name, &times, AtFlags::SYMLINK_NOFOLLOW)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes attributes of an open file or folder.
+    pub fn set_fd_attrs<Fd: AsFd>(&self, fd: Fd, attrs: &SetAttrs) -> Result<(), FsError> {
+        self.require_write()?;
+        if let Some(size) = attrs.size {
+            rustix::fs::ftruncate(&fd, size)?;
+        }
+        if let Some(mode) = attrs.mode {
+            rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(mode & MODE_MASK))?;
+        }
+        if let Some((atime, mtime)) = attrs.times {
+            rustix::fs::futimens(&fd, &timestamps(atime, mtime))?;
+        }
+        Ok(())
+    }
+
+    /// Creates a folder (mode 0755 unless given).
+    pub fn mkdir(&self, p: &VPath, mode: Option<u32>) -> Result<(), FsError> {
+        self.require_write()?;
+        if p.is_root() {
+            return Err(FsError::Io(rustix::io::Errno::EXIST.into()));
+        }
+        let mut builder = DirBuilder::new();
+        builder.mode(mode.unwrap_or(DEFAULT_DIR_MODE) & MODE_MASK);
+        self.dir.create_dir_with(p.relative(), &builder)?;
+        Ok(())
+    }
+
+    /// Removes an empty folder.
+    pub fn rmdir(&self, p: &VPath) -> Result<(), FsError> {
+        self.require_delete()?;
+        if p.is_root() {
+            return Err(FsError::Refused("the home folder cannot be removed"));
+        }
+        self.dir.remove_dir(p.relative())?;
+        Ok(())
+    }
+
+    /// Removes a file or a symbolic link.
+    pub fn remove(&self, p: &VPath) -> Result<(), FsError> {
+        self.require_delete()?;
+        if p.is_root() {
+            return Err(FsError::Refused("the home folder cannot be removed"));
+        }
+        self.dir.remove_file(p.relative())?;
+        Ok(())
+    }
+
+    /// Renames `from` to `to`. Without `replace` an existing `to` makes it
+    /// fail (SFTP's RENAME); with it `to` is replaced atomically
+    /// (posix-rename), which needs the right to delete.
+    pub fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> Result<(), FsError> {
+        self.require_write()?;
+        if from.is_root() || to.is_root() {
+            return Err(FsError::Refused("the home folder cannot be renamed"));
+        }
+        let (from_parent, from_name) = self.parent(from)?;
+        let (to_parent, to_name) = self.parent(to)?;
+        match rustix::fs::renameat_with(
+            &from_parent,
+            from_name,
+            &to_parent,
+            to_name,
+            RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) => Ok(()),
+            Err(e) if e == rustix::io::Errno::EXIST => {
+                if !replace {
+                    return Err(FsError::Io(e.into()));
+                }
+                self.require_delete()?;
+                rustix::fs::renameat(&from_parent, from_name, &to_parent, to_name)?;
+                Ok(())
+            }
+            // A file system without RENAME_NOREPLACE: check, then rename
+            // (a race here can only replace a file inside the same home).
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+                let exists =
+                    rustix::fs::statat(&to_parent, to_name, AtFlags::SYMLINK_NOFOLLOW).is_ok();
+                if exists {
+                    if !replace {
+                        return Err(FsError::Io(rustix::io::Errno::EXIST.into()));
+                    }
+                    self.require_delete()?;
+                }
+                rustix::fs::renameat(&from_parent, from_name, &to_parent, to_name)?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates a symbolic link at `link` pointing to `target` (see the
+    /// module docs for absolute targets).
+    pub fn symlink(&self, target: &[u8], link: &VPath) -> Result<(), FsError> {
+        self.require_write()?;
+        path::check_raw(target)?;
+        if target.is_empty() {
+            return Err(FsError::Invalid("empty link target"));
+        }
+        if link.is_root() {
+            return Err(FsError::Io(rustix::io::Errno::EXIST.into()));
+        }
+        let stored = if target.first() == Some(&b'/') {
+            let absolute = VPath::parse(target)?;
+            let from = link.parent().unwrap_or_else(VPath::root);
+            absolute.relative_from(&from)
+        } else {
+            target.to_vec()
+        };
+        self.dir
+            .symlink(OsStr::from_bytes(&stored), link.relative())?;
+        Ok(())
+    }
+
+    /// The stored target of a symbolic link.
+    pub fn read_link(&self, p: &VPath) -> Result<Vec<u8>, FsError> {
+        if p.is_root() {
+            return Err(FsError::Io(rustix::io::Errno::INVAL.into()));
+        }
+        let target = self.dir.read_link_contents(p.relative())?;
+        Ok(target.into_os_string().into_vec())
+    }
+
+    /// Creates a hard link `to` for the file `from`.
+    pub fn hard_link(&self, from: &VPath, to: &VPath) -> Result<(), FsError> {
+        self.require_write()?;
+        if from.is_root() || to.is_root() {
+            return Err(FsError::Refused("the home folder cannot be linked"));
+        }
+        self.dir
+            .hard_link(from.relative(), &self.dir, to.relative())?;
+        Ok(())
+    }
+
+    /// The canonical virtual path of `p`: symbolic links inside the home
+    /// resolved; the last component may be missing.
+    pub fn real_path(&self, p: &VPath) -> Result<VPath, FsError> {
+        if p.is_root() {
+            return Ok(VPath::root());
+        }
+        match self.dir.canonicalize(p.relative()) {
+            Ok(canonical) => from_canonical(&canonical),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Only the last component may be missing (as in OpenSSH).
+                let parent = p.parent().unwrap_or_else(VPath::root);
+                let name = p.file_name().unwrap_or_default();
+                let parent = if parent.is_root() {
+                    parent
+                } else {
+                    from_canonical(&self.dir.canonicalize(parent.relative())?)?
+                };
+                // The parent must be a folder.
+                if !self.stat(&parent, Follow::Yes)?.is_dir() {
+                    return Err(FsError::Io(rustix::io::Errno::NOTDIR.into()));
+                }
+                parent.child(name)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// File-system figures for the file system holding `p`.
+    pub fn statvfs(&self, p: &VPath) -> Result<FsStats, FsError> {
+        let st = if self.stat(p, Follow::Yes)?.is_dir() {
+            rustix::fs::fstatvfs(&self.dir.open_dir(p.relative())?)?
+        } else {
+            rustix::fs::fstatvfs(&self.open_file(p, &OpenHow::default())?)?
+        };
+        Ok(fs_stats(&st))
+    }
+
+    /// File-system figures for an open file or folder.
+    pub fn fstatvfs<Fd: AsFd>(&self, fd: Fd) -> Result<FsStats, FsError> {
+        Ok(fs_stats(&rustix::fs::fstatvfs(fd)?))
+    }
+
+    /// An `ls -l` line for a listing, as OpenSSH's sftp-server writes it:
+    /// `-rw-r--r--    1 alice    alice        1234 Jan  5 12:00 name`.
+    pub fn long_name(&self, name: &[u8], st: &Stat) -> Vec<u8> {
+        let owner = if st.uid == self.service_ids.0 {
+            self.account.clone()
+        } else {
+            st.uid.to_string()
+        };
+        let group = if st.gid == self.service_ids.1 {
+            self.account.clone()
+        } else {
+            st.gid.to_string()
+        };
+        let now = i64::try_from(self.clock.now()).unwrap_or(i64::MAX);
+        let date = ls_date(st.mtime, now);
+        let mut line = format!(
+            "{} {:>3} {:<8} {:<8} {:>8} {} ",
+            mode_string(st.mode),
+            st.nlink,
+            owner,
+            group,
+            st.size,
+            date
+        )
+        .into_bytes();
+        line.extend_from_slice(name);
+        line
+    }
+
+    /// The parent folder of `p` opened inside the home, and `p`'s name.
+    fn parent<'a>(&self, p: &'a VPath) -> Result<(Parent<'_>, &'a OsStr), FsError> {
+        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+            return Err(FsError::Refused("the home folder itself"));
+        };
+        let dir = if parent.is_root() {
+            Parent::Home(&self.dir)
+        } else {
+            Parent::Sub(self.dir.open_dir(parent.relative())?)
+        };
+        Ok((dir, OsStr::from_bytes(name)))
     }
 }
-pub mod sftp {
-    use std::sync::Arc;
-    #[derive(Default)]
-    pub struct SftpLimits {
-        pub max_read: u32,
-    }
-    #[derive(Debug)]
-    pub struct Summary;
-    pub async fn serve<S>(
-        _s: S,
-        _r: Arc<super::Root>,
-        _l: SftpLimits,
-    ) -> Result<Summary, std::io::Error> {
-        Err(std::io::Error::other("not built"))
+
+fn from_canonical(canonical: &Path) -> Result<VPath, FsError> {
+    let bytes = canonical.as_os_str().as_bytes();
+    let mut raw = Vec::with_capacity(bytes.len() + 1);
+    raw.push(b'/');
+    raw.extend_from_slice(bytes);
+    VPath::parse(&raw)
+}
+
+fn timestamps(atime: i64, mtime: i64) -> Timestamps {
+    Timestamps {
+        last_access: Timespec {
+            tv_sec: atime,
+            tv_nsec: 0,
+        },
+        last_modification: Timespec {
+            tv_sec: mtime,
+            tv_nsec: 0,
+        },
     }
 }
-pub mod scp {
-    use std::sync::Arc;
-    pub async fn serve_scp<S>(
-        _c: &str,
-        _s: S,
-        _r: Arc<super::Root>,
-    ) -> Result<super::sftp::Summary, std::io::Error> {
-        Err(std::io::Error::other("not built"))
+
+fn fs_stats(st: &rustix::fs::StatVfs) -> FsStats {
+    let mut flag = 0;
+    if st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+        flag |= 1;
+    }
+    if st.f_flag.contains(rustix::fs::StatVfsMountFlags::NOSUID) {
+        flag |= 2;
+    }
+    FsStats {
+        bsize: st.f_bsize,
+        frsize: st.f_frsize,
+        blocks: st.f_blocks,
+        bfree: st.f_bfree,
+        bavail: st.f_bavail,
+        files: st.f_files,
+        ffree: st.f_ffree,
+        favail: st.f_favail,
+        flag,
+        namemax: st.f_namemax,
+    }
+}
+
+/// `ls`'s mode column, e.g. `drwxr-xr-x`.
+pub fn mode_string(mode: u32) -> String {
+    let kind = match mode & S_IFMT {
+        S_IFDIR => 'd',
+        S_IFLNK => 'l',
+        0o010_000 => 'p',
+        0o140_000 => 's',
+        0o020_000 => 'c',
+        0o060_000 => 'b',
+        _ => '-',
+    };
+    let bit = |mask: u32, c: char| if mode & mask != 0 { c } else { '-' };
+    let special = |exec: u32, special: u32, on: char, off: char| match (
+        mode & exec != 0,
+        mode & special != 0,
+    ) {
+        (true, true) => on,
+        (false, true) => off,
+        (true, false) => 'x',
+        (false, false) => '-',
+    };
+    [
+        kind,
+        bit(0o400, 'r'),
+        bit(0o200, 'w'),
+        special(0o100, 0o4000, 's', 'S'),
+        bit(0o040, 'r'),
+        bit(0o020, 'w'),
+        special(0o010, 0o2000, 's', 'S'),
+        bit(0o004, 'r'),
+        bit(0o002, 'w'),
+        special(0o001, 0o1000, 't', 'T'),
+    ]
+    .iter()
+    .collect()
+}
+
+/// `ls`'s date column in UTC: `Jan  5 12:00` within the last six months,
+/// else `Jan  5  2024`.
+fn ls_date(mtime: i64, now: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = mtime.div_euclid(86_400);
+    let secs = mtime.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let month = usize::try_from(m.saturating_sub(1))
+        .ok()
+        .and_then(|i| MONTHS.get(i))
+        .copied()
+        .unwrap_or("???");
+    let recent = now.saturating_sub(365 * 86_400 / 2) < mtime && mtime <= now;
+    if recent {
+        format!("{month} {d:>2} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
+    } else {
+        format!("{month} {d:>2}  {y}")
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_strings() {
+        assert_eq!(mode_string(0o100_644), "-rw-r--r--");
+        assert_eq!(mode_string(0o040_755), "drwxr-xr-x");
+        assert_eq!(mode_string(0o120_777), "lrwxrwxrwx");
+        assert_eq!(mode_string(0o104_755), "-rwsr-xr-x");
+        assert_eq!(mode_string(0o041_777), "drwxrwxrwt");
+        assert_eq!(mode_string(0o102_644), "-rw-r-Sr--");
+    }
+
+    #[test]
+    fn dates() {
+        // 2024-01-05 12:34:56 UTC
+        let t = 1_704_458_096;
+        assert_eq!(ls_date(t, t + 60), "Jan  5 12:34");
+        assert_eq!(ls_date(t, t + 400 * 86_400), "Jan  5  2024");
+        assert_eq!(ls_date(0, 10), "Jan  1 00:00");
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    #[test]
+    fn errors_classify_and_hide_host_details() {
+        let e = FsError::from(io::Error::from_raw_os_error(2));
+        assert_eq!(e.fault(), Fault::NoSuchFile);
+        assert_eq!(e.to_string(), "No such file or directory");
+        let escape = FsError::from(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "a path led outside of the filesystem",
+        ));
+        assert!(matches!(escape, FsError::Outside));
+        assert_eq!(escape.fault(), Fault::PermissionDenied);
+        let custom = FsError::Io(io::Error::other("/srv/coffer/homes/alice/x"));
+        assert!(!custom.to_string().contains("/srv"));
+        assert_eq!(FsError::ReadOnly.to_string(), "read-only account");
     }
 }

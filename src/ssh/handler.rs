@@ -188,11 +188,12 @@ impl Connection {
         active.fetch_add(1, Ordering::SeqCst);
         let peer = self.peer;
         tokio::spawn(async move {
-            let code = super::files::run(channel, kind, &login).await;
+            let (code, stream) = super::files::run(channel, kind, &login).await;
             tracing::info!(peer = %peer, account = %login.account, status = code, "file session ended");
             let _ = handle.exit_status_request(id, code).await;
             let _ = handle.eof(id).await;
             let _ = handle.close(id).await;
+            drop(stream);
             active.fetch_sub(1, Ordering::SeqCst);
         });
         Ok(())

@@ -11,6 +11,7 @@
 
 mod cli;
 mod crash;
+mod files;
 mod flow;
 mod harness;
 mod secrets_at_rest;
