@@ -1195,6 +1195,7 @@ fn account_lines(v: &AccountView) -> Vec<String> {
 }
 
 fn user(ctx: &Ctx<'_>, me: &Actor, cmd: UserCommand, out: &mut Output) -> anyhow::Result<()> {
+    let disabling = matches!(cmd, UserCommand::Disable { .. });
     match cmd {
         UserCommand::Add {
             name,
@@ -1277,21 +1278,17 @@ fn user(ctx: &Ctx<'_>, me: &Actor, cmd: UserCommand, out: &mut Output) -> anyhow
                 outln!(out, "{l}");
             }
         }
-        UserCommand::Disable { name } => {
+        UserCommand::Disable { name } | UserCommand::Enable { name } => {
             let change = AccountChange {
-                disabled: Some(true),
+                disabled: Some(disabling),
                 ..Default::default()
             };
             ctx.auth.update_account(me, &name, change)?;
-            outln!(out, "disabled {name}");
-        }
-        UserCommand::Enable { name } => {
-            let change = AccountChange {
-                disabled: Some(false),
-                ..Default::default()
-            };
-            ctx.auth.update_account(me, &name, change)?;
-            outln!(out, "enabled {name}");
+            outln!(
+                out,
+                "{} {name}",
+                if disabling { "disabled" } else { "enabled" }
+            );
         }
         UserCommand::Remove { name } => {
             ctx.auth.remove_account(me, &name)?;

@@ -277,31 +277,21 @@ fn fail(
     let recorded = lockout::record_failure(tx, &ctx.user, known, ctx.address, lockout, now)?;
     let retain = retain_of(tx)?;
     audit::append(tx, now, event, ctx.entry(method, detail), retain)?;
-    if let Some(until) = recorded.locked_pair {
-        let detail = format!(
-            "locked for this address until {}",
-            crate::clock::format_utc(until)
-        );
-        audit::append(
-            tx,
-            now,
-            Event::AccountLocked,
-            ctx.entry(method, detail),
-            retain,
-        )?;
-    }
-    if let Some(until) = recorded.locked_address {
-        let detail = format!(
-            "address locked for all accounts until {}",
-            crate::clock::format_utc(until)
-        );
-        audit::append(
-            tx,
-            now,
-            Event::AccountLocked,
-            ctx.entry(method, detail),
-            retain,
-        )?;
+    let locks = [
+        (recorded.locked_pair, "locked for this address"),
+        (recorded.locked_address, "address locked for all accounts"),
+    ];
+    for (until, what) in locks {
+        if let Some(until) = until {
+            let detail = format!("{what} until {}", crate::clock::format_utc(until));
+            audit::append(
+                tx,
+                now,
+                Event::AccountLocked,
+                ctx.entry(method, detail),
+                retain,
+            )?;
+        }
     }
     Ok(())
 }
