@@ -302,6 +302,24 @@ fn audit_once(auth: &Auth, ctx: &Context, event: Event, method: &str, detail: &s
     }
 }
 
+/// Reads the account's state for a first factor; a locked pair or address
+/// ends the attempt here (audited), before any credential is looked at.
+fn open_attempt(auth: &Auth, ctx: &Context, now: Timestamp) -> Result<Snapshot, Box<Step>> {
+    let snap = snapshot(auth, &ctx.user, ctx.address, now).map_err(|e| Box::new(internal(e)))?;
+    if let Some(until) = snap.locked {
+        let method = ctx.method.as_str();
+        audit_once(
+            auth,
+            ctx,
+            Event::LoginWhileLocked,
+            method,
+            "refused while locked",
+        );
+        return Err(Box::new(locked(until, now)));
+    }
+    Ok(snap)
+}
+
 impl Login {
     /// Starts a login.
     pub fn new(user: &str, address: IpAddr, protocol: Protocol) -> Self {
@@ -331,20 +349,10 @@ impl Login {
     pub fn password(self, auth: &Auth, method: Method, password: &str) -> Step {
         let ctx = self.context(method);
         let now = auth.now();
-        let snap = match snapshot(auth, &ctx.user, ctx.address, now) {
-            Ok(s) => s,
-            Err(e) => return internal(e),
+        let snap = match open_attempt(auth, &ctx, now) {
+            Ok(snap) => snap,
+            Err(step) => return *step,
         };
-        if let Some(until) = snap.locked {
-            audit_once(
-                auth,
-                &ctx,
-                Event::LoginWhileLocked,
-                method.as_str(),
-                "refused while locked",
-            );
-            return locked(until, now);
-        }
         if tokens::split(password).is_some() {
             return token_login(auth, ctx, snap, password, now);
         }
@@ -405,20 +413,10 @@ impl Login {
     pub fn public_key(self, auth: &Auth, blob: &[u8]) -> Step {
         let ctx = self.context(Method::PublicKey);
         let now = auth.now();
-        let snap = match snapshot(auth, &ctx.user, ctx.address, now) {
-            Ok(s) => s,
-            Err(e) => return internal(e),
+        let snap = match open_attempt(auth, &ctx, now) {
+            Ok(snap) => snap,
+            Err(step) => return *step,
         };
-        if let Some(until) = snap.locked {
-            audit_once(
-                auth,
-                &ctx,
-                Event::LoginWhileLocked,
-                "publickey",
-                "refused while locked",
-            );
-            return locked(until, now);
-        }
         let Some(account) = snap.account else {
             audit_once(
                 auth,
