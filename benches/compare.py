@@ -162,6 +162,20 @@ def rss_kib(root):
     return total
 
 
+def pss_kib(root):
+    """Pss (shared pages divided among their users) summed over the tree: a
+    fairer view of servers that fork per connection."""
+    total = 0
+    for pid in tree(root):
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
 class PeakRss:
     """Samples a tree's summed RSS every 50 ms while in a `with` block."""
 
@@ -826,7 +840,7 @@ class Bench:
 
     def memory(self):
         a = self.args
-        idle, per_session, held, setup_s = {}, {}, {}, {}
+        idle, per_session, held, setup_s, pss = {}, {}, {}, {}, {}
         import paramiko
         key = paramiko.Ed25519Key.from_private_key_file(str(self.client_key))
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -839,6 +853,7 @@ class Bench:
                 try:
                     time.sleep(1)
                     base = rss_kib(s.pid)
+                    pss_base = pss_kib(s.pid)
                     idle.setdefault(name, []).append(base / 1024)
                     t0 = time.monotonic()
                     for _ in range(n):
@@ -855,6 +870,8 @@ class Bench:
                     for t, c in sessions:  # every session still answers
                         c.stat(".")
                     total = rss_kib(s.pid)
+                    pss_n = pss_kib(s.pid)
+                    pss.setdefault(n, {}).setdefault(name, []).append((pss_n - pss_base) / n)
                     held.setdefault(n, {}).setdefault(name, []).append(total / 1024)
                     per_session.setdefault(n, {}).setdefault(name, []).append((total - base) / n)
                 finally:
@@ -873,6 +890,9 @@ class Bench:
                      "held without error" if n >= 1000 else None)
             self.add("memory", f"RSS per session ({n} held)", "KiB", "lower",
                      per_session.get(n, {}), "≤ 64 KiB")
+            self.add("memory", f"PSS per session ({n} held)", "KiB", "lower", pss.get(n, {}))
+            self.add("memory", f"time to open {n} sessions (paramiko)", "s", "lower",
+                     setup_s.get(n, {}))
 
     def rate(self):
         a = self.args
