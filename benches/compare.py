@@ -811,7 +811,11 @@ class Bench:
                 if method not in cls.methods:
                     continue
                 variant = "plain" if name == "coffer" else variants[method]
-                s = self.started(name, variant)
+                try:
+                    s = self.started(name, variant)
+                except RuntimeError as e:
+                    self.notes.append(f"logins / {LABELS[name]} / {method}: {e}")
+                    continue
                 try:
                     samples = results.setdefault(method, {}).setdefault(name, [])
                     for rep in range(a.repeats + 1):  # the first one warms up
@@ -826,8 +830,12 @@ class Bench:
                                 seed = self.seed
                             code = totp(seed)
                         s.settle()
-                        dt = self.sftp(s, ["bye"], method=method, user=user, code=code,
-                                       password=password, timeout=60)
+                        try:
+                            dt = self.sftp(s, ["bye"], method=method, user=user, code=code,
+                                           password=password, timeout=60)
+                        except RuntimeError as e:  # one method failing spares the others
+                            self.notes.append(f"logins / {LABELS[name]} / {method}: {e}")
+                            break
                         if rep:
                             samples.append(dt * 1000)
                 finally:
