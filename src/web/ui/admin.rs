@@ -32,11 +32,11 @@ fn role_name(role: Role) -> &'static str {
 }
 
 /// The admin check every page makes first.
-fn admin_only(current: &Current) -> Result<(), Response> {
+fn admin_only(current: &Current) -> Result<(), Box<Response>> {
     if current.session.role.is_admin() {
         Ok(())
     } else {
-        Err(forbidden(current, "it is for administrators"))
+        Err(Box::new(forbidden(current, "it is for administrators")))
     }
 }
 
@@ -82,7 +82,7 @@ fn failed(web: &Web, current: &Current, e: &AuthError, location: &str) -> Respon
 pub(crate) async fn users(State(web): State<Arc<Web>>, signed: Signed) -> Response {
     let current = &signed.current;
     if let Err(r) = admin_only(current) {
-        return r;
+        return *r;
     }
     let message = flash(&web, current);
     let auth = web.auth.clone();
@@ -213,10 +213,10 @@ fn optional(text: &str) -> Option<String> {
 pub(crate) async fn user_create(State(web): State<Arc<Web>>, posted: Posted) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = admin_only(&current) {
-        return r;
+        return *r;
     }
     let f = &posted.fields;
     let role: Role = match f.get("role").parse() {
@@ -255,7 +255,7 @@ pub(crate) async fn user(
 ) -> Response {
     let current = &signed.current;
     if let Err(r) = admin_only(current) {
-        return r;
+        return *r;
     }
     let message = flash(&web, current);
     let auth = web.auth.clone();
@@ -453,7 +453,13 @@ pub(crate) async fn user(
     };
     respond(
         StatusCode::OK,
-        shell(current, Nav::Users, &format!("User {}", a.account.name), message.as_deref(), body),
+        shell(
+            current,
+            Nav::Users,
+            &format!("User {}", a.account.name),
+            message.as_deref(),
+            body,
+        ),
     )
 }
 
@@ -465,10 +471,10 @@ pub(crate) async fn user_action(
 ) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = admin_only(&current) {
-        return r;
+        return *r;
     }
     let f = &posted.fields;
     let page = format!("/admin/users/{}", enc(&name));
@@ -482,22 +488,38 @@ pub(crate) async fn user_action(
     };
     let (result, message, location) = match f.get("action") {
         "disable" => (
-            change(AccountChange { disabled: Some(true), ..AccountChange::default() }).await,
+            change(AccountChange {
+                disabled: Some(true),
+                ..AccountChange::default()
+            })
+            .await,
             format!("{name:?} is disabled; their sessions ended."),
             page.clone(),
         ),
         "enable" => (
-            change(AccountChange { disabled: Some(false), ..AccountChange::default() }).await,
+            change(AccountChange {
+                disabled: Some(false),
+                ..AccountChange::default()
+            })
+            .await,
             format!("{name:?} is enabled."),
             page.clone(),
         ),
         "exempt" => (
-            change(AccountChange { mfa_exempt: Some(true), ..AccountChange::default() }).await,
+            change(AccountChange {
+                mfa_exempt: Some(true),
+                ..AccountChange::default()
+            })
+            .await,
             format!("{name:?} is exempt from required two-factor sign-in."),
             page.clone(),
         ),
         "unexempt" => (
-            change(AccountChange { mfa_exempt: Some(false), ..AccountChange::default() }).await,
+            change(AccountChange {
+                mfa_exempt: Some(false),
+                ..AccountChange::default()
+            })
+            .await,
             format!("{name:?} is no longer exempt."),
             page.clone(),
         ),
@@ -521,7 +543,10 @@ pub(crate) async fn user_action(
             let revoked = core(move || {
                 let owned = auth.tokens(&actor, Some(&n))?;
                 if !owned.iter().any(|t| t.id == id) {
-                    return Err(AuthError::NotFound { what: "token", name: id });
+                    return Err(AuthError::NotFound {
+                        what: "token",
+                        name: id,
+                    });
                 }
                 auth.revoke_token(&actor, &id).map(|_| ())
             })
@@ -575,13 +600,26 @@ pub(crate) async fn user_action(
                 if c.is_empty() && keys.is_none() && password.is_none() {
                     return Ok(());
                 }
-                auth.update_account_fully(&actor, &n, c, password.as_deref().map(|p| p.as_str()), keys)
-                    .map(|_| ())
+                auth.update_account_fully(
+                    &actor,
+                    &n,
+                    c,
+                    password.as_deref().map(|p| p.as_str()),
+                    keys,
+                )
+                .map(|_| ())
             })
             .await;
             (updated, "Settings saved.".to_string(), page.clone())
         }
-        _ => return failed(&web, &current, &AuthError::Invalid("unknown action".into()), &page),
+        _ => {
+            return failed(
+                &web,
+                &current,
+                &AuthError::Invalid("unknown action".into()),
+                &page,
+            );
+        }
     };
     match result {
         Ok(()) => back(&web, &current, &posted.client, is_self, &message, &location),
@@ -596,7 +634,7 @@ pub(crate) async fn user_action(
 pub(crate) async fn groups(State(web): State<Arc<Web>>, signed: Signed) -> Response {
     let current = &signed.current;
     if let Err(r) = admin_only(current) {
-        return r;
+        return *r;
     }
     let message = flash(&web, current);
     let auth = web.auth.clone();
@@ -634,7 +672,10 @@ pub(crate) async fn groups(State(web): State<Arc<Web>>, signed: Signed) -> Respo
 }
 
 fn nets(list: &[ipnet::IpNet]) -> String {
-    list.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+    list.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn group_form(csrf: &str, g: Option<&Group>) -> Markup {
@@ -690,10 +731,10 @@ fn group_form(csrf: &str, g: Option<&Group>) -> Markup {
 pub(crate) async fn group_action(State(web): State<Arc<Web>>, posted: Posted) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = admin_only(&current) {
-        return r;
+        return *r;
     }
     let f = &posted.fields;
     let name = f.trimmed("name").to_string();
@@ -750,7 +791,14 @@ pub(crate) async fn group_action(State(web): State<Arc<Web>>, posted: Posted) ->
         }
     };
     match result {
-        Ok(()) => back(&web, &current, &posted.client, mine, &message, "/admin/groups"),
+        Ok(()) => back(
+            &web,
+            &current,
+            &posted.client,
+            mine,
+            &message,
+            "/admin/groups",
+        ),
         Err(e) => failed(&web, &current, &e, "/admin/groups"),
     }
 }
@@ -762,7 +810,7 @@ pub(crate) async fn group_action(State(web): State<Arc<Web>>, posted: Posted) ->
 pub(crate) async fn policy(State(web): State<Arc<Web>>, signed: Signed) -> Response {
     let current = &signed.current;
     if let Err(r) = admin_only(current) {
-        return r;
+        return *r;
     }
     let message = flash(&web, current);
     let auth = web.auth.clone();
@@ -883,10 +931,10 @@ fn number(
 pub(crate) async fn policy_save(State(web): State<Arc<Web>>, posted: Posted) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = admin_only(&current) {
-        return r;
+        return *r;
     }
     let f = &posted.fields;
     let set = |key: &str, v: String| (key.to_string(), v);
@@ -909,27 +957,43 @@ pub(crate) async fn policy_save(State(web): State<Arc<Web>>, posted: Posted) -> 
         ),
         set(
             "mfa.protocols",
-            list("proto", Protocol::ALL.iter().map(|p| p.to_string()).collect()),
+            list(
+                "proto",
+                Protocol::ALL.iter().map(|p| p.to_string()).collect(),
+            ),
         ),
         set(
             "mfa.ssh_key_is_enough",
             f.ticked("mfa.ssh_key_is_enough").to_string(),
         ),
-        set("lockout.max_failures", f.trimmed("lockout.max_failures").into()),
+        set(
+            "lockout.max_failures",
+            f.trimmed("lockout.max_failures").into(),
+        ),
         set("lockout.window", f.trimmed("lockout.window").into()),
         set("lockout.duration", f.trimmed("lockout.duration").into()),
         set(
             "lockout.address_max_failures",
             f.trimmed("lockout.address_max_failures").into(),
         ),
-        set("password.min_length", f.trimmed("password.min_length").into()),
+        set(
+            "password.min_length",
+            f.trimmed("password.min_length").into(),
+        ),
         set("password.min_score", f.trimmed("password.min_score").into()),
         set("password.history", f.trimmed("password.history").into()),
     ];
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
     match core(move || auth.set_policy(&actor, &changes)).await {
-        Ok(_) => back(&web, &current, &posted.client, false, "Policy saved.", "/admin/policy"),
+        Ok(_) => back(
+            &web,
+            &current,
+            &posted.client,
+            false,
+            "Policy saved.",
+            "/admin/policy",
+        ),
         Err(e) => failed(&web, &current, &e, "/admin/policy"),
     }
 }
@@ -945,7 +1009,7 @@ pub(crate) async fn audit(
 ) -> Response {
     let current = &signed.current;
     if let Err(r) = admin_only(current) {
-        return r;
+        return *r;
     }
     let get = |k: &str| q.get(k).map_or("", |v| v.trim());
     let (account, event, since) = (get("account"), get("event"), get("since"));
@@ -1044,11 +1108,14 @@ pub(crate) async fn audit(
 // ---------------------------------------------------------------------------
 // System.
 
-fn owner_only(current: &Current) -> Result<(), Response> {
+fn owner_only(current: &Current) -> Result<(), Box<Response>> {
     if current.session.role == Role::SystemAdmin {
         Ok(())
     } else {
-        Err(forbidden(current, "it is for the system administrator"))
+        Err(Box::new(forbidden(
+            current,
+            "it is for the system administrator",
+        )))
     }
 }
 
@@ -1067,7 +1134,7 @@ fn duration(secs: u64) -> String {
 pub(crate) async fn system(State(web): State<Arc<Web>>, signed: Signed) -> Response {
     let current = &signed.current;
     if let Err(r) = owner_only(current) {
-        return r;
+        return *r;
     }
     let message = flash(&web, current);
     let w = web.clone();
@@ -1161,10 +1228,10 @@ pub(crate) async fn system(State(web): State<Arc<Web>>, signed: Signed) -> Respo
 pub(crate) async fn certificate(State(web): State<Arc<Web>>, posted: Posted) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = owner_only(&current) {
-        return r;
+        return *r;
     }
     let cert = posted.fields.get("certificate").as_bytes().to_vec();
     let key = zeroize::Zeroizing::new(posted.fields.get("private_key").as_bytes().to_vec());

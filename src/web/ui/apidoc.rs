@@ -22,10 +22,9 @@ pub(crate) async fn page(State(_web): State<Arc<Web>>, visitor: Visitor) -> Resp
     let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
     let body = render(&doc);
     match visitor {
-        Visitor::Granted(current) => respond(
-            StatusCode::OK,
-            shell(&current, Nav::Api, "API", None, body),
-        ),
+        Visitor::Granted(current) => {
+            respond(StatusCode::OK, shell(&current, Nav::Api, "API", None, body))
+        }
         _ => respond(
             StatusCode::OK,
             bare("API", "", html! { div.card.wide { h1 { "API" } (body) } }),
@@ -44,7 +43,10 @@ fn schema_name(schema: &Value) -> String {
     }
     match schema.get("type") {
         Some(Value::String(t)) if t == "array" => {
-            format!("array of {}", schema.get("items").map_or("any".into(), schema_name))
+            format!(
+                "array of {}",
+                schema.get("items").map_or("any".into(), schema_name)
+            )
         }
         Some(Value::String(t)) => match schema.get("format").and_then(Value::as_str) {
             Some(f) => format!("{t} ({f})"),
@@ -58,7 +60,11 @@ fn schema_name(schema: &Value) -> String {
         _ => {
             for key in ["oneOf", "anyOf", "allOf"] {
                 if let Some(Value::Array(parts)) = schema.get(key) {
-                    return parts.iter().map(schema_name).collect::<Vec<_>>().join(" | ");
+                    return parts
+                        .iter()
+                        .map(schema_name)
+                        .collect::<Vec<_>>()
+                        .join(" | ");
                 }
             }
             "any".into()
@@ -92,7 +98,10 @@ fn properties(schema: &Value) -> Markup {
 fn render(doc: &Value) -> Markup {
     let info = doc.get("info").unwrap_or(&Value::Null);
     let empty = serde_json::Map::new();
-    let paths = doc.get("paths").and_then(Value::as_object).unwrap_or(&empty);
+    let paths = doc
+        .get("paths")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let schemas = doc
         .pointer("/components/schemas")
         .and_then(Value::as_object)

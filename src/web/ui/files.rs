@@ -155,21 +155,17 @@ fn folder(current: &Current, path: &VPath, listing: &FolderListing) -> Markup {
                             @let is_dir = e.kind == "directory";
                             tr {
                                 td.name {
-                                    @if let Some(c) = &child {
-                                        @if is_dir {
-                                            a href=(folder_link(c)) { (PreEscaped(FOLDER_ICON)) span { (e.name) } }
-                                        } @else if e.kind == "file" {
-                                            a href=(format!("/files/download?path={}", enc(&text(c)))) download=(e.name) { (PreEscaped(FILE_ICON)) span { (e.name) } }
-                                        } @else {
-                                            (PreEscaped(FILE_ICON)) span { (e.name) }
-                                        }
+                                    @if let (Some(c), true) = (&child, is_dir) {
+                                        a.entry href=(folder_link(c)) { (PreEscaped(FOLDER_ICON)) span { (e.name) } }
+                                    } @else if let (Some(c), "file") = (&child, e.kind) {
+                                        a.entry href=(format!("/files/download?path={}", enc(&text(c)))) download=(e.name) { (PreEscaped(FILE_ICON)) span { (e.name) } }
                                     } @else {
-                                        (PreEscaped(FILE_ICON)) span { (e.name) }
+                                        span.entry { (PreEscaped(FILE_ICON)) span { (e.name) } }
                                     }
                                 }
                                 td.num { @if is_dir { "—" } @else { (bytes(e.size)) } }
                                 td.hide-narrow { (when(u64::try_from(e.modified).unwrap_or(0))) }
-                                td.actions {
+                                td.actions { div.row-actions {
                                     @if can_write {
                                         details.rename {
                                             summary { "Rename" span.sr { " " (e.name) } }
@@ -192,7 +188,7 @@ fn folder(current: &Current, path: &VPath, listing: &FolderListing) -> Markup {
                                             button.small.danger type="submit" { "Delete" span.sr { " " (e.name) } }
                                         }
                                     }
-                                }
+                                } }
                             }
                         }
                     }
@@ -211,7 +207,12 @@ pub(crate) async fn download(signed: Signed, Query(q): Query<HashMap<String, Str
     let raw = q.get("path").map_or("", String::as_str);
     let path = match VPath::parse(raw.as_bytes()) {
         Ok(p) if !p.is_root() => p,
-        Ok(_) => return error_page(current, &ApiError::bad_request("the home folder is not a file")),
+        Ok(_) => {
+            return error_page(
+                current,
+                &ApiError::bad_request("the home folder is not a file"),
+            );
+        }
         Err(e) => return error_page(current, &ApiError::from(e)),
     };
     match transfer::download_response(current, path).await {
@@ -249,7 +250,7 @@ fn done(web: &Web, current: &Current, dir: &VPath, message: Result<String, ApiEr
 pub(crate) async fn mkdir(State(web): State<Arc<Web>>, posted: Posted) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let home = VPath::root();
     let (dir, path) = match target(&posted.fields, "name") {
@@ -258,14 +259,19 @@ pub(crate) async fn mkdir(State(web): State<Arc<Web>>, posted: Posted) -> Respon
     };
     let name = posted.fields.trimmed("name").to_string();
     let made = on_root(&current, move |root| root.mkdir(&path, None)).await;
-    done(&web, &current, &dir, made.map(|()| format!("Folder {name:?} created.")))
+    done(
+        &web,
+        &current,
+        &dir,
+        made.map(|()| format!("Folder {name:?} created.")),
+    )
 }
 
 /// `POST /files/rename`
 pub(crate) async fn rename(State(web): State<Arc<Web>>, posted: Posted) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let home = VPath::root();
     let (dir, from) = match target(&posted.fields, "from") {
@@ -296,14 +302,19 @@ pub(crate) async fn rename(State(web): State<Arc<Web>>, posted: Posted) -> Respo
             e
         }
     });
-    done(&web, &current, &dir, renamed.map(|()| format!("Renamed to {name:?}.")))
+    done(
+        &web,
+        &current,
+        &dir,
+        renamed.map(|()| format!("Renamed to {name:?}.")),
+    )
 }
 
 /// `POST /files/delete`
 pub(crate) async fn delete(State(web): State<Arc<Web>>, posted: Posted) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let home = VPath::root();
     let (dir, path) = match target(&posted.fields, "name") {
@@ -315,5 +326,10 @@ pub(crate) async fn delete(State(web): State<Arc<Web>>, posted: Posted) -> Respo
         transfer::delete_path(root, &path, true, 0)
     })
     .await;
-    done(&web, &current, &dir, removed.map(|()| format!("{name:?} deleted.")))
+    done(
+        &web,
+        &current,
+        &dir,
+        removed.map(|()| format!("{name:?} deleted.")),
+    )
 }

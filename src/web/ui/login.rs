@@ -12,8 +12,8 @@ use axum::response::Response;
 use maud::{Markup, html};
 
 use super::{
-    Posted, Signed, Visitor, anonymous, bare, core, csrf_field, error_box, maybe_cookie,
-    over_rate, respond, say, see_other, with_cookie, without_cookie,
+    Posted, Signed, Visitor, anonymous, bare, core, csrf_field, error_box, maybe_cookie, over_rate,
+    respond, say, see_other, with_cookie, without_cookie,
 };
 use crate::auth::accounts::AccountChange;
 use crate::auth::flow::{Login, Step};
@@ -65,9 +65,7 @@ pub(crate) async fn form(
     if let Visitor::Granted(_) = visitor {
         return see_other("/files");
     }
-    let note = q
-        .contains_key("out")
-        .then_some("You have signed out.");
+    let note = q.contains_key("out").then_some("You have signed out.");
     match anonymous(&web, &visitor, &client) {
         Ok((csrf, token)) => {
             let user = q.get("user").map_or("", String::as_str);
@@ -101,9 +99,8 @@ pub(crate) async fn password(State(web): State<Arc<Web>>, posted: Posted) -> Res
         Visitor::Nobody => String::new(),
     };
     let user = posted.fields.trimmed("username").to_string();
-    let again = |status, message: &str| {
-        respond(status, login_page(&csrf, &user, Some(message), None))
-    };
+    let again =
+        |status, message: &str| respond(status, login_page(&csrf, &user, Some(message), None));
     if let Some(wait) = over_rate(&web, posted.client.ip) {
         return again(StatusCode::TOO_MANY_REQUESTS, &wait);
     }
@@ -297,13 +294,17 @@ async fn start_enrolment(web: &Arc<Web>, token: &Token) -> Result<PendingEnrolme
     let joined = tokio::task::spawn_blocking(move || {
         let started = match &taken.stage {
             Stage::MustEnrol(w) => w.start(&auth),
-            _ => Err(AuthError::Invalid("the login has expired; sign in again".into())),
+            _ => Err(AuthError::Invalid(
+                "the login has expired; sign in again".into(),
+            )),
         };
         (taken, started)
     })
     .await;
     let Ok((taken, started)) = joined else {
-        return Err(AuthError::Invalid("the login has expired; sign in again".into()));
+        return Err(AuthError::Invalid(
+            "the login has expired; sign in again".into(),
+        ));
     };
     web.sessions.restore(token, taken);
     let start = started?;
@@ -315,7 +316,12 @@ async fn start_enrolment(web: &Arc<Web>, token: &Token) -> Result<PendingEnrolme
     Ok(pending)
 }
 
-fn forced_page(csrf: &str, pending: &PendingEnrolment, error: Option<&str>, wizard: bool) -> Markup {
+fn forced_page(
+    csrf: &str,
+    pending: &PendingEnrolment,
+    error: Option<&str>,
+    wizard: bool,
+) -> Markup {
     let body = html! {
         @if wizard {
             (super::setup::steps(2))
@@ -416,14 +422,17 @@ pub(crate) async fn offer(signed: Signed) -> Response {
             p.help { "You can set it up any time under Security." }
         }
     };
-    respond(StatusCode::OK, bare("Two-factor sign-in", &current.csrf, body))
+    respond(
+        StatusCode::OK,
+        bare("Two-factor sign-in", &current.csrf, body),
+    )
 }
 
 /// `POST /login/offer`: "don't ask again".
 pub(crate) async fn offer_choice(State(web): State<Arc<Web>>, posted: Posted) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);

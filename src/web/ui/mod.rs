@@ -79,10 +79,7 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/security/tokens", post(security::token_create))
         .route("/security/tokens/{id}/revoke", post(security::token_revoke))
         .route("/security/sessions/{id}/end", post(security::session_end))
-        .route(
-            "/admin/users",
-            get(admin::users).post(admin::user_create),
-        )
+        .route("/admin/users", get(admin::users).post(admin::user_create))
         .route(
             "/admin/users/{name}",
             get(admin::user).post(admin::user_action),
@@ -91,10 +88,7 @@ pub fn routes() -> Router<Arc<Web>> {
             "/admin/groups",
             get(admin::groups).post(admin::group_action),
         )
-        .route(
-            "/admin/policy",
-            get(admin::policy).post(admin::policy_save),
-        )
+        .route("/admin/policy", get(admin::policy).post(admin::policy_save))
         .route("/admin/audit", get(admin::audit))
         .route("/admin/system", get(admin::system))
         .route("/admin/system/certificate", post(admin::certificate))
@@ -194,7 +188,10 @@ impl Visitor {
 impl FromRequestParts<Arc<Web>> for Visitor {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, web: &Arc<Web>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        web: &Arc<Web>,
+    ) -> Result<Self, Self::Rejection> {
         Ok(Visitor::of(parts, web))
     }
 }
@@ -256,10 +253,10 @@ pub(crate) struct Posted {
 
 impl Posted {
     /// The logged-in session, or a redirect to the login.
-    pub fn granted(&self) -> Result<&Current, Response> {
+    pub fn granted(&self) -> Result<&Current, Box<Response>> {
         match &self.visitor {
             Visitor::Granted(c) => Ok(c),
-            other => Err(see_other(other.login_step())),
+            other => Err(Box::new(see_other(other.login_step()))),
         }
     }
 }
@@ -281,15 +278,15 @@ impl FromRequest<Arc<Web>> for Posted {
         let request = Request::from_parts(parts, body);
         let fields = match axum::Form::<Vec<(String, String)>>::from_request(request, web).await {
             Ok(axum::Form(pairs)) => Fields(pairs),
-            Err(rejection) => {
-                let status = rejection.status();
-                let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    "The form is larger than the server accepts.".to_string()
-                } else {
-                    "The form could not be read; reload the page and try again.".to_string()
-                };
-                return Err(message_page(status, "The form was not accepted", &text));
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(message_page(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The form was not accepted",
+                    "The form is larger than the server accepts.",
+                ));
             }
+            // A body that is not a form cannot carry the token either.
+            Err(_) => return Err(csrf_refused()),
         };
         if !web.sessions.csrf_ok(&token, fields.get("csrf")) {
             return Err(csrf_refused());
@@ -427,9 +424,10 @@ pub(crate) fn sentence(text: &str) -> String {
 
 /// A rate-limit refusal, in words, when this address tried too often.
 pub(crate) fn over_rate(web: &Web, ip: IpAddr) -> Option<String> {
-    web.limiter.attempt(ip, web.now()).err().map(|wait| {
-        format!("Too many attempts from this address; try again in {wait} seconds.")
-    })
+    web.limiter
+        .attempt(ip, web.now())
+        .err()
+        .map(|wait| format!("Too many attempts from this address; try again in {wait} seconds."))
 }
 
 /// The session value re-issued after the account's credentials changed

@@ -10,8 +10,8 @@ use axum::response::Response;
 use maud::{Markup, PreEscaped, html};
 
 use super::{
-    Nav, Posted, Signed, core, csrf_field, error_box, qr_svg, respond, say, see_other, shell,
-    when, with_cookie,
+    Nav, Posted, Signed, core, csrf_field, error_box, qr_svg, respond, say, see_other, shell, when,
+    with_cookie,
 };
 use crate::auth::mfa::RecoveryCodes;
 use crate::auth::{Actor, Protocol};
@@ -123,7 +123,13 @@ fn codes_page(current: &Current, codes: &RecoveryCodes, wizard: bool) -> Markup 
             (codes_markup(&current.session.account, codes, if wizard { "/files" } else { "/security" }))
         }
     };
-    shell(current, Nav::Security, "Save your recovery codes", None, body)
+    shell(
+        current,
+        Nav::Security,
+        "Save your recovery codes",
+        None,
+        body,
+    )
 }
 
 /// Takes the one-time message of a session, for its next page.
@@ -167,7 +173,13 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
         Err(e) => {
             return respond(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                shell(current, Nav::Security, "Security", None, error_box(Some(&say(&e)))),
+                shell(
+                    current,
+                    Nav::Security,
+                    "Security",
+                    None,
+                    error_box(Some(&say(&e))),
+                ),
             );
         }
     };
@@ -184,8 +196,8 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
         .account
         .may_change_password
         .unwrap_or_else(|| group.is_none_or(|g| g.may_change_password));
-    let required = policy.mfa.required_for.contains(&current.session.role)
-        && !account.account.mfa_exempt;
+    let required =
+        policy.mfa.required_for.contains(&current.session.role) && !account.account.mfa_exempt;
     let csrf = current.csrf.as_str();
     let now = web.now();
     let body = html! {
@@ -325,8 +337,8 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
                     tbody {
                         @for s in &sessions {
                             tr {
-                                td {
-                                    (if s.agent.is_empty() { "unknown" } else { s.agent.as_str() })
+                                td title=(s.agent) {
+                                    (client_name(&s.agent))
                                     @if s.current { " " span.badge.good { "this browser" } }
                                 }
                                 td { (s.address) }
@@ -350,7 +362,43 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
     } else {
         StatusCode::OK
     };
-    respond(status, shell(current, Nav::Security, "Security", None, body))
+    respond(
+        status,
+        shell(current, Nav::Security, "Security", None, body),
+    )
+}
+
+/// "Chrome on Linux" from a User-Agent; other clients by their first word.
+fn client_name(agent: &str) -> String {
+    let has = |s: &str| agent.contains(s);
+    let browser = if has("Edg/") {
+        "Edge"
+    } else if has("Firefox/") {
+        "Firefox"
+    } else if has("Chrome/") || has("Chromium/") {
+        "Chrome"
+    } else if has("Safari/") {
+        "Safari"
+    } else {
+        return match agent.split_whitespace().next() {
+            Some(first) => first.chars().take(40).collect(),
+            None => "unknown client".into(),
+        };
+    };
+    let system = if has("Android") {
+        "Android"
+    } else if has("iPhone") || has("iPad") {
+        "iOS"
+    } else if has("Windows") {
+        "Windows"
+    } else if has("Mac OS X") {
+        "macOS"
+    } else if has("Linux") {
+        "Linux"
+    } else {
+        return browser.to_string();
+    };
+    format!("{browser} on {system}")
 }
 
 fn protocol_name(p: Protocol) -> &'static str {
@@ -433,14 +481,20 @@ fn enrol_page(
             (enrol_markup(&current.csrf, pending, "/security/totp", error, wizard))
         }
     };
-    shell(current, Nav::Security, "Set up two-factor sign-in", None, body)
+    shell(
+        current,
+        Nav::Security,
+        "Set up two-factor sign-in",
+        None,
+        body,
+    )
 }
 
 /// `POST /security/totp`: confirms the enrolment with a code.
 pub(crate) async fn totp_confirm(State(web): State<Arc<Web>>, posted: Posted) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let wizard = posted.fields.ticked("setup");
     let Some(pending) = web.sessions.enrolment(&current.token) else {
@@ -478,7 +532,7 @@ pub(crate) async fn totp_confirm(State(web): State<Arc<Web>>, posted: Posted) ->
 pub(crate) async fn totp_remove(State(web): State<Arc<Web>>, posted: Posted) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Some(wait) = super::over_rate(&web, posted.client.ip) {
         return refused(&web, &current, &wait).await;
@@ -506,7 +560,7 @@ pub(crate) async fn totp_remove(State(web): State<Arc<Web>>, posted: Posted) -> 
 pub(crate) async fn recovery(State(web): State<Arc<Web>>, posted: Posted) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
@@ -521,7 +575,7 @@ pub(crate) async fn recovery(State(web): State<Arc<Web>>, posted: Posted) -> Res
 pub(crate) async fn password(State(web): State<Arc<Web>>, posted: Posted) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let f = &posted.fields;
     if let Some(wait) = super::over_rate(&web, posted.client.ip) {
@@ -576,7 +630,13 @@ pub(crate) fn scope_of(fields: &super::Fields) -> BTreeSet<Protocol> {
 }
 
 /// The page that shows a new token's value, once.
-pub(crate) fn token_shown(current: &Current, nav: Nav, label: &str, value: &str, back: &str) -> Markup {
+pub(crate) fn token_shown(
+    current: &Current,
+    nav: Nav,
+    label: &str,
+    value: &str,
+    back: &str,
+) -> Markup {
     let body = html! {
         div.card {
             p.lead { "The token " strong { (label) } " was created. Copy it now: it is shown only once." }
@@ -598,7 +658,7 @@ pub(crate) fn token_shown(current: &Current, nav: Nav, label: &str, value: &str,
 pub(crate) async fn token_create(State(web): State<Arc<Web>>, posted: Posted) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let f = &posted.fields;
     let expires = match expiry(f.get("expires"), web.now()) {
@@ -628,7 +688,7 @@ pub(crate) async fn token_revoke(
 ) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
@@ -646,8 +706,10 @@ pub(crate) async fn token_revoke(
     .await;
     match revoked {
         Ok(t) => {
-            web.sessions
-                .set_flash(&current.token, format!("The token {:?} was revoked.", t.label));
+            web.sessions.set_flash(
+                &current.token,
+                format!("The token {:?} was revoked.", t.label),
+            );
             see_other("/security")
         }
         Err(e) => refused(&web, &current, &say(&e)).await,
@@ -662,7 +724,7 @@ pub(crate) async fn session_end(
 ) -> Response {
     let current = match posted.granted() {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if id == current.id {
         web.sessions.end(&web.auth, &current.token, "signed out");

@@ -28,11 +28,11 @@ pub(crate) fn steps(at: usize) -> Markup {
             @for (i, name) in names.iter().enumerate() {
                 @let n = i + 1;
                 @if n == at {
-                    li.now aria-current="step" { span.n { (n) } " " (name) }
+                    li.now aria-current="step" { span.n { (n) } span { (name) } }
                 } @else if n < at {
-                    li.done { span.n { "✓" } " " (name) }
+                    li.done { span.n { "✓" } span { (name) } }
                 } @else {
-                    li { span.n { (n) } " " (name) }
+                    li { span.n { (n) } span { (name) } }
                 }
             }
         }
@@ -120,7 +120,11 @@ fn strength_meter(score: u8) -> Markup {
 }
 
 /// `GET /setup`
-pub(crate) async fn form(State(web): State<Arc<Web>>, visitor: Visitor, client: Client) -> Response {
+pub(crate) async fn form(
+    State(web): State<Arc<Web>>,
+    visitor: Visitor,
+    client: Client,
+) -> Response {
     let auth = web.auth.clone();
     match core(move || auth.is_claimed()).await {
         Ok(false) => {}
