@@ -53,7 +53,7 @@ def schemathesis(box, *args, examples):
            "--tls-verify", "false", "--checks", CHECKS, "--max-examples", str(examples),
            "--phases", "examples,coverage,fuzzing", "--workers", "2", "--warnings", "off",
            "--request-timeout", "30", *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=box.tmp)
     summary = r.stdout[-8000:]
     assert r.returncode == 0, f"schemathesis found problems:\n{summary}\nserver log:\n{box.log_text()[-3000:]}"
     assert " passed" in summary and "generated" in summary, summary
