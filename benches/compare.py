@@ -315,7 +315,7 @@ rsa_host_key = false
 user = "{USER}"
 """)
         return [str(b.coffer), "--data-dir", str(b.coffer_data), "--seal", "keyfile",
-                "serve", "--config", str(cfg)]
+                "serve", "--config", str(cfg), "--https-listen", "127.0.0.1:0"]
 
     def home(self):
         return self.bench.coffer_files / USER
