@@ -129,11 +129,15 @@ class CpuGroup:
         return int(text) / 1e9
 
     def remove(self):
-        if self.path:
+        """Removes the group once its last process has gone (up to 5 s)."""
+        for _ in range(250):
+            if not self.path:
+                return
             try:
                 self.path.rmdir()
+                return
             except OSError:
-                pass
+                time.sleep(0.02)
 
 
 def cpu_seconds(root, group=None):
