@@ -224,6 +224,7 @@ def test_image_build_is_reproducible(tmp_path):
     """Two builds of the image from one binary, from two copies of the
     sources in different directories, give the same bytes."""
     binary = os.environ.get("COFFER_IMAGE_BINARY")
+    binary = binary and os.path.abspath(binary)
     if not binary:
         pytest.skip("COFFER_IMAGE_BINARY not set (tests/run sets it)")
     epoch = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%ct"],
