@@ -61,6 +61,8 @@ events! {
     CodeUnsupported = 1006, "code_unsupported";
     /// The account must enrol MFA first and cannot do so on this protocol.
     EnrolmentRequired = 1007, "enrolment_required";
+    /// A web or API session ended: signed out, expired, or revoked.
+    SessionEnded = 1008, "session_ended";
     /// A second-factor code was accepted.
     CodeAccepted = 1100, "code_accepted";
     /// A second-factor code was wrong or malformed.
@@ -119,6 +121,10 @@ events! {
     GroupRemoved = 1602, "group_removed";
     /// The box was claimed: its owner account exists.
     BoxClaimed = 1700, "box_claimed";
+    /// A wrong claim code was entered in the setup wizard.
+    ClaimRefused = 1701, "claim_refused";
+    /// The HTTPS certificate was replaced (uploaded or regenerated).
+    CertificateChanged = 1702, "certificate_changed";
     /// The owner's password and two-factor authentication were reset at the
     /// technician console (physical presence shown with an on-screen code).
     ConsoleReset = 1800, "console_reset";

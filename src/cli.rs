@@ -545,6 +545,9 @@ pub struct ServerInfo {
     pub started_at: Timestamp,
     /// Listening addresses, e.g. `sftp 0.0.0.0:2022`.
     pub listening: Vec<String>,
+    /// The HTTPS port, for the setup URL.
+    #[serde(default)]
+    pub https_port: Option<u16>,
 }
 
 /// A password given on the command line as a file ("-": standard input);
@@ -1089,6 +1092,24 @@ fn status(ctx: &Ctx<'_>, json: bool, out: &mut Output) -> anyhow::Result<()> {
             |o| format!("yes, owner {o}")
         )
     ));
+    let claim_code = match &claimed {
+        Some(_) => None,
+        None => ctx.auth.claim_code()?,
+    };
+    if let Some(code) = &claim_code {
+        lines.push(format!(
+            "claim:     open https://THIS-BOX{}/setup and enter the claim code {code}",
+            ctx.server
+                .as_ref()
+                .and_then(|s| s.https_port)
+                .map_or_else(String::new, |p| format!(":{p}"))
+        ));
+    }
+    let certificate = crate::web::tls::describe_file(ctx.data_dir);
+    lines.push(match &certificate {
+        Some(c) => format!("https:     certificate SHA-256 {}", c.fingerprint),
+        None => "https:     no certificate yet (made when the server first starts)".into(),
+    });
     lines.push(format!(
         "accounts:  {} (groups {}, TOTP enrolments {}, access tokens {})",
         counts.get("accounts").copied().unwrap_or(0),
@@ -1112,6 +1133,8 @@ fn status(ctx: &Ctx<'_>, json: bool, out: &mut Output) -> anyhow::Result<()> {
             "store": store_json,
             "sealing": ctx.seal,
             "claimed_by": claimed,
+            "claim_code": claim_code.as_ref().map(ToString::to_string),
+            "certificate": certificate,
             "counts": counts,
             "server": ctx.server,
         });

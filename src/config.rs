@@ -101,8 +101,22 @@ pub struct SftpSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpsSection {
-    /// Listen address (reserved: the web front end is not in this release).
+    /// Listen address.
     pub listen: Option<String>,
+    /// A plain-HTTP address that only redirects to HTTPS (off by default).
+    pub redirect_listen: Option<String>,
+    /// Extra host names for the self-signed certificate.
+    pub host_names: Option<Vec<String>>,
+    /// A signed-in session ends after this long without a request.
+    pub idle_timeout: Option<String>,
+    /// A signed-in session ends this long after login.
+    pub session_lifetime: Option<String>,
+    /// Most HTTPS connections at once.
+    pub max_connections: Option<usize>,
+    /// Largest file upload in bytes (0: only the disk limits it).
+    pub max_upload: Option<u64>,
+    /// Login, code and claim attempts per source address per minute.
+    pub login_rate: Option<u32>,
 }
 
 /// `[auth]`
@@ -184,8 +198,10 @@ pub struct ServeConfig {
     pub seal: SealOptions,
     /// SFTP listen address.
     pub sftp_listen: SocketAddr,
-    /// HTTPS listen address (reserved).
+    /// HTTPS listen address.
     pub https_listen: SocketAddr,
+    /// The HTTPS front end's settings (its `listen` is `https_listen`).
+    pub https: crate::web::Settings,
     /// SSH limits.
     pub sftp: SftpLimits,
     /// Concurrent hashes.
@@ -343,8 +359,53 @@ impl FileConfig {
         let https_listen = flags
             .https_listen
             .clone()
-            .or(self.https.listen)
+            .or(self.https.listen.clone())
             .unwrap_or_else(|| DEFAULT_HTTPS_LISTEN.into());
+        let h = &self.https;
+        let https_addr = address("https.listen", &https_listen)?;
+        let https = crate::web::Settings {
+            listen: https_addr,
+            redirect_listen: h
+                .redirect_listen
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .map(|t| address("https.redirect_listen", t))
+                .transpose()?,
+            sessions: crate::web::session::Limits {
+                idle: duration(
+                    "https.idle_timeout",
+                    h.idle_timeout.as_ref(),
+                    "30m",
+                    60,
+                    7 * 86_400,
+                )?
+                .as_secs(),
+                lifetime: duration(
+                    "https.session_lifetime",
+                    h.session_lifetime.as_ref(),
+                    "12h",
+                    300,
+                    30 * 86_400,
+                )?
+                .as_secs(),
+                ..crate::web::session::Limits::default()
+            },
+            max_connections: within("https.max_connections", h.max_connections, 256, 1, 100_000)?,
+            max_upload: h.max_upload.unwrap_or(0),
+            login_rate: within("https.login_rate", h.login_rate, 30, 1, 10_000)?,
+            host_names: h.host_names.clone().unwrap_or_default(),
+            ..crate::web::Settings::default()
+        };
+        for name in &https.host_names {
+            if name.is_empty()
+                || name.len() > 253
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:*".contains(&b))
+            {
+                bail!("https.host_names: {name:?} is not a host name or address");
+            }
+        }
         let source = ConfigSource {
             file: flags.config.clone(),
             flags: flags.clone(),
@@ -362,7 +423,8 @@ impl FileConfig {
             log_level,
             seal,
             sftp_listen: address("sftp.listen", &sftp_listen)?,
-            https_listen: address("https.listen", &https_listen)?,
+            https_listen: https_addr,
+            https,
             sftp,
             max_concurrent_hashes: within(
                 "auth.max_concurrent_hashes",

@@ -34,3 +34,4 @@ pub mod server;
 pub mod ssh;
 pub mod store;
 pub mod system;
+pub mod web;

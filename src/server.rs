@@ -149,10 +149,36 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} for SFTP", config.sftp_listen))?;
     let sftp_addr = listener.local_addr()?;
 
+    let mut names = crate::web::tls::local_names();
+    names.extend(config.https.host_names.iter().cloned());
+    let certs = Arc::new(
+        crate::web::tls::Certificates::load_or_create(&config.data_dir, &names, clock.now())
+            .context("cannot set up the HTTPS certificate")?,
+    );
+    tracing::info!(fingerprint = %certs.info().fingerprint, "HTTPS certificate (SHA-256)");
+    let tls = Arc::new(crate::web::tls::server_config(certs.clone())?);
+    let https_listener = tokio::net::TcpListener::bind(config.https_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for HTTPS", config.https_listen))?;
+    let https_addr = https_listener.local_addr()?;
+    let redirect_listener = match config.https.redirect_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for the HTTP redirect"))?,
+        ),
+        None => None,
+    };
+
+    let mut listening = vec![format!("sftp {sftp_addr}"), format!("https {https_addr}")];
+    if let Some(l) = &redirect_listener {
+        listening.push(format!("http-redirect {}", l.local_addr()?));
+    }
     let info = ServerInfo {
         pid: std::process::id(),
         started_at,
-        listening: vec![format!("sftp {sftp_addr}")],
+        listening,
+        https_port: Some(https_addr.port()),
     };
     let (control_listener, socket_path) = control::bind(&config.data_dir)?;
     let identity = service.drop_privileges(&config)?;
@@ -188,10 +214,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     };
     let control_task = tokio::spawn(control::serve(control_listener, executor, Some(console)));
 
-    if !auth.is_claimed()? {
+    let claim_code = auth.claim_code()?;
+    if let Some(code) = &claim_code {
+        let host = names.first().map_or("localhost", String::as_str);
         tracing::warn!(
-            data_dir = %config.data_dir.display(),
-            "this box is unclaimed: create the owner with `coffer setup --admin NAME --password-file FILE`"
+            "this box is unclaimed: open https://{host}:{}/setup and enter the claim code {code} \
+             (or run `coffer setup --admin NAME --password-file FILE` on the box)",
+            https_addr.port()
         );
     }
 
@@ -210,6 +239,25 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         });
     }
     let listener_task = tokio::spawn(crate::ssh::serve(listener, shared, stop_rx.clone()));
+    let web = crate::web::Web::new(
+        auth.clone(),
+        certs,
+        config.https.clone(),
+        crate::web::SystemFacts {
+            started_at,
+            listening: info.listening.clone(),
+            seal: seal_status.clone(),
+            console: console_state(&config),
+        },
+    );
+    let https_task = tokio::spawn(crate::web::serve(https_listener, web, tls, stop_rx.clone()));
+    if let Some(l) = redirect_listener {
+        tokio::spawn(crate::web::serve_redirect(
+            l,
+            https_addr.port(),
+            stop_rx.clone(),
+        ));
+    }
     service.ready(crate::system::Running {
         watched: crate::system::health::Watched {
             auth: auth.clone(),
@@ -218,19 +266,20 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         stop: stop_rx.clone(),
         config: config.clone(),
         status: format!(
-            "Serving SFTP on {sftp_addr} as {}; {}",
+            "Serving SFTP on {sftp_addr} and HTTPS on {https_addr} as {}; {}",
             identity.user,
             if auth.is_claimed()? {
                 "claimed"
             } else {
-                "UNCLAIMED: run coffer setup"
+                "UNCLAIMED: open the setup page"
             }
         ),
     });
-    tracing::info!(sftp = %sftp_addr, https = %config.https_listen, "ready (HTTPS is not in this release)");
+    tracing::info!(sftp = %sftp_addr, https = %https_addr, "ready");
     // One line on stdout for scripts and tests: the addresses actually bound.
-    println!("ready: sftp {sftp_addr}");
+    println!("ready: sftp {sftp_addr} https {https_addr}");
     let _ = listener_task.await;
+    https_task.abort();
     let mut stop_watch = stop_rx;
     let ended = service.listener_ended(&mut stop_watch).await;
     service.stopping("Stopping: closing connections");
@@ -238,6 +287,26 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!("stopped");
     ended
+}
+
+/// The serial console's state in words, for the system page.
+fn console_state(config: &ServeConfig) -> String {
+    let tty = std::path::Path::new("/dev/ttyS0");
+    let unit = std::path::Path::new("/etc/systemd/system/serial-getty@ttyS0.service.d");
+    format!(
+        "{}; technician console {}; idle timeout {} s",
+        if tty.exists() {
+            "serial port ttyS0 present"
+        } else {
+            "no serial port ttyS0"
+        },
+        if unit.exists() {
+            "enabled on ttyS0"
+        } else {
+            "available as `coffer console` on any terminal"
+        },
+        config.console.idle_timeout.as_secs()
+    )
 }
 
 async fn wait_for_signal() {

@@ -383,6 +383,7 @@ impl Auth {
                 },
             )?;
             tx.put(META, "claimed_by", &serde_json::json!(owner))?;
+            super::claim::forget(tx)?;
             tx.put(super::SETTINGS, "policy", &policy)?;
             let retain = retain_of(tx)?;
             audit::append(
@@ -593,6 +594,7 @@ impl Auth {
             )?;
             Ok::<_, AuthError>(())
         })?;
+        self.credentials_changed(Some(name));
         self.account(actor, name)
     }
 
@@ -629,7 +631,9 @@ impl Auth {
                 retain,
             )?;
             Ok(())
-        })
+        })?;
+        self.credentials_changed(Some(name));
+        Ok(())
     }
 
     /// Sets a password. An account changing its own password must give the
@@ -715,6 +719,97 @@ impl Auth {
                 actor.entry(Some(name), String::new()),
                 retain,
             )?;
+            Ok::<_, AuthError>(())
+        })?;
+        self.credentials_changed(Some(name));
+        Ok(())
+    }
+
+    /// Applies an administrator's change of profile, password and public
+    /// keys together (the REST `PATCH`). Everything that can be refused is
+    /// checked before the first write: rights, the password against the
+    /// policy, every key line.
+    pub fn update_account_fully(
+        &self,
+        actor: &Actor,
+        name: &str,
+        change: AccountChange,
+        new_password: Option<&str>,
+        public_keys: Option<Vec<String>>,
+    ) -> Result<AccountView, AuthError> {
+        let now = self.now();
+        let target = self.store.read(|r| load_account(r, name))?;
+        actor.require_admin_over(&target)?;
+        let keys = public_keys
+            .map(|lines| {
+                lines
+                    .iter()
+                    .map(|l| parse_public_key(l, now))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        if let Some(keys) = &keys
+            && keys.len() > MAX_KEYS
+        {
+            return Err(AuthError::Invalid(format!(
+                "at most {MAX_KEYS} public keys per account"
+            )));
+        }
+        if let Some(pw) = new_password {
+            password::check(pw, name, &self.policy()?.password)
+                .map_err(|r| AuthError::PasswordRefused(r.0))?;
+        }
+        if !change.is_empty() {
+            self.update_account(actor, name, change)?;
+        }
+        if let Some(pw) = new_password {
+            self.set_password(actor, name, pw, None)?;
+        }
+        if let Some(keys) = keys {
+            self.set_public_keys(actor, name, keys)?;
+        }
+        self.account(actor, name)
+    }
+
+    /// Replaces an account's public keys with `keys`, in one transaction.
+    fn set_public_keys(
+        &self,
+        actor: &Actor,
+        name: &str,
+        mut keys: Vec<PublicKey>,
+    ) -> Result<(), AuthError> {
+        let now = self.now();
+        keys.dedup_by(|a, b| a.blob == b.blob);
+        self.store.write(|tx| {
+            let account = load_account(tx, name)?;
+            actor.require_self_or_admin_over(&account)?;
+            let old = tx.get(PUBLIC_KEYS, name)?.unwrap_or_default();
+            tx.put(PUBLIC_KEYS, name, &keys)?;
+            let retain = retain_of(tx)?;
+            for k in old
+                .iter()
+                .filter(|o| !keys.iter().any(|n| n.blob == o.blob))
+            {
+                audit::append(
+                    tx,
+                    now,
+                    Event::PublicKeyRemoved,
+                    actor.entry(Some(name), k.fingerprint.clone()),
+                    retain,
+                )?;
+            }
+            for k in keys
+                .iter()
+                .filter(|n| !old.iter().any(|o| o.blob == n.blob))
+            {
+                audit::append(
+                    tx,
+                    now,
+                    Event::PublicKeyAdded,
+                    actor.entry(Some(name), k.fingerprint.clone()),
+                    retain,
+                )?;
+            }
             Ok(())
         })
     }
@@ -884,8 +979,10 @@ impl Auth {
                 actor.entry(None, format!("group {}", group.name)),
                 retain,
             )?;
-            Ok(())
-        })
+            Ok::<_, AuthError>(())
+        })?;
+        self.credentials_changed(None);
+        Ok(())
     }
 
     /// Removes a group that has no members.
@@ -917,8 +1014,10 @@ impl Auth {
                 actor.entry(None, format!("group {name}")),
                 retain,
             )?;
-            Ok(())
-        })
+            Ok::<_, AuthError>(())
+        })?;
+        self.credentials_changed(None);
+        Ok(())
     }
 
     /// Every group, in name order.

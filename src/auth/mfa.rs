@@ -288,6 +288,9 @@ impl Auth {
                 Err(e) => Ok(Err(e)),
             }
         })?;
+        if outcome.is_ok() {
+            self.credentials_changed(Some(name));
+        }
         outcome.map_err(|e| {
             let _ = self.audit(
                 Event::EnrolmentFailed,
@@ -337,7 +340,9 @@ impl Auth {
                 Event::MfaReset,
                 actor.entry(Some(name), String::new()),
             )
-        })
+        })?;
+        self.credentials_changed(Some(name));
+        Ok(())
     }
 
     /// Issues new recovery codes (the old ones stop working).

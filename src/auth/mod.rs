@@ -12,6 +12,7 @@
 //! data key, bound to their account and enrolment.
 
 pub mod accounts;
+pub mod claim;
 pub mod console;
 pub mod flow;
 mod lockout;
@@ -518,6 +519,18 @@ pub struct Auth {
     options: Options,
     slots: HashSlots,
     dummy_hash: OnceLock<String>,
+    /// Bumped when an account's credentials, role or state change, so that
+    /// sessions made before the change end (see [`Auth::credential_epoch`]).
+    epochs: Mutex<Epochs>,
+}
+
+/// Change counters for sessions to compare against.
+#[derive(Default)]
+struct Epochs {
+    /// Changes that concern every account (a group was changed).
+    all: u64,
+    /// Changes per account.
+    accounts: std::collections::HashMap<String, u64>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -546,6 +559,29 @@ impl Auth {
             options,
             slots,
             dummy_hash: OnceLock::new(),
+            epochs: Mutex::new(Epochs::default()),
+        }
+    }
+
+    /// A number that changes whenever the account's password, second
+    /// factor, role, group or enabled state changes. A session remembers it
+    /// when granted and ends when it differs.
+    pub fn credential_epoch(&self, account: &str) -> u64 {
+        let epochs = self.epochs.lock().unwrap_or_else(|p| p.into_inner());
+        epochs
+            .all
+            .wrapping_add(epochs.accounts.get(account).copied().unwrap_or(0))
+    }
+
+    /// Ends the sessions of `account` (or of everyone, for `None`).
+    pub fn credentials_changed(&self, account: Option<&str>) {
+        let mut epochs = self.epochs.lock().unwrap_or_else(|p| p.into_inner());
+        match account {
+            Some(name) => {
+                let n = epochs.accounts.entry(name.to_string()).or_insert(0);
+                *n = n.wrapping_add(1);
+            }
+            None => epochs.all = epochs.all.wrapping_add(1),
         }
     }
 
@@ -623,6 +659,55 @@ impl Auth {
             audit::append(tx, now, event, entry, retain)?;
             Ok::<_, AuthError>(())
         })
+    }
+
+    /// Replaces the whole policy with `new` (the REST `PUT`): every setting
+    /// that differs goes through the same checks as `coffer policy set`,
+    /// all in one transaction.
+    pub fn replace_policy(&self, actor: &Actor, new: &Policy) -> Result<Policy, AuthError> {
+        actor.require_owner()?;
+        let current = self.policy()?;
+        let old = current.entries();
+        let wanted = new.entries();
+        if let Some((key, _)) = old
+            .iter()
+            .find(|(k, _)| !wanted.iter().any(|(w, _)| w == k))
+        {
+            return Err(AuthError::Invalid(format!(
+                "{key}: a TOTP configuration cannot be removed while enrolments may use it"
+            )));
+        }
+        let changes: Vec<(String, String)> =
+            wanted.into_iter().filter(|e| !old.contains(e)).collect();
+        if changes.is_empty() {
+            return Ok(current);
+        }
+        self.set_policy(actor, &changes)
+    }
+
+    /// Records that the HTTPS certificate was replaced.
+    pub fn certificate_changed(&self, actor: &Actor, fingerprint: &str) {
+        if let Err(e) = self.audit(
+            Event::CertificateChanged,
+            actor.entry(None, format!("SHA-256 {fingerprint}")),
+        ) {
+            tracing::error!(error = %e, "could not write an audit event");
+        }
+    }
+
+    /// Records that a web or API session ended (signed out, expired,
+    /// revoked), with why.
+    pub fn session_ended(&self, session: &flow::Session, why: &str) {
+        let entry = Entry {
+            account: Some(&session.account),
+            address: Some(session.address),
+            protocol: Some(session.protocol.as_str()),
+            method: Some(session.method.as_str()),
+            detail: why.to_string(),
+        };
+        if let Err(e) = self.audit(Event::SessionEnded, entry) {
+            tracing::error!(error = %e, "could not write an audit event");
+        }
     }
 
     /// Audit events, newest first.

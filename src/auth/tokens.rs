@@ -244,6 +244,17 @@ impl Auth {
     }
 
     /// Checks a presented token for `account` on `protocol` (no write).
+    /// The account an access token claims to belong to, for a bearer
+    /// token that arrives without a user name. Says nothing about whether
+    /// the token is valid: the login that follows checks it fully (and the
+    /// name is only a lookup key, never shown to the presenter).
+    pub fn token_account(&self, value: &str) -> Result<Option<String>, AuthError> {
+        let Some((id, _)) = split(value) else {
+            return Ok(None);
+        };
+        Ok(self.store.read(|r| r.get(TOKENS, id))?.map(|t| t.account))
+    }
+
     pub(crate) fn check_token(
         &self,
         r: &impl Read,

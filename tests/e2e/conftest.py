@@ -68,12 +68,14 @@ class Box:
         self.log = open(self.tmp / "serve.log", "wb")
         self.proc = subprocess.Popen(
             [COFFER, "--data-dir", str(self.data), "--seal", "keyfile", "serve",
-             "--config", str(self.config), "--sftp-listen", "127.0.0.1:0"],
+             "--config", str(self.config), "--sftp-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=self.log,
         )
         line = self.proc.stdout.readline().decode()
         assert line.startswith("ready: sftp "), f"server did not start: {line!r}, log: {self.log_text()}"
-        self.port = int(line.rsplit(":", 1)[1])
+        words = line.split()
+        self.port = int(words[2].rsplit(":", 1)[1])
+        self.https_port = int(words[4].rsplit(":", 1)[1])
 
     def log_text(self):
         return (self.tmp / "serve.log").read_text(errors="replace")

@@ -24,7 +24,7 @@ def test_cli_through_the_socket_matches_the_cli_on_the_store(box):
     # A second server on the same data dir is refused, naming the first.
     second = subprocess.run(
         [COFFER, "--data-dir", str(box.data), "serve", "--config", str(box.config),
-         "--sftp-listen", "127.0.0.1:0"],
+         "--sftp-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"],
         capture_output=True, text=True, timeout=30,
     )
     assert second.returncode == 2

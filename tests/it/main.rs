@@ -17,3 +17,4 @@ mod harness;
 mod secrets_at_rest;
 mod system;
 mod tpm;
+mod web;

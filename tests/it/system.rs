@@ -70,7 +70,12 @@ fn serve(dir: &Path, config: &Path, env: &[(&str, &str)]) -> Server {
         .arg(&data)
         .args(["--seal", "keyfile", "serve", "--config"])
         .arg(config)
-        .args(["--sftp-listen", "127.0.0.1:0"])
+        .args([
+            "--sftp-listen",
+            "127.0.0.1:0",
+            "--https-listen",
+            "127.0.0.1:0",
+        ])
         .stderr(std::fs::File::create(&stderr).unwrap());
     for (k, v) in env {
         c.env(k, v);
@@ -326,7 +331,12 @@ fn loose_data_dir_modes_are_refused_naming_the_fix() {
             .arg(&data)
             .args(["--seal", "keyfile", "serve", "--config"])
             .arg(&cfg)
-            .args(["--sftp-listen", "127.0.0.1:0"]);
+            .args([
+                "--sftp-listen",
+                "127.0.0.1:0",
+                "--https-listen",
+                "127.0.0.1:0",
+            ]);
         c.output().unwrap()
     };
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -415,7 +425,12 @@ fn started_as_root_without_an_account_to_drop_to_the_server_refuses() {
             .arg(&data)
             .args(["--seal", "keyfile", "serve", "--config"])
             .arg(&cfg)
-            .args(["--sftp-listen", "127.0.0.1:0"]);
+            .args([
+                "--sftp-listen",
+                "127.0.0.1:0",
+                "--https-listen",
+                "127.0.0.1:0",
+            ]);
         c.output().unwrap()
     };
     crate::cli::refusal(&run("[service]\nuser = \"root\"\n"), "allow_root").unwrap();

@@ -1,0 +1,374 @@
+//! The HTTPS front end: setup wizard, web UI and REST API.
+//!
+//! A thin translator, like the SSH side: it turns HTTP requests into calls
+//! on the auth core and the confined file tree, and core errors into HTTP
+//! answers ([`error`]). Nothing here decides policy.
+//!
+//! - [`tls`]: the certificate (self-signed on first start, replaceable).
+//! - [`session`]: cookie and bearer sessions, CSRF tokens, rotation.
+//! - [`api`]: the REST API under `/api/v1` and its OpenAPI document.
+//! - [`ui`]: the server-rendered pages (maud), one stylesheet and one small
+//!   script, all inside the binary.
+//! - [`transfer`]: streaming upload and download shared by both.
+//!
+//! Every response carries the security headers (HSTS, a CSP without inline
+//! script, frame-ancestors none, no referrer, nosniff, no-store). Bodies are
+//! limited to [`Settings::max_body`] except file uploads, which stream to
+//! disk. Connections are capped; the TLS handshake and the request head
+//! must arrive within [`HANDSHAKE_TIMEOUT`].
+
+pub mod api;
+pub mod error;
+mod extract;
+mod limiter;
+pub mod session;
+pub mod tls;
+mod transfer;
+pub mod ui;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::auth::Auth;
+use crate::clock::Timestamp;
+use crate::seal::SealStatus;
+
+pub use limiter::RateLimiter;
+
+/// Time allowed for the TLS handshake and for the request head.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of the HTTPS front end (from `[https]`).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// A plain-HTTP port that only redirects to HTTPS (off when `None`).
+    pub redirect_listen: Option<SocketAddr>,
+    /// Session timeouts and caps.
+    pub sessions: session::Limits,
+    /// Most connections at once.
+    pub max_connections: usize,
+    /// Largest request body other than a file upload.
+    pub max_body: usize,
+    /// Largest file upload (0: no limit but the disk).
+    pub max_upload: u64,
+    /// Login, claim and code attempts per source address per minute.
+    pub login_rate: u32,
+    /// Extra names for the self-signed certificate.
+    pub host_names: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            redirect_listen: None,
+            sessions: session::Limits::default(),
+            max_connections: 256,
+            max_body: 64 * 1024,
+            max_upload: 0,
+            login_rate: 30,
+            host_names: Vec::new(),
+        }
+    }
+}
+
+/// What the system page and `GET /api/v1/system` show of the server.
+#[derive(Clone, Debug)]
+pub struct SystemFacts {
+    /// When the server started.
+    pub started_at: Timestamp,
+    /// Listening addresses, e.g. `sftp 0.0.0.0:2022`.
+    pub listening: Vec<String>,
+    /// How the data key is protected.
+    pub seal: SealStatus,
+    /// Whether the serial console is set up, and its state, in words.
+    pub console: String,
+}
+
+/// The state every handler shares.
+#[derive(Debug)]
+pub struct Web {
+    /// The core.
+    pub auth: Arc<Auth>,
+    /// Sessions.
+    pub sessions: session::Sessions,
+    /// The certificate.
+    pub certs: Arc<tls::Certificates>,
+    /// Attempts per address.
+    pub limiter: RateLimiter,
+    /// Settings.
+    pub settings: Settings,
+    /// Facts for the system page.
+    pub facts: SystemFacts,
+}
+
+/// The peer's address, put in every request's extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+impl Web {
+    /// The shared state.
+    pub fn new(
+        auth: Arc<Auth>,
+        certs: Arc<tls::Certificates>,
+        settings: Settings,
+        facts: SystemFacts,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            sessions: session::Sessions::new(settings.sessions.clone()),
+            limiter: RateLimiter::new(settings.login_rate, 60),
+            auth,
+            certs,
+            settings,
+            facts,
+        })
+    }
+
+    /// The current time, from the core's clock.
+    pub fn now(&self) -> Timestamp {
+        self.auth.now()
+    }
+}
+
+/// The whole application: pages, API, assets, with the security headers.
+pub fn router(web: Arc<Web>) -> Router {
+    let max_body = web.settings.max_body;
+    Router::new()
+        .merge(ui::routes())
+        .nest("/api/v1", api::routes().router)
+        .fallback(ui::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(web)
+}
+
+/// The headers every answer carries.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let is_asset = request.uri().path().starts_with("/assets/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let mut set = |name: HeaderName, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        header::STRICT_TRANSPORT_SECURITY,
+        "max-age=31536000; includeSubDomains",
+    );
+    set(
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(header::X_FRAME_OPTIONS, "DENY");
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::REFERRER_POLICY, "no-referrer");
+    set(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    set(
+        HeaderName::from_static("cross-origin-resource-policy"),
+        "same-origin",
+    );
+    set(
+        HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), geolocation=(), payment=()",
+    );
+    if is_asset {
+        set(header::CACHE_CONTROL, "public, max-age=3600");
+    } else {
+        set(header::CACHE_CONTROL, "no-store");
+    }
+    response
+}
+
+/// Serves HTTPS on `listener` until `stop` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    web: Arc<Web>,
+    tls: Arc<rustls::ServerConfig>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let app = router(web.clone());
+    let slots = Arc::new(Semaphore::new(web.settings.max_connections.max(1)));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "HTTPS accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Over the cap, the newest connection is closed at once.
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+            else {
+                return;
+            };
+            let service =
+                hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(Peer(peer));
+                    let app = app.clone();
+                    async move {
+                        use tower::ServiceExt as _;
+                        app.oneshot(request.map(axum::body::Body::new)).await
+                    }
+                });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HANDSHAKE_TIMEOUT)
+                .max_buf_size(64 * 1024)
+                .serve_connection(TokioIo::new(tls), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
+                }
+            }
+        });
+    }
+}
+
+/// Serves plain HTTP that only redirects to the HTTPS port.
+pub async fn serve_redirect(
+    listener: TcpListener,
+    https_port: u16,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => break,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |request: Request<hyper::body::Incoming>| async move {
+                    Ok::<_, std::convert::Infallible>(redirect_to_https(&request, https_port))
+                },
+            );
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HANDSHAKE_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(Duration::from_secs(30), connection).await;
+        });
+    }
+}
+
+/// A 301 to the same host and path on the HTTPS port.
+fn redirect_to_https<B>(request: &Request<B>, https_port: u16) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(host_without_port)
+        .filter(|h| valid_host(h))
+        .unwrap_or("localhost");
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let target = if https_port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{https_port}{path}")
+    };
+    let mut response = Response::new(axum::body::Body::empty());
+    *response.status_mut() = axum::http::StatusCode::MOVED_PERMANENTLY;
+    if let Ok(v) = HeaderValue::from_str(&target) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // [v6] or [v6]:port
+        return host.find(']').and_then(|i| host.get(..=i)).unwrap_or(host);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// Host names and addresses only: letters, digits, dots, dashes, colons and
+/// brackets, so a crafted Host header cannot inject into the Location.
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+/// The source address of a request.
+pub fn peer_ip(request_peer: Option<&Peer>) -> IpAddr {
+    request_peer.map_or(IpAddr::from([127, 0, 0, 1]), |p| p.0.ip().to_canonical())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_keep_host_and_path_and_refuse_crafted_hosts() {
+        let request = |host: &str| {
+            Request::builder()
+                .uri("/files?path=%2Fa")
+                .header(header::HOST, host)
+                .body(())
+                .unwrap()
+        };
+        let location = |r: Response| r.headers()[header::LOCATION].to_str().unwrap().to_string();
+        assert_eq!(
+            location(redirect_to_https(&request("box.local:8080"), 8443)),
+            "https://box.local:8443/files?path=%2Fa"
+        );
+        assert_eq!(
+            location(redirect_to_https(&request("box.local"), 443)),
+            "https://box.local/files?path=%2Fa"
+        );
+        assert_eq!(
+            location(redirect_to_https(&request("[::1]:80"), 8443)),
+            "https://[::1]:8443/files?path=%2Fa"
+        );
+        assert_eq!(
+            location(redirect_to_https(&request("evil.com/x?"), 8443)),
+            "https://localhost:8443/files?path=%2Fa"
+        );
+    }
+}

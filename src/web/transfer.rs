@@ -1,0 +1,502 @@
+//! File operations over HTTPS, for the REST API and the web file browser.
+//!
+//! Every path is a virtual path inside the caller's home folder, resolved by
+//! the same confined [`Root`] as SFTP (no `..`, no symlink leads out).
+//! Downloads stream from the file in 64 KiB chunks; uploads stream to a
+//! hidden temporary file beside the target and are renamed into place only
+//! when the whole body arrived, so a broken upload never leaves half a file
+//! under the real name. Neither ever holds a whole file in memory.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt as _;
+
+use super::Web;
+use super::error::ApiError;
+use super::extract::{ApiUser, JsonBody};
+use super::session::Current;
+use crate::files::{Follow, FsError, OpenHow, Root, VPath};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// Most entries a listing returns.
+const MAX_ENTRIES: usize = 10_000;
+/// Deepest folder tree a recursive delete walks.
+const MAX_DEPTH: usize = 64;
+
+/// Opens the caller's home (creating it on first use).
+pub async fn open_root(current: &Current) -> Result<Arc<Root>> {
+    let home = current.session.home.clone();
+    let account = current.session.account.clone();
+    let permissions = current.session.permissions;
+    tokio::task::spawn_blocking(move || Root::open(&home, &account, permissions))
+        .await
+        .map_err(ApiError::internal)?
+        .map(Arc::new)
+        .map_err(ApiError::internal)
+}
+
+async fn on_root<T: Send + 'static>(
+    current: &Current,
+    f: impl FnOnce(&Root) -> std::result::Result<T, FsError> + Send + 'static,
+) -> Result<T> {
+    let root = open_root(current).await?;
+    tokio::task::spawn_blocking(move || f(&root))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
+
+fn vpath(text: &str) -> Result<VPath> {
+    VPath::parse(text.as_bytes()).map_err(ApiError::from)
+}
+
+/// `?path=`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathQuery {
+    /// A path inside the home folder (`/` is the home itself).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Replace an existing file (upload).
+    #[serde(default)]
+    pub overwrite: Option<bool>,
+    /// Delete a folder with everything in it.
+    #[serde(default)]
+    pub recursive: Option<bool>,
+}
+
+fn query(
+    q: std::result::Result<Query<PathQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<PathQuery> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// One entry of a listing.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileEntry {
+    /// The name (invalid UTF-8 shown with replacement characters).
+    pub name: String,
+    /// `file`, `directory`, `symlink` or `other`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last change, Unix seconds.
+    pub modified: i64,
+}
+
+/// A folder listing.
+#[derive(Clone, Debug, Serialize)]
+pub struct FolderListing {
+    /// The folder.
+    pub path: String,
+    /// Folders first, then files, each by name.
+    pub entries: Vec<FileEntry>,
+    /// More entries exist than were returned.
+    pub truncated: bool,
+}
+
+/// Lists a folder (blocking).
+pub fn list_folder(root: &Root, path: &VPath) -> std::result::Result<FolderListing, FsError> {
+    let mut listing = root.open_dir(path)?;
+    let mut entries = Vec::new();
+    let mut truncated = false;
+    loop {
+        let batch = listing.next_batch(root, false, 256, 64 * 1024)?;
+        if batch.is_empty() {
+            break;
+        }
+        for e in batch {
+            if entries.len() >= MAX_ENTRIES {
+                truncated = true;
+                break;
+            }
+            let kind = if e.stat.is_dir() {
+                "directory"
+            } else if e.stat.is_file() {
+                "file"
+            } else if e.stat.is_symlink() {
+                "symlink"
+            } else {
+                "other"
+            };
+            entries.push(FileEntry {
+                name: String::from_utf8_lossy(&e.name).into_owned(),
+                kind,
+                size: e.stat.size,
+                modified: e.stat.mtime,
+            });
+        }
+        if truncated {
+            break;
+        }
+    }
+    entries.sort_by(|a, b| {
+        (a.kind != "directory", a.name.to_lowercase(), &a.name).cmp(&(
+            b.kind != "directory",
+            b.name.to_lowercase(),
+            &b.name,
+        ))
+    });
+    Ok(FolderListing {
+        path: String::from_utf8_lossy(path.as_bytes()).into_owned(),
+        entries,
+        truncated,
+    })
+}
+
+/// `GET /files?path=`: a folder listing.
+pub async fn list(
+    ApiUser(current): ApiUser,
+    q: std::result::Result<Query<PathQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<FolderListing>> {
+    let q = query(q)?;
+    let path = vpath(q.path.as_deref().unwrap_or("/"))?;
+    Ok(Json(
+        on_root(&current, move |root| list_folder(root, &path)).await?,
+    ))
+}
+
+/// `GET /files/content?path=`: streams a file.
+pub async fn download(
+    ApiUser(current): ApiUser,
+    q: std::result::Result<Query<PathQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let q = query(q)?;
+    let text = q
+        .path
+        .ok_or_else(|| ApiError::bad_request("path is required"))?;
+    let path = vpath(&text)?;
+    if path.is_root() {
+        return Err(ApiError::bad_request("the home folder is not a file"));
+    }
+    download_response(&current, path).await
+}
+
+/// The streaming answer for a file (shared with the file browser).
+pub async fn download_response(current: &Current, path: VPath) -> Result<Response> {
+    let name = String::from_utf8_lossy(path.file_name().unwrap_or(b"download")).into_owned();
+    let (file, size) = on_root(current, move |root| {
+        let file = root.open_file(
+            &path,
+            &OpenHow {
+                read: true,
+                ..OpenHow::default()
+            },
+        )?;
+        let size = file.metadata().map_err(FsError::Io)?.len();
+        Ok((file, size))
+    })
+    .await?;
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 64 * 1024);
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    if let Ok(v) = HeaderValue::from_str(&content_disposition(&name)) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// `attachment` with an ASCII fallback and the exact UTF-8 name (RFC 6266).
+fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// What an upload created.
+#[derive(Debug, Serialize)]
+pub struct Uploaded {
+    /// The file.
+    pub path: String,
+    /// Bytes written.
+    pub size: u64,
+}
+
+/// `PUT /files/content?path=[&overwrite=true]`: the body becomes the file.
+pub async fn upload(
+    State(web): State<Arc<Web>>,
+    ApiUser(current): ApiUser,
+    q: std::result::Result<Query<PathQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> Result<Response> {
+    let q = query(q)?;
+    let text = q
+        .path
+        .ok_or_else(|| ApiError::bad_request("path is required"))?;
+    let path = vpath(&text)?;
+    let uploaded = store_upload(&web, &current, path, q.overwrite.unwrap_or(false), body).await?;
+    Ok((StatusCode::CREATED, Json(uploaded)).into_response())
+}
+
+/// Streams `body` into `path` (shared with the file browser).
+pub async fn store_upload(
+    web: &Web,
+    current: &Current,
+    path: VPath,
+    overwrite: bool,
+    body: Body,
+) -> Result<Uploaded> {
+    let Some(parent) = path.parent() else {
+        return Err(ApiError::bad_request("the home folder is not a file"));
+    };
+    let name = path.file_name().unwrap_or_default().to_vec();
+    let mut temp_name = b".".to_vec();
+    temp_name.extend_from_slice(&name);
+    temp_name.extend_from_slice(format!(".upload-{}", random_suffix()?).as_bytes());
+    let temp = parent.child(&temp_name).map_err(ApiError::from)?;
+    let root = open_root(current).await?;
+    let (target, temp_open) = (path.clone(), temp.clone());
+    let file = {
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || {
+            root.require_write()?;
+            if !overwrite && root.stat(&target, Follow::No).is_ok() {
+                return Err(FsError::Io(std::io::Error::from(
+                    std::io::ErrorKind::AlreadyExists,
+                )));
+            }
+            root.open_file(
+                &temp_open,
+                &OpenHow {
+                    write: true,
+                    create: true,
+                    exclusive: true,
+                    ..OpenHow::default()
+                },
+            )
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            FsError::Io(io) if io.kind() == std::io::ErrorKind::AlreadyExists => ApiError::new(
+                StatusCode::CONFLICT,
+                "exists",
+                "a file of that name exists; send overwrite=true to replace it",
+            ),
+            e => ApiError::from(e),
+        })?
+    };
+    let written = write_body(file, body, web.settings.max_upload).await;
+    let cleanup = |root: Arc<Root>, temp: VPath| async move {
+        let _ = tokio::task::spawn_blocking(move || root.remove(&temp)).await;
+    };
+    let size = match written {
+        Ok(size) => size,
+        Err(e) => {
+            cleanup(root, temp).await;
+            return Err(e);
+        }
+    };
+    let (r, t, p) = (root.clone(), temp.clone(), path.clone());
+    let renamed = tokio::task::spawn_blocking(move || {
+        if overwrite {
+            r.rename(&t, &p, true)
+        } else {
+            r.rename(&t, &p, false)
+        }
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    if let Err(e) = renamed {
+        cleanup(root, temp).await;
+        return Err(match e {
+            FsError::Io(io) if io.kind() == std::io::ErrorKind::AlreadyExists => ApiError::new(
+                StatusCode::CONFLICT,
+                "exists",
+                "a file of that name exists; send overwrite=true to replace it",
+            ),
+            e => e.into(),
+        });
+    }
+    Ok(Uploaded {
+        path: String::from_utf8_lossy(path.as_bytes()).into_owned(),
+        size,
+    })
+}
+
+async fn write_body(file: std::fs::File, body: Body, max: u64) -> Result<u64> {
+    let mut file = tokio::fs::File::from_std(file);
+    let mut stream = body.into_data_stream();
+    let mut size: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::bad_request("the upload was interrupted"))?;
+        size = size.saturating_add(chunk.len() as u64);
+        if max > 0 && size > max {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("uploads are limited to {max} bytes"),
+            ));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::from(FsError::Io(e)))?;
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| ApiError::from(FsError::Io(e)))?;
+    Ok(size)
+}
+
+fn random_suffix() -> Result<String> {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).map_err(ApiError::internal)?;
+    Ok(data_encoding::HEXLOWER.encode(&b))
+}
+
+/// `{path}`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MkdirRequest {
+    /// The folder to create.
+    pub path: String,
+}
+
+/// `POST /files/mkdir`
+pub async fn mkdir(
+    ApiUser(current): ApiUser,
+    JsonBody(body): JsonBody<MkdirRequest>,
+) -> Result<Response> {
+    let path = vpath(&body.path)?;
+    if path.is_root() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "exists",
+            "the home folder exists",
+        ));
+    }
+    let shown = String::from_utf8_lossy(path.as_bytes()).into_owned();
+    on_root(&current, move |root| root.mkdir(&path, None)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"path": shown})),
+    )
+        .into_response())
+}
+
+/// `{from, to, overwrite?}`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameRequest {
+    /// What to rename.
+    pub from: String,
+    /// The new path.
+    pub to: String,
+    /// Replace an existing `to`.
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+/// `POST /files/rename`
+pub async fn rename(
+    ApiUser(current): ApiUser,
+    JsonBody(body): JsonBody<RenameRequest>,
+) -> Result<Json<serde_json::Value>> {
+    let from = vpath(&body.from)?;
+    let to = vpath(&body.to)?;
+    if from.is_root() || to.is_root() {
+        return Err(ApiError::bad_request(
+            "the home folder itself cannot be renamed",
+        ));
+    }
+    let shown = String::from_utf8_lossy(to.as_bytes()).into_owned();
+    on_root(&current, move |root| {
+        root.rename(&from, &to, body.overwrite)
+    })
+    .await?;
+    Ok(Json(serde_json::json!({"path": shown})))
+}
+
+/// `DELETE /files?path=[&recursive=true]`
+pub async fn remove(
+    ApiUser(current): ApiUser,
+    q: std::result::Result<Query<PathQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<StatusCode> {
+    let q = query(q)?;
+    let text = q
+        .path
+        .ok_or_else(|| ApiError::bad_request("path is required"))?;
+    let path = vpath(&text)?;
+    if path.is_root() {
+        return Err(ApiError::forbidden(
+            "the home folder itself cannot be deleted",
+        ));
+    }
+    let recursive = q.recursive.unwrap_or(false);
+    on_root(&current, move |root| delete_path(root, &path, recursive, 0)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a file, an empty folder, or (recursive) a folder tree.
+pub fn delete_path(
+    root: &Root,
+    path: &VPath,
+    recursive: bool,
+    depth: usize,
+) -> std::result::Result<(), FsError> {
+    let stat = root.stat(path, Follow::No)?;
+    if !stat.is_dir() {
+        return root.remove(path);
+    }
+    if recursive {
+        if depth >= MAX_DEPTH {
+            return Err(FsError::Refused(
+                "the folder tree is too deep to delete at once",
+            ));
+        }
+        let mut listing = root.open_dir(path)?;
+        loop {
+            let batch = listing.next_batch(root, false, 256, 64 * 1024)?;
+            if batch.is_empty() {
+                break;
+            }
+            for e in batch {
+                let child = path.child(&e.name)?;
+                delete_path(root, &child, true, depth + 1)?;
+            }
+        }
+    }
+    root.rmdir(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_disposition_is_safe_and_keeps_the_exact_name() {
+        assert_eq!(
+            content_disposition("report 2026.pdf"),
+            "attachment; filename=\"report 2026.pdf\"; filename*=UTF-8''report%202026%2Epdf"
+        );
+        let crafted = content_disposition("a\"b\r\nSet-Cookie: x.txt");
+        assert!(!crafted.contains('\r') && !crafted.contains('\n'));
+        assert!(crafted.starts_with("attachment; filename=\"a_b__Set-Cookie: x.txt\""));
+        assert!(content_disposition("résumé.txt").ends_with("r%C3%A9sum%C3%A9%2Etxt"));
+    }
+}
