@@ -594,7 +594,10 @@ impl Auth {
             )?;
             Ok::<_, AuthError>(())
         })?;
-        self.credentials_changed(Some(name));
+        // "Don't ask again" changes no right: the account's sessions go on.
+        if !change.only_mfa_skip() {
+            self.credentials_changed(Some(name));
+        }
         self.account(actor, name)
     }
 
@@ -956,7 +959,7 @@ impl Auth {
         actor.require_admin()?;
         validate_home(&group.home_template)?;
         let now = self.now();
-        self.store.write(|tx| {
+        let members = self.store.write(|tx| {
             let old = tx
                 .get(GROUPS, &group.name)?
                 .ok_or_else(|| AuthError::NotFound {
@@ -979,9 +982,19 @@ impl Auth {
                 actor.entry(None, format!("group {}", group.name)),
                 retain,
             )?;
-            Ok::<_, AuthError>(())
+            Ok::<_, AuthError>(
+                tx.all(ACCOUNTS)?
+                    .into_iter()
+                    .filter(|(_, a)| a.group.as_deref() == Some(group.name.as_str()))
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>(),
+            )
         })?;
-        self.credentials_changed(None);
+        // The members' sessions end (their rights may have changed); nobody
+        // else's do.
+        for name in members {
+            self.credentials_changed(Some(&name));
+        }
         Ok(())
     }
 
@@ -1016,7 +1029,7 @@ impl Auth {
             )?;
             Ok::<_, AuthError>(())
         })?;
-        self.credentials_changed(None);
+        // Only a group without members is removed: no session changes.
         Ok(())
     }
 
@@ -1028,6 +1041,23 @@ impl Auth {
             .into_iter()
             .map(|(_, g)| g)
             .collect())
+    }
+
+    /// Every group, in name order, as an administrator sees them.
+    pub fn groups_for(&self, actor: &Actor) -> Result<Vec<Group>, AuthError> {
+        actor.require_admin()?;
+        self.groups()
+    }
+
+    /// One group, as an administrator sees it.
+    pub fn group(&self, actor: &Actor, name: &str) -> Result<Group, AuthError> {
+        actor.require_admin()?;
+        self.store
+            .read(|r| r.get(GROUPS, name))?
+            .ok_or_else(|| AuthError::NotFound {
+                what: "group",
+                name: name.to_string(),
+            })
     }
 
     /// The absolute home folder of an account.

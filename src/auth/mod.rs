@@ -666,6 +666,31 @@ impl Auth {
     /// all in one transaction.
     pub fn replace_policy(&self, actor: &Actor, new: &Policy) -> Result<Policy, AuthError> {
         actor.require_owner()?;
+        // The key = value form carries only what can be changed: refuse the
+        // rest here rather than drop it silently.
+        let fixed = totp::TotpConfig::default();
+        for (i, c) in new.totp.iter().enumerate() {
+            let key = format!("totp.config.{}", c.name);
+            if new
+                .totp
+                .iter()
+                .take(i)
+                .any(|earlier| earlier.name == c.name)
+            {
+                return Err(AuthError::Invalid(format!("{key}: named twice")));
+            }
+            if c.digits != fixed.digits || c.period != fixed.period {
+                return Err(AuthError::Invalid(format!(
+                    "{key}: codes have {} digits and a {} s period; only issuer and algorithm can change",
+                    fixed.digits, fixed.period
+                )));
+            }
+            if c.issuer.contains(',') || c.issuer.trim() != c.issuer {
+                return Err(AuthError::Invalid(format!(
+                    "{key}: the issuer is 1-64 characters, without ':' or ',' or surrounding spaces"
+                )));
+            }
+        }
         let current = self.policy()?;
         let old = current.entries();
         let wanted = new.entries();

@@ -327,9 +327,16 @@ impl Console {
         }
         lines.push(row(
             "claim",
-            match &core.owner {
-                Some(o) => format!("claimed, owner {o}"),
-                None => "UNCLAIMED: claim with `coffer setup` (no web claim code yet)".into(),
+            match (&core.owner, &core.claim_code) {
+                (Some(o), _) => format!("claimed, owner {o}"),
+                (None, Some(code)) => format!(
+                    "UNCLAIMED: open https://<address above>:{}/setup and enter the claim code {code}",
+                    core.server
+                        .as_ref()
+                        .and_then(|s| s.https_port)
+                        .unwrap_or(8443)
+                ),
+                (None, None) => "UNCLAIMED: start the server for a claim code, or use `coffer setup`".into(),
             },
         ));
         lines.push(row("sealing", core.sealing.clone()));
@@ -354,7 +361,10 @@ impl Console {
         }
         lines.push(row(
             "TLS",
-            "no certificate (the HTTPS front end is not in this release)".into(),
+            match &core.certificate {
+                Some(fp) => format!("certificate SHA-256 {fp}"),
+                None => "no certificate yet (made on the first start)".into(),
+            },
         ));
         lines.push(row("update", update_slot()));
         self.term.say(&lines.join("\n"));

@@ -119,6 +119,12 @@ pub struct CoreStatus {
     pub server: Option<ServerInfo>,
     /// SSH host key fingerprints `(algorithm, SHA256:...)`.
     pub host_keys: Vec<(String, String)>,
+    /// The claim code of an unclaimed box.
+    #[serde(default)]
+    pub claim_code: Option<String>,
+    /// The HTTPS certificate's SHA-256 fingerprint, once made.
+    #[serde(default)]
+    pub certificate: Option<String>,
 }
 
 /// What an operation runs against.
@@ -152,6 +158,8 @@ pub fn execute(core: &Core<'_>, request: Request) -> Reply {
                 accounts: counts.get("accounts").copied().unwrap_or(0),
                 server: core.server.clone(),
                 host_keys: host_fingerprints(core.data_dir),
+                claim_code: auth.claim_code().map_err(text)?.map(|c| c.to_string()),
+                certificate: crate::web::tls::describe_file(core.data_dir).map(|c| c.fingerprint),
             }))
         }
         Request::LockedAccounts => {
@@ -369,6 +377,7 @@ fn without_key(store: Store, dir: &Path, request: Request, error: &seal::SealErr
                 owner,
                 sealing: format!("ERROR: {error}"),
                 host_keys: host_fingerprints(dir),
+                certificate: crate::web::tls::describe_file(dir).map(|c| c.fingerprint),
                 ..Default::default()
             }))
         }

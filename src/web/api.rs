@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
@@ -16,12 +16,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::extract::{ApiUser, Caller, Client, JsonBody, caller};
+use super::extract::{
+    ApiUser, Caller, Client, JsonBody, PathParam, caller, object, present, require_objects,
+};
 use super::session::{Carrier, Stage};
 use super::{Web, transfer};
-use crate::auth::accounts::{AccountChange, AccountView, NewAccount};
+use crate::auth::accounts::{AccountChange, AccountView, MfaView, NewAccount};
 use crate::auth::flow::{Login, Step};
-use crate::auth::{Actor, AuthError, Method as LoginMethod, Protocol, Role};
+use crate::auth::{Actor, AuthError, Group, Method as LoginMethod, Permissions, Protocol, Role};
 
 /// The OpenAPI 3.1 document.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -108,6 +110,16 @@ pub fn routes() -> Api {
             delete(revoke_user_token),
         )
         .add(
+            &["GET", "POST"],
+            "/groups",
+            get(list_groups).post(create_group),
+        )
+        .add(
+            &["GET", "PATCH", "DELETE"],
+            "/groups/{name}",
+            get(show_group).patch(update_group).delete(remove_group),
+        )
+        .add(
             &["GET", "PUT"],
             "/policy",
             get(show_policy).put(replace_policy),
@@ -134,8 +146,174 @@ pub fn routes() -> Api {
 
 impl Api {
     fn add_fallback(mut self) -> Self {
-        self.router = self.router.fallback(api_not_found);
+        self.router = self
+            .router
+            .fallback(api_not_found)
+            .layer(axum::middleware::from_fn(json_errors));
         self
+    }
+}
+
+/// The largest refused body that is still read before the 413 answer.
+const DRAIN_AT_MOST: u64 = 1024 * 1024;
+
+/// Turns the router's own error answers (405, an undecodable path, a body
+/// refused before a handler ran) into JSON `{error, message}`, so every
+/// error of the API has one shape. Answers that are JSON already pass.
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let has_body = request
+        .headers()
+        .contains_key(axum::http::header::TRANSFER_ENCODING)
+        || request
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let limit = super::Settings::default().max_body as u64;
+    if declared.is_some_and(|n| n > limit) && !request.uri().path().ends_with("/files/content") {
+        // Too large for any JSON route. Read (and drop) a moderate body
+        // before answering, so the client, still sending, sees the answer
+        // rather than a reset connection.
+        if declared.is_some_and(|n| n <= DRAIN_AT_MOST) {
+            let _ = axum::body::to_bytes(request.into_body(), DRAIN_AT_MOST as usize).await;
+        }
+        let mut answer = ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the request body is larger than the server accepts",
+        )
+        .into_response();
+        answer.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return answer;
+    }
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    if has_body {
+        // A refused request's body may be left unread, and then the
+        // connection ends after the answer: say so, so the client does not
+        // send its next request into a closed connection.
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let (error, fallback) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not answer that method; the Allow header lists the ones it does",
+        ),
+        StatusCode::NOT_FOUND => ("not_found", "there is no such API route"),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "too_large",
+            "the request body is larger than the server accepts",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ),
+        s if s.is_server_error() => ("internal", "the request failed on the server"),
+        _ => ("invalid", "the request is not valid"),
+    };
+    let message = if text.is_empty() || status.is_server_error() {
+        fallback.to_string()
+    } else {
+        text
+    };
+    let mut answer = ApiError::new(status, error, message).into_response();
+    for name in [
+        axum::http::header::ALLOW,
+        axum::http::header::RETRY_AFTER,
+        axum::http::header::CONNECTION,
+    ] {
+        if let Some(v) = parts.headers.get(&name) {
+            answer.headers_mut().insert(name, v.clone());
+        }
+    }
+    answer
+}
+
+/// An account as the API shows it (`username` names it).
+#[derive(Serialize)]
+struct AccountJson {
+    username: String,
+    role: Role,
+    group: Option<String>,
+    disabled: bool,
+    /// The account's own home folder, if it overrides the group's template.
+    home: Option<String>,
+    /// The effective home folder, relative to the files root.
+    home_folder: String,
+    ip_allow: Vec<ipnet::IpNet>,
+    ip_deny: Vec<ipnet::IpNet>,
+    read_only: bool,
+    no_delete: bool,
+    may_change_password: Option<bool>,
+    permissions: Permissions,
+    has_password: bool,
+    public_keys: Vec<String>,
+    mfa: MfaView,
+    tokens: usize,
+    locked: Vec<LockJson>,
+    created_at: u64,
+}
+
+/// A lock of an account for one source address.
+#[derive(Serialize)]
+struct LockJson {
+    address: String,
+    until: u64,
+}
+
+impl From<AccountView> for AccountJson {
+    fn from(v: AccountView) -> Self {
+        let a = v.account;
+        Self {
+            username: a.name,
+            role: a.role,
+            group: a.group,
+            disabled: a.disabled,
+            home: a.home,
+            home_folder: v.home_folder,
+            ip_allow: a.ip_allow,
+            ip_deny: a.ip_deny,
+            read_only: a.read_only,
+            no_delete: a.no_delete,
+            may_change_password: a.may_change_password,
+            permissions: v.permissions,
+            has_password: v.has_password,
+            public_keys: v.public_keys,
+            mfa: v.mfa,
+            tokens: v.tokens,
+            locked: v
+                .locked
+                .into_iter()
+                .map(|(address, until)| LockJson { address, until })
+                .collect(),
+            created_at: a.created_at,
+        }
     }
 }
 
@@ -348,7 +526,7 @@ fn actor(current: &super::session::Current) -> Actor {
 #[derive(Serialize)]
 struct Me {
     #[serde(flatten)]
-    account: AccountView,
+    account: AccountJson,
     session: SessionView,
 }
 
@@ -378,7 +556,7 @@ async fn me(State(web): State<Arc<Web>>, ApiUser(current): ApiUser) -> Result<Js
                 && !account.mfa.enrolled
                 && !account.mfa.skip,
         },
-        account,
+        account: account.into(),
     }))
 }
 
@@ -711,7 +889,7 @@ async fn revoke_token_of(
 async fn revoke_my_token(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<StatusCode> {
     let name = current.session.account.clone();
     revoke_token_of(&web, &current, &name, id).await
@@ -733,7 +911,7 @@ async fn my_sessions(
 async fn end_my_session(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<StatusCode> {
     if web
         .sessions
@@ -750,10 +928,11 @@ async fn end_my_session(
 async fn list_users(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
-) -> Result<Json<Vec<AccountView>>> {
+) -> Result<Json<Vec<AccountJson>>> {
     let auth = web.auth.clone();
     let actor = actor(&current);
-    Ok(Json(blocking(move || auth.accounts(&actor)).await?))
+    let accounts = blocking(move || auth.accounts(&actor)).await?;
+    Ok(Json(accounts.into_iter().map(AccountJson::from).collect()))
 }
 
 #[derive(Deserialize)]
@@ -797,55 +976,57 @@ async fn create_user(
         )
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(view)).into_response())
+    Ok((StatusCode::CREATED, Json(AccountJson::from(view))).into_response())
 }
 
 async fn show_user(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
-    Path(name): Path<String>,
-) -> Result<Json<AccountView>> {
+    PathParam(name): PathParam<String>,
+) -> Result<Json<AccountJson>> {
     let auth = web.auth.clone();
     let actor = actor(&current);
-    Ok(Json(blocking(move || auth.account(&actor, &name)).await?))
+    Ok(Json(
+        blocking(move || auth.account(&actor, &name)).await?.into(),
+    ))
 }
 
 /// `PATCH /users/{name}`: any subset of the account's fields.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UserPatch {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     role: Option<Role>,
     #[serde(default, with = "double_option")]
     group: Option<Option<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     disabled: Option<bool>,
     #[serde(default, with = "double_option")]
     home: Option<Option<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     ip_allow: Option<Vec<ipnet::IpNet>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     ip_deny: Option<Vec<ipnet::IpNet>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     read_only: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     no_delete: Option<bool>,
     #[serde(default, with = "double_option")]
     may_change_password: Option<Option<bool>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     mfa: Option<MfaPatch>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     password: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     public_keys: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MfaPatch {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     exempt: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     skip: Option<bool>,
 }
 
@@ -865,9 +1046,9 @@ mod double_option {
 async fn update_user(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
     JsonBody(body): JsonBody<UserPatch>,
-) -> Result<Json<AccountView>> {
+) -> Result<Json<AccountJson>> {
     let auth = web.auth.clone();
     let actor = actor(&current);
     let view = blocking(move || {
@@ -898,13 +1079,13 @@ async fn update_user(
         )
     })
     .await?;
-    Ok(Json(view))
+    Ok(Json(view.into()))
 }
 
 async fn remove_user(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
 ) -> Result<StatusCode> {
     let auth = web.auth.clone();
     let actor = actor(&current);
@@ -915,7 +1096,7 @@ async fn remove_user(
 async fn reset_user_mfa(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
 ) -> Result<StatusCode> {
     let auth = web.auth.clone();
     let actor = actor(&current);
@@ -935,7 +1116,7 @@ async fn reset_user_mfa(
 async fn unlock_user(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
 ) -> Result<Json<serde_json::Value>> {
     let auth = web.auth.clone();
     let actor = actor(&current);
@@ -946,7 +1127,7 @@ async fn unlock_user(
 async fn user_tokens(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
 ) -> Result<Response> {
     list_tokens(&web, &current, name).await
 }
@@ -954,7 +1135,7 @@ async fn user_tokens(
 async fn create_user_token(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
     JsonBody(body): JsonBody<TokenRequest>,
 ) -> Result<Response> {
     create_token_for(&web, &current, name, body).await
@@ -963,9 +1144,185 @@ async fn create_user_token(
 async fn revoke_user_token(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
-    Path((name, id)): Path<(String, String)>,
+    PathParam((name, id)): PathParam<(String, String)>,
 ) -> Result<StatusCode> {
     revoke_token_of(&web, &current, &name, id).await
+}
+
+async fn list_groups(
+    State(web): State<Arc<Web>>,
+    ApiUser(current): ApiUser,
+) -> Result<Json<Vec<Group>>> {
+    let auth = web.auth.clone();
+    let actor = actor(&current);
+    Ok(Json(blocking(move || auth.groups_for(&actor)).await?))
+}
+
+/// `POST /groups`: a name and any of the settings (the rest default).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewGroup {
+    name: String,
+    #[serde(default, deserialize_with = "present")]
+    enabled: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    home_template: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    may_change_password: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    ip_allow: Option<Vec<ipnet::IpNet>>,
+    #[serde(default, deserialize_with = "present")]
+    ip_deny: Option<Vec<ipnet::IpNet>>,
+    #[serde(default, deserialize_with = "present")]
+    read_only: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    no_delete: Option<bool>,
+}
+
+impl NewGroup {
+    /// The name and the settings given.
+    fn split(self) -> (String, GroupPatch) {
+        (
+            self.name,
+            GroupPatch {
+                enabled: self.enabled,
+                home_template: self.home_template,
+                may_change_password: self.may_change_password,
+                ip_allow: self.ip_allow,
+                ip_deny: self.ip_deny,
+                read_only: self.read_only,
+                no_delete: self.no_delete,
+            },
+        )
+    }
+}
+
+/// `PATCH /groups/{name}`: any subset of a group's settings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupPatch {
+    #[serde(default, deserialize_with = "present")]
+    enabled: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    home_template: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    may_change_password: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    ip_allow: Option<Vec<ipnet::IpNet>>,
+    #[serde(default, deserialize_with = "present")]
+    ip_deny: Option<Vec<ipnet::IpNet>>,
+    #[serde(default, deserialize_with = "present")]
+    read_only: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    no_delete: Option<bool>,
+}
+
+impl GroupPatch {
+    fn is_empty(&self) -> bool {
+        self.enabled.is_none()
+            && self.home_template.is_none()
+            && self.may_change_password.is_none()
+            && self.ip_allow.is_none()
+            && self.ip_deny.is_none()
+            && self.read_only.is_none()
+            && self.no_delete.is_none()
+    }
+
+    fn apply(self, group: &mut Group) {
+        let GroupPatch {
+            enabled,
+            home_template,
+            may_change_password,
+            ip_allow,
+            ip_deny,
+            read_only,
+            no_delete,
+        } = self;
+        if let Some(v) = enabled {
+            group.enabled = v;
+        }
+        if let Some(v) = home_template {
+            group.home_template = v;
+        }
+        if let Some(v) = may_change_password {
+            group.may_change_password = v;
+        }
+        if let Some(v) = ip_allow {
+            group.ip_allow = v;
+        }
+        if let Some(v) = ip_deny {
+            group.ip_deny = v;
+        }
+        if let Some(v) = read_only {
+            group.read_only = v;
+        }
+        if let Some(v) = no_delete {
+            group.no_delete = v;
+        }
+    }
+}
+
+async fn create_group(
+    State(web): State<Arc<Web>>,
+    ApiUser(current): ApiUser,
+    JsonBody(body): JsonBody<NewGroup>,
+) -> Result<Response> {
+    let auth = web.auth.clone();
+    let actor = actor(&current);
+    let group = blocking(move || {
+        let (name, settings) = body.split();
+        let mut group = crate::auth::accounts::new_group(&name);
+        settings.apply(&mut group);
+        auth.create_group(&actor, group)?;
+        auth.group(&actor, &name)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(group)).into_response())
+}
+
+async fn show_group(
+    State(web): State<Arc<Web>>,
+    ApiUser(current): ApiUser,
+    PathParam(name): PathParam<String>,
+) -> Result<Json<Group>> {
+    let auth = web.auth.clone();
+    let actor = actor(&current);
+    Ok(Json(blocking(move || auth.group(&actor, &name)).await?))
+}
+
+async fn update_group(
+    State(web): State<Arc<Web>>,
+    ApiUser(current): ApiUser,
+    PathParam(name): PathParam<String>,
+    JsonBody(body): JsonBody<GroupPatch>,
+) -> Result<Json<Group>> {
+    let auth = web.auth.clone();
+    let actor = actor(&current);
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "nothing to change: send at least one field",
+        ));
+    }
+    Ok(Json(
+        blocking(move || {
+            let mut group = auth.group(&actor, &name)?;
+            body.apply(&mut group);
+            auth.update_group(&actor, group)?;
+            auth.group(&actor, &name)
+        })
+        .await?,
+    ))
+}
+
+async fn remove_group(
+    State(web): State<Arc<Web>>,
+    ApiUser(current): ApiUser,
+    PathParam(name): PathParam<String>,
+) -> Result<StatusCode> {
+    let auth = web.auth.clone();
+    let actor = actor(&current);
+    blocking(move || auth.remove_group(&actor, &name)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn show_policy(
@@ -984,8 +1341,26 @@ async fn show_policy(
 async fn replace_policy(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
-    JsonBody(body): JsonBody<crate::auth::policy::Policy>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Json<crate::auth::policy::Policy>> {
+    if current.session.role != Role::SystemAdmin {
+        return Err(ApiError::forbidden(
+            "not allowed: this needs the system administrator",
+        ));
+    }
+    require_objects(
+        &body,
+        &["/mfa", "/lockout", "/password", "/password/hash_cost"],
+    )?;
+    if let Some(configs) = body.get("totp").and_then(|t| t.as_array())
+        && configs.iter().any(|c| !c.is_object())
+    {
+        return Err(ApiError::bad_request(
+            "each totp configuration must be a JSON object",
+        ));
+    }
+    let body: crate::auth::policy::Policy = serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid: {e}")))?;
     let auth = web.auth.clone();
     let actor = actor(&current);
     Ok(Json(
@@ -1011,12 +1386,12 @@ async fn audit(
     ApiUser(current): ApiUser,
     query: std::result::Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<crate::audit::Record>>> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if current.session.role == Role::User {
         return Err(ApiError::forbidden(
             "not allowed: this needs an administrator",
         ));
     }
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let events = match q.event.as_deref() {
         None | Some("") => Vec::new(),
         Some(list) => list
@@ -1032,7 +1407,11 @@ async fn audit(
         account: q.account.filter(|a| !a.is_empty()),
         events,
         since: q.since,
-        limit: q.limit.unwrap_or(200).clamp(1, 10_000),
+        limit: match q.limit {
+            None => 200,
+            Some(n @ 1..=10_000) => n,
+            Some(_) => return Err(ApiError::bad_request("limit is a number from 1 to 10000")),
+        },
     };
     let auth = web.auth.clone();
     Ok(Json(blocking(move || auth.audit_log(&filter)).await?))
@@ -1146,4 +1525,96 @@ async fn replace_certificate(
     web.auth
         .certificate_changed(&actor(&current), &info.fingerprint);
     Ok(Json(info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(METHOD, path)` of every operation in the OpenAPI document.
+    fn documented() -> BTreeSet<(String, String)> {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut out = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                if ["get", "put", "post", "delete", "patch", "head", "options"]
+                    .contains(&method.as_str())
+                {
+                    out.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_route_is_documented_and_every_documented_route_exists() {
+        let served: BTreeSet<(String, String)> = routes()
+            .routes
+            .into_iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        let documented = documented();
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        let missing: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            undocumented.is_empty(),
+            "not in openapi.json: {undocumented:?}"
+        );
+        assert!(missing.is_empty(), "documented but not served: {missing:?}");
+    }
+
+    #[test]
+    fn every_operation_documents_its_errors_and_every_reference_resolves() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let responses = operation["responses"].as_object().unwrap();
+                assert!(
+                    responses.contains_key("default"),
+                    "{method} {path}: no default (error) response"
+                );
+                let public = operation.get("security") == Some(&json!([]));
+                if !public {
+                    assert!(
+                        responses.contains_key("401"),
+                        "{method} {path}: needs a login but documents no 401"
+                    );
+                }
+                if operation
+                    .get("requestBody")
+                    .is_some_and(|b| b["content"].get("application/json").is_some())
+                {
+                    for code in ["400", "413", "415"] {
+                        assert!(
+                            responses.contains_key(code),
+                            "{method} {path}: takes JSON but documents no {code}"
+                        );
+                    }
+                }
+            }
+        }
+        // Every $ref points at something that exists.
+        fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, v) in m {
+                        match (k.as_str(), v) {
+                            ("$ref", serde_json::Value::String(r)) => out.push(r.clone()),
+                            _ => refs(v, out),
+                        }
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        for r in all {
+            let pointer = r.strip_prefix('#').unwrap();
+            assert!(doc.pointer(pointer).is_some(), "dangling {r}");
+        }
+    }
 }

@@ -77,11 +77,65 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(JsonBody(v)),
-            Err(rejection) => Err(json_rejection(&rejection)),
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(rejection) => return Err(json_rejection(&rejection)),
+        };
+        // serde would also fill a struct from an array, field by field; a
+        // body is an object.
+        if !value.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
+        serde_json::from_value(value)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid: {e}")))
+    }
+}
+
+/// For `#[serde(default, deserialize_with = "present")]` on an optional
+/// field: absent is `None`, a value is `Some`, and `null` is refused (it
+/// would otherwise read as "no change" without saying so).
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// For `#[serde(deserialize_with = "object")]` on a nested struct: only a
+/// JSON object, never an array filled field by field.
+pub fn object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::Deserialize as _;
+    use serde::de::Error as _;
+    let value = serde_json::Value::deserialize(d)?;
+    if !value.is_object() {
+        return Err(D::Error::custom("expected a JSON object"));
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(D::Error::custom)
+}
+
+/// Refuses arrays where `pointers` (JSON pointers into `value`) should hold
+/// objects; for bodies of core types, whose nested structs serde would also
+/// fill from arrays.
+pub fn require_objects(value: &serde_json::Value, pointers: &[&str]) -> Result<(), ApiError> {
+    for p in pointers {
+        if let Some(v) = value.pointer(p)
+            && !v.is_object()
+        {
+            return Err(ApiError::bad_request(format!(
+                "{} must be a JSON object",
+                p.trim_start_matches('/').replace('/', ".")
+            )));
         }
     }
+    Ok(())
 }
 
 fn json_rejection(rejection: &JsonRejection) -> ApiError {
@@ -99,6 +153,25 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
             "send the body as JSON with Content-Type: application/json",
         ),
         _ => ApiError::bad_request(text),
+    }
+}
+
+/// A path parameter; a value that does not decode (bad percent-encoding,
+/// not UTF-8) answers JSON `{error, message}` like every other rejection.
+#[derive(Debug)]
+pub struct PathParam<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParam<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(PathParam(v)),
+            Err(rejection) => Err(ApiError::bad_request(format!(
+                "a path parameter is not valid: {}",
+                rejection.body_text()
+            ))),
+        }
     }
 }
 

@@ -118,6 +118,26 @@ struct Entry {
     epoch: u64,
     /// A message to show once on the next page (e.g. after a redirect).
     flash: Option<String>,
+    /// A TOTP enrolment started in this session and not yet confirmed: its
+    /// secret and otpauth URI, so the page can show the same QR code again
+    /// after a mistyped code. Forgotten when the session changes value.
+    enrolment: Option<PendingEnrolment>,
+}
+
+/// An unconfirmed TOTP enrolment's secret and URI, kept for redisplay.
+/// `Debug` hides both.
+#[derive(Clone)]
+pub struct PendingEnrolment {
+    /// The secret in base32, for manual entry.
+    pub secret: Zeroizing<String>,
+    /// The `otpauth://` URI the QR code holds.
+    pub uri: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for PendingEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingEnrolment(***)")
+    }
 }
 
 /// A session as its owner sees it in the list of active sessions.
@@ -292,6 +312,7 @@ impl Sessions {
                 last_seen: now,
                 epoch: 0,
                 flash: None,
+                enrolment: None,
             },
         );
         Ok((token, csrf))
@@ -411,6 +432,7 @@ impl Sessions {
                 last_seen: now,
                 epoch,
                 flash: None,
+                enrolment: None,
             },
         );
         Ok(token)
@@ -512,6 +534,21 @@ impl Sessions {
         self.lock()
             .get_mut(&token.key())
             .and_then(|e| e.flash.take())
+    }
+
+    /// Keeps an unconfirmed enrolment's secret with the session (`None`
+    /// forgets it).
+    pub fn set_enrolment(&self, token: &Token, enrolment: Option<PendingEnrolment>) {
+        if let Some(e) = self.lock().get_mut(&token.key()) {
+            e.enrolment = enrolment;
+        }
+    }
+
+    /// The unconfirmed enrolment kept with the session, if any.
+    pub fn enrolment(&self, token: &Token) -> Option<PendingEnrolment> {
+        self.lock()
+            .get(&token.key())
+            .and_then(|e| e.enrolment.clone())
     }
 
     /// Number of sessions held (for the system page and tests).

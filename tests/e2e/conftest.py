@@ -54,7 +54,10 @@ def service_section(config_extra=""):
 
 
 class Box:
-    def __init__(self, tmp, config_extra=""):
+    """A running server. `claimed=False` leaves the box unclaimed (no
+    `coffer setup`), for the browser's setup wizard."""
+
+    def __init__(self, tmp, config_extra="", claimed=True):
         self.tmp = pathlib.Path(tmp)
         self.data = self.tmp / "data"
         self.pw = self.tmp / "pw"
@@ -64,7 +67,8 @@ class Box:
             "version = 1\n[sftp]\nfailure_delay = \"50ms\"\nrsa_host_key = false\n" + config_extra
             + service_section(config_extra)
         )
-        self.cli("setup", "--admin", OWNER, "--password-file", str(self.pw), "--hash-cost", "m=64,t=1,p=1")
+        if claimed:
+            self.cli("setup", "--admin", OWNER, "--password-file", str(self.pw), "--hash-cost", "m=64,t=1,p=1")
         self.log = open(self.tmp / "serve.log", "wb")
         self.proc = subprocess.Popen(
             [COFFER, "--data-dir", str(self.data), "--seal", "keyfile", "serve",
@@ -76,6 +80,21 @@ class Box:
         words = line.split()
         self.port = int(words[2].rsplit(":", 1)[1])
         self.https_port = int(words[4].rsplit(":", 1)[1])
+
+    def claim_code(self, timeout=10):
+        """The claim code an unclaimed box printed in its log."""
+        import re
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = re.search(r"claim code ([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})", self.log_text())
+            if m:
+                return m.group(1)
+            time.sleep(0.1)
+        raise AssertionError(f"no claim code in the log: {self.log_text()}")
+
+    @property
+    def url(self):
+        return f"https://127.0.0.1:{self.https_port}"
 
     def log_text(self):
         return (self.tmp / "serve.log").read_text(errors="replace")

@@ -25,17 +25,7 @@ fn limits() -> Limits {
 }
 
 fn granted_token(b: &Box, sessions: &Sessions, user: &str) -> Token {
-    let session = granted(b.login(user, "10.0.0.1", Protocol::Https, Method::Form, PASSWORD));
-    sessions
-        .advance(
-            &b.auth,
-            Stage::Granted(session),
-            Carrier::Cookie,
-            ip("10.0.0.1"),
-            "test",
-            coffer::clock::Clock::now(&b.clock),
-        )
-        .unwrap()
+    sessions_after_login(b, sessions, user, PASSWORD)
 }
 
 fn now(b: &Box) -> u64 {

@@ -1,1 +1,138 @@
 "use strict";
+/* Coffer: the little script the pages use. No inline script anywhere (the
+   Content-Security-Policy forbids it); everything hooks on data attributes. */
+(function () {
+  function csrf() {
+    var m = document.querySelector('meta[name="csrf-token"]');
+    return m ? m.getAttribute("content") : "";
+  }
+
+  /* Forms with data-confirm ask first. */
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      ev.preventDefault();
+    }
+  });
+
+  /* A button with data-needs="ID" is enabled only while checkbox ID is ticked. */
+  document.querySelectorAll("[data-needs]").forEach(function (button) {
+    var box = document.getElementById(button.getAttribute("data-needs"));
+    if (!box) return;
+    var sync = function () { button.disabled = !box.checked; };
+    box.addEventListener("change", sync);
+    sync();
+  });
+
+  /* Recovery codes: download as a text file, made in the page. */
+  var download = document.getElementById("download-codes");
+  if (download) {
+    download.addEventListener("click", function () {
+      var list = document.getElementById("recovery-codes");
+      var codes = Array.prototype.map.call(list.querySelectorAll("li"), function (li) {
+        return li.textContent.trim();
+      });
+      var account = list.getAttribute("data-account") || "";
+      var text = "Coffer recovery codes for " + account + " (" + location.host + ")\n" +
+        "Each code signs you in once instead of an authentication code.\n\n" +
+        codes.join("\n") + "\n";
+      var url = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
+      var a = document.createElement("a");
+      a.href = url;
+      a.download = "coffer-recovery-codes.txt";
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
+    });
+  }
+
+  /* Copy buttons: data-copy="ID of an input". */
+  document.querySelectorAll("[data-copy]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var input = document.getElementById(button.getAttribute("data-copy"));
+      input.select();
+      if (navigator.clipboard) {
+        navigator.clipboard.writeText(input.value).then(function () {
+          button.textContent = "Copied";
+        }, function () {});
+      }
+    });
+  });
+
+  /* File inputs with data-fill="ID" read a PEM file into a textarea. */
+  document.querySelectorAll("input[type=file][data-fill]").forEach(function (input) {
+    input.addEventListener("change", function () {
+      var target = document.getElementById(input.getAttribute("data-fill"));
+      var file = input.files && input.files[0];
+      if (!file || !target) return;
+      file.text().then(function (t) { target.value = t; });
+    });
+  });
+
+  /* Uploads: each file is PUT to the API as the request body, so the server
+     streams it to disk; the progress bar follows the bytes sent. */
+  var form = document.getElementById("upload-form");
+  var picker = document.getElementById("upload-files");
+  if (form && picker) {
+    var status = document.getElementById("upload-status");
+    var label = document.getElementById("upload-label");
+    var bar = document.getElementById("upload-progress");
+    var dir = form.getAttribute("data-dir") || "/";
+
+    var send = function (file, overwrite) {
+      return new Promise(function (resolve, reject) {
+        var path = (dir === "/" ? "" : dir) + "/" + file.name;
+        var xhr = new XMLHttpRequest();
+        xhr.open("PUT", "/api/v1/files/content?path=" + encodeURIComponent(path) +
+          (overwrite ? "&overwrite=true" : ""));
+        xhr.setRequestHeader("X-CSRF-Token", csrf());
+        xhr.setRequestHeader("Content-Type", "application/octet-stream");
+        xhr.upload.addEventListener("progress", function (ev) {
+          if (ev.lengthComputable) {
+            var pct = Math.round(ev.loaded * 100 / ev.total);
+            bar.value = pct;
+            bar.textContent = pct + "%";
+          }
+        });
+        xhr.addEventListener("load", function () {
+          if (xhr.status === 409 && !overwrite &&
+              window.confirm(file.name + " exists. Replace it?")) {
+            send(file, true).then(resolve, reject);
+            return;
+          }
+          if (xhr.status >= 200 && xhr.status < 300) { resolve(); return; }
+          var message = "upload failed (" + xhr.status + ")";
+          try { message = JSON.parse(xhr.responseText).message || message; } catch (e) { /* keep */ }
+          reject(new Error(file.name + ": " + message));
+        });
+        xhr.addEventListener("error", function () { reject(new Error(file.name + ": the connection failed")); });
+        xhr.send(file);
+      });
+    };
+
+    picker.addEventListener("change", function () {
+      var files = Array.prototype.slice.call(picker.files || []);
+      if (!files.length) return;
+      status.hidden = false;
+      var i = 0;
+      var next = function () {
+        if (i >= files.length) {
+          label.textContent = "Done.";
+          window.location.reload();
+          return;
+        }
+        var file = files[i];
+        label.textContent = "Uploading " + file.name + " (" + (i + 1) + " of " + files.length + ")…";
+        bar.value = 0;
+        send(file, false).then(function () { i += 1; next(); }, function (err) {
+          label.textContent = err.message;
+          label.setAttribute("role", "alert");
+          picker.value = "";
+        });
+      };
+      next();
+    });
+  }
+})();

@@ -1,0 +1,207 @@
+//! `/api`: the REST API for people, rendered from the OpenAPI document the
+//! server publishes at `/api/v1/openapi.json` (so the page and the document
+//! cannot disagree). The rendering is generic: every path and method with
+//! its summary, parameters, request body and responses, then the schemas.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{Markup, html};
+use serde_json::Value;
+
+use super::{Nav, Visitor, bare, respond, shell};
+use crate::web::Web;
+use crate::web::api::OPENAPI;
+
+const METHODS: [&str; 7] = ["get", "put", "post", "patch", "delete", "head", "options"];
+
+/// `GET /api`: for everyone (the document is public too).
+pub(crate) async fn page(State(_web): State<Arc<Web>>, visitor: Visitor) -> Response {
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
+    let body = render(&doc);
+    match visitor {
+        Visitor::Granted(current) => {
+            respond(StatusCode::OK, shell(&current, Nav::Api, "API", None, body))
+        }
+        _ => respond(
+            StatusCode::OK,
+            bare("API", "", html! { div.card.wide { h1 { "API" } (body) } }),
+        ),
+    }
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The short name of a schema: its `$ref` tail, its type, or its shape.
+fn schema_name(schema: &Value) -> String {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        return r.rsplit('/').next().unwrap_or(r).to_string();
+    }
+    match schema.get("type") {
+        Some(Value::String(t)) if t == "array" => {
+            format!(
+                "array of {}",
+                schema.get("items").map_or("any".into(), schema_name)
+            )
+        }
+        Some(Value::String(t)) => match schema.get("format").and_then(Value::as_str) {
+            Some(f) => format!("{t} ({f})"),
+            None => t.clone(),
+        },
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => {
+            for key in ["oneOf", "anyOf", "allOf"] {
+                if let Some(Value::Array(parts)) = schema.get(key) {
+                    return parts
+                        .iter()
+                        .map(schema_name)
+                        .collect::<Vec<_>>()
+                        .join(" | ");
+                }
+            }
+            "any".into()
+        }
+    }
+}
+
+fn properties(schema: &Value) -> Markup {
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    html! {
+        @if let Some(Value::Object(props)) = schema.get("properties") {
+            ul.props {
+                @for (name, p) in props {
+                    li {
+                        code { (name) } " "
+                        span.type { (schema_name(p)) }
+                        @if required.contains(&name.as_str()) { " " span.badge { "required" } }
+                        @let d = text(p, "description");
+                        @if !d.is_empty() { " — " (d) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn render(doc: &Value) -> Markup {
+    let info = doc.get("info").unwrap_or(&Value::Null);
+    let empty = serde_json::Map::new();
+    let paths = doc
+        .get("paths")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let schemas = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    html! {
+        p.lead {
+            (text(info, "title")) " API " (text(info, "version")) ". JSON in and out under "
+            code { "/api/v1" } "; errors are " code { "{error, message}" } ". "
+            "The machine-readable document is " a href="/api/v1/openapi.json" { "/api/v1/openapi.json" } " (OpenAPI " (text(doc, "openapi")) ")."
+        }
+        @let description = text(info, "description");
+        @if !description.is_empty() { p { (description) } }
+        @if paths.is_empty() {
+            div.card { p.empty { "The document lists no routes yet." } }
+        }
+        @if !paths.is_empty() {
+            nav.toc aria-label="Routes" {
+                ul {
+                    @for (path, item) in paths {
+                        @for m in METHODS {
+                            @if item.get(m).is_some() {
+                                li { a href=(format!("#{}", anchor(m, path))) { span class=(format!("method {m}")) { (m.to_uppercase()) } " " code { (path) } } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @for (path, item) in paths {
+            @for m in METHODS {
+                @if let Some(op) = item.get(m) {
+                    section.card.route id=(anchor(m, path)) {
+                        h2 { span class=(format!("method {m}")) { (m.to_uppercase()) } " " code { (path) } }
+                        @let summary = text(op, "summary");
+                        @if !summary.is_empty() { p.summary { (summary) } }
+                        @let d = text(op, "description");
+                        @if !d.is_empty() { p { (d) } }
+                        @let params: Vec<&Value> = item.get("parameters").and_then(Value::as_array).into_iter().flatten()
+                            .chain(op.get("parameters").and_then(Value::as_array).into_iter().flatten()).collect();
+                        @if !params.is_empty() {
+                            h3 { "Parameters" }
+                            ul.props {
+                                @for p in params {
+                                    li {
+                                        code { (text(p, "name")) } " "
+                                        span.type { "in " (text(p, "in")) ", " (p.get("schema").map_or("any".into(), schema_name)) }
+                                        @if p.get("required").and_then(Value::as_bool).unwrap_or(false) { " " span.badge { "required" } }
+                                        @let pd = text(p, "description");
+                                        @if !pd.is_empty() { " — " (pd) }
+                                    }
+                                }
+                            }
+                        }
+                        @if let Some(body) = op.get("requestBody") {
+                            h3 { "Request body" }
+                            @if let Some(Value::Object(content)) = body.get("content") {
+                                @for (ctype, media) in content {
+                                    p { code { (ctype) } @if let Some(s) = media.get("schema") { ": " span.type { (schema_name(s)) } } }
+                                    @if let Some(s) = media.get("schema") { (properties(s)) }
+                                }
+                            }
+                        }
+                        @if let Some(Value::Object(responses)) = op.get("responses") {
+                            h3 { "Responses" }
+                            ul.responses {
+                                @for (code, r) in responses {
+                                    li {
+                                        span class=(format!("status s{}", code.chars().next().unwrap_or('x'))) { (code) } " "
+                                        (text(r, "description"))
+                                        @if let Some(Value::Object(content)) = r.get("content") {
+                                            @for (_, media) in content {
+                                                @if let Some(s) = media.get("schema") { " → " span.type { (schema_name(s)) } }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if !schemas.is_empty() {
+            h2 #schemas { "Schemas" }
+            @for (name, s) in schemas {
+                section.card id=(format!("schema-{name}")) {
+                    h3 { code { (name) } " " span.type { (schema_name(s)) } }
+                    @let d = text(s, "description");
+                    @if !d.is_empty() { p { (d) } }
+                    (properties(s))
+                }
+            }
+        }
+    }
+}
+
+fn anchor(method: &str, path: &str) -> String {
+    let slug: String = path
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("{method}{slug}")
+}

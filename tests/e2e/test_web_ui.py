@@ -1,0 +1,282 @@
+"""The web UI in a real browser (Debian's Chromium, headless, Playwright):
+the claim wizard, TOTP enrolment, login with a code, replay refusal, files,
+administration, the enrolment offer, forced enrolment, lockout and 403s.
+Every page is photographed on a phone and a desktop viewport."""
+
+import os
+import re
+
+import pytest
+
+from conftest import PASSWORD, Box
+from web import chromium, new_page, next_code, shoot, sign_in, sign_out  # noqa: F401
+
+NEW_USER_PW = "violet-harbour-lantern-73"
+
+
+@pytest.fixture
+def wizard_box(tmp_path):
+    b = Box(tmp_path, claimed=False)
+    yield b
+    b.stop()
+
+
+def test_claim_enrol_login_files_and_admin(wizard_box, chromium):
+    box = wizard_box
+    page = new_page(chromium, box)
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+
+    # The start page of an unclaimed box is the wizard.
+    page.goto("/")
+    page.wait_for_url("**/setup")
+    shoot(page, "01-setup")
+
+    # A weak password is refused with the policy's reason and the strength.
+    code = box.claim_code()
+    page.fill("#claim_code", code)
+    page.fill("#username", "owner")
+    page.fill("#password", "password123")
+    page.fill("#password2", "password123")
+    page.click("button[type=submit]")
+    assert "Password refused" in page.inner_text(".notice.error")
+    assert page.locator("meter#strength").count() == 1
+    shoot(page, "02-setup-refused")
+
+    # A wrong claim code is refused.
+    page.fill("#claim_code", "AAAA-AAAA-AAAA")
+    page.fill("#password", PASSWORD)
+    page.fill("#password2", PASSWORD)
+    page.click("button[type=submit]")
+    assert "claim code" in page.inner_text(".notice.error")
+
+    # The claim, then enrolment right away.
+    page.fill("#claim_code", code)
+    page.fill("#password", PASSWORD)
+    page.fill("#password2", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/security/totp?setup=1")
+    assert page.locator(".qr svg").count() == 1
+    shoot(page, "03-enrol")
+
+    # A wrong code keeps the same secret on the page.
+    secret = page.get_attribute("#totp-secret", "data-secret")
+    page.fill("#code", "000000")
+    page.click("form[action='/security/totp'] button[type=submit]")
+    assert page.locator(".notice.error").count() == 1
+    assert page.get_attribute("#totp-secret", "data-secret") == secret
+    step, code = next_code(secret, -1)
+    page.fill("#code", code)
+    page.click("form[action='/security/totp'] button[type=submit]")
+    page.wait_for_selector("#recovery-codes")
+    shoot(page, "04-recovery-codes")
+    codes = [c.strip() for c in page.locator("#recovery-codes li").all_inner_texts()]
+    assert len(codes) == 10
+
+    # Download as text; Continue waits for "I have stored them".
+    with page.expect_download() as d:
+        page.click("#download-codes")
+    download = d.value
+    assert download.suggested_filename == "coffer-recovery-codes.txt"
+    text = open(download.path()).read()
+    assert all(c in text for c in codes)
+    assert page.locator("#continue").is_disabled()
+    page.check("#stored")
+    assert page.locator("#continue").is_enabled()
+    page.click("#continue")
+    page.wait_for_url("**/files*")
+    shoot(page, "05-files-empty")
+
+    # The wizard is gone for good.
+    gone = page.request.get("/setup", max_redirects=0)
+    assert gone.status == 303 and gone.headers["location"] == "/login"
+
+    # Upload with progress (streamed to the API), then download.
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    page.set_input_files("#upload-files", files=[{"name": "hello.bin", "mimeType": "application/octet-stream", "buffer": data}])
+    page.wait_for_selector("table.files >> text=hello.bin")
+    with page.expect_download() as d:
+        page.click("table.files a:has-text('hello.bin')")
+    assert open(d.value.path(), "rb").read() == data
+
+    # New folder, into it and back by the breadcrumbs.
+    page.fill("#new-folder", "Reports 2026")
+    page.click("form[action='/files/mkdir'] button")
+    page.wait_for_selector(".notice.ok")
+    shoot(page, "06-files")
+    page.click("table.files a:has-text('Reports 2026')")
+    page.wait_for_selector("nav.crumbs [aria-current]:has-text('Reports 2026')")
+    shoot(page, "07-folder")
+    page.click("nav.crumbs a:has-text('Home')")
+
+    # Rename, then delete (confirmed).
+    row = page.locator("tr", has_text="hello.bin")
+    row.locator("details.rename summary").click()
+    row.locator("input[name=to]").fill("renamed.bin")
+    row.locator("details.rename button").click()
+    page.wait_for_selector("table.files >> text=renamed.bin")
+    page.locator("tr", has_text="renamed.bin").locator("button.danger").click()
+    page.wait_for_selector(".notice.ok:has-text('deleted')")
+    assert page.locator("table.files >> text=renamed.bin").count() == 0
+    assert any("Delete" in m for m in dialogs)
+
+    # Security page; an access token is shown once.
+    page.goto("/security")
+    shoot(page, "08-security")
+    page.fill("#label", "laptop rclone")
+    page.click("form[action='/security/tokens'] button[type=submit]")
+    value = page.input_value("#token-value")
+    assert value.startswith("cft_")
+    shoot(page, "09-token")
+
+    # Log out; log in with password and code.
+    page.goto("/files")
+    sign_out(page)
+    shoot(page, "10-login")
+    sign_in(page, "owner", PASSWORD)
+    page.wait_for_url("**/login/code")
+    shoot(page, "11-code")
+    step, code = next_code(secret, step)
+    page.fill("#code", code)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/files*")
+
+    # The same code again is refused with a clear message.
+    sign_out(page)
+    sign_in(page, "owner", PASSWORD)
+    page.wait_for_url("**/login/code")
+    page.fill("#code", code)
+    page.click("button[type=submit]")
+    message = page.inner_text(".notice.error")
+    assert "already used" in message, message
+    shoot(page, "12-code-replayed")
+    # A recovery code works instead.
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/login/code")
+    page.fill("#code", codes[0])
+    page.click("button[type=submit]")
+    page.wait_for_url("**/files*")
+
+    # Admin: create a user, reset their MFA.
+    page.goto("/admin/users")
+    shoot(page, "13-users")
+    page.fill("#username", "alice")
+    page.fill("#password", NEW_USER_PW)
+    page.select_option("#role", "user")
+    page.click("form[action='/admin/users'] button[type=submit]")
+    page.wait_for_url("**/admin/users/alice")
+    assert "created" in page.inner_text(".notice.ok")
+    box.enrol("alice")
+    page.reload()
+    shoot(page, "14-user")
+    page.click("button:has-text('Reset two-factor')")
+    page.wait_for_selector(".notice.ok:has-text('reset')")
+    assert box.audit(user="alice", event="mfa_reset")
+    assert page.locator("button:has-text('Reset two-factor')").count() == 0
+
+    # Groups, policy, audit, system, API.
+    page.goto("/admin/groups")
+    page.fill("#new_name", "staff")
+    page.click("form:has(#new_name) button[type=submit]")
+    page.wait_for_selector("h2:has-text('staff')")
+    shoot(page, "15-groups")
+    page.goto("/admin/policy")
+    page.fill("[id='lockout.max_failures']", "6")
+    page.click("button:has-text('Save policy')")
+    page.wait_for_selector(".notice.ok:has-text('Policy saved')")
+    assert "lockout.max_failures=6" in box.cli("policy", "show").stdout.replace(" ", "")
+    shoot(page, "16-policy")
+    page.goto("/admin/audit?account=alice")
+    assert page.locator("table.audit tbody tr").count() >= 2
+    shoot(page, "17-audit")
+    page.goto("/admin/system")
+    assert re.search(r"([0-9A-F]{2}:){31}[0-9A-F]{2}", page.inner_text("code.fingerprint"))
+    shoot(page, "18-system")
+    page.goto("/api")
+    shoot(page, "19-api")
+    page.context.close()
+
+
+def test_enrolment_offer_skip_and_dont_ask_again(box, chromium):
+    box.add_user("bob", "user", NEW_USER_PW)
+    page = new_page(chromium, box)
+    sign_in(page, "bob", NEW_USER_PW)
+    page.wait_for_url("**/login/offer")
+    shoot(page, "20-offer")
+    page.click("a:has-text('Skip this time')")
+    page.wait_for_url("**/files*")
+    sign_out(page)
+    sign_in(page, "bob", NEW_USER_PW)
+    page.wait_for_url("**/login/offer")
+    page.click("button:has-text(\"Don't ask again\")")
+    page.wait_for_url("**/files*")
+    assert "won't ask again" in page.inner_text(".notice.ok")
+    assert box.audit(user="bob", event="enrolment_skipped")
+    sign_out(page)
+    sign_in(page, "bob", NEW_USER_PW)
+    page.wait_for_url("**/files*")
+    # Set up later from the security page.
+    page.goto("/security")
+    page.click("a:has-text('Set up two-factor sign-in')")
+    secret = page.get_attribute("#totp-secret", "data-secret")
+    _, code = next_code(secret, -1)
+    page.fill("#code", code)
+    page.click("form[action='/security/totp'] button[type=submit]")
+    page.wait_for_selector("#recovery-codes")
+    page.check("#stored")
+    page.click("#continue")
+    page.wait_for_url("**/security*")
+    assert page.locator(".badge.good:has-text('On')").count() == 1
+    page.context.close()
+
+
+def test_required_mfa_forces_enrolment(box, chromium):
+    box.cli("policy", "set", "mfa.required_for=user")
+    box.add_user("carol", "user", NEW_USER_PW)
+    page = new_page(chromium, box)
+    sign_in(page, "carol", NEW_USER_PW)
+    page.wait_for_url("**/login/enrol")
+    shoot(page, "21-forced-enrol")
+    # Nothing else is reachable before the enrolment.
+    page.goto("/files")
+    page.wait_for_url("**/login/enrol")
+    assert page.locator("a:has-text('Skip for now')").count() == 0
+    secret = page.get_attribute("#totp-secret", "data-secret")
+    page.fill("#code", "000000")
+    page.click("button[type=submit]")
+    assert page.get_attribute("#totp-secret", "data-secret") == secret
+    _, code = next_code(secret, -1)
+    page.fill("#code", code)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#recovery-codes")
+    page.check("#stored")
+    page.click("#continue")
+    page.wait_for_url("**/files*")
+    page.context.close()
+
+
+def test_lockout_message_and_admin_pages_refused(box, chromium):
+    box.add_user("dave", "user", NEW_USER_PW)
+    box.cli("policy", "set", "mfa.allowed=false")
+    page = new_page(chromium, box)
+    for _ in range(5):
+        sign_in(page, "dave", "not-the-password")
+        assert "wrong user name, password" in page.inner_text(".notice.error")
+    sign_in(page, "dave", NEW_USER_PW)
+    message = page.inner_text(".notice.error")
+    assert re.search(r"Too many failed attempts; try again in \d+ minutes\.", message), message
+    shoot(page, "22-locked")
+    box.cli("unlock", "dave")
+
+    # A user is refused the admin pages with 403.
+    sign_in(page, "dave", NEW_USER_PW)
+    page.wait_for_url("**/files*")
+    for path in ("/admin/users", "/admin/groups", "/admin/policy", "/admin/audit", "/admin/system"):
+        response = page.goto(path)
+        assert response.status == 403, path
+        assert page.locator("a:has-text('Users')").count() == 0
+    shoot(page, "23-forbidden")
+    response = page.goto("/no/such/page")
+    assert response.status == 404
+    page.context.close()

@@ -1,0 +1,81 @@
+"""Helpers for the web tests: Debian's Chromium driven by Playwright, and
+screenshots of every page on a phone and a desktop viewport.
+
+Playwright's Python package drives the system's /usr/bin/chromium (no
+browser download). Screenshots go to $COFFER_SCREENSHOTS, by default
+target/screenshots, as NAME-desktop.png (1280 px) and NAME-phone.png (390 px).
+"""
+
+import os
+import pathlib
+import time
+
+import pytest
+
+from conftest import ROOT, totp
+
+CHROMIUM = os.environ.get("COFFER_CHROMIUM", "/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps trying to reach
+# Google's services, which a closed network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SHOTS = pathlib.Path(os.environ.get("COFFER_SCREENSHOTS", str(ROOT / "target" / "screenshots")))
+VIEWPORTS = (("desktop", 1280, 800), ("phone", 390, 844))
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing (Debian package chromium)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        # Playwright gives every launch a new, empty profile directory.
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def new_page(chromium, box):
+    context = chromium.new_context(
+        base_url=box.url, ignore_https_errors=True, accept_downloads=True,
+        viewport={"width": 1280, "height": 800},
+    )
+    page = context.new_page()
+    page.set_default_timeout(20000)
+    return page
+
+
+def shoot(page, name):
+    """Full-page screenshots of the current page at both widths."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for tag, width, height in VIEWPORTS:
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=str(SHOTS / f"{name}-{tag}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def next_code(secret, last_step):
+    """(step, code) for a TOTP step later than `last_step` that the server
+    still accepts (within ±1 step of now), waiting when there is none yet."""
+    while True:
+        now = time.time()
+        current = int(now) // 30
+        step = max(current - 1, last_step + 1)
+        late = now % 30 > 24
+        if step <= current + 1 and not (step == current - 1 and late):
+            return step, totp(secret, step=step)
+        time.sleep(0.5)
+
+
+def sign_in(page, user, password):
+    page.goto("/login")
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+
+
+def sign_out(page):
+    page.click("form.signout button")
+    page.wait_for_url("**/login?out=1")
