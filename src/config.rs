@@ -313,7 +313,7 @@ impl FileConfig {
         };
         let s = &self.sftp;
         let sftp = SftpLimits {
-            max_connections: within("sftp.max_connections", s.max_connections, 256, 1, 100_000)?,
+            max_connections: within("sftp.max_connections", s.max_connections, 1024, 1, 100_000)?,
             max_unauthenticated: within(
                 "sftp.max_unauthenticated",
                 s.max_unauthenticated,
