@@ -20,6 +20,10 @@ use anyhow::{Context as _, bail};
 /// The marker of a reset in progress, in the data dir.
 pub const MARKER: &str = "factory-reset.pending";
 
+/// The file system's own directory at the root of an ext4 partition: a data
+/// dir that is a mount point has one, and a reset leaves it.
+const LOST_AND_FOUND: &str = "lost+found";
+
 /// What a reset removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Wiped {
@@ -86,7 +90,11 @@ fn finish(data_dir: &Path, files_root: &Path, user_files: bool) -> anyhow::Resul
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // lost+found belongs to the file system when the data dir is a
+        // partition of its own (the image's data partition); Coffer never
+        // writes there.
         if name == MARKER
+            || name == LOST_AND_FOUND
             || name == crate::control::SOCKET_FILE
             || same(&path, files_root)
             || first.contains(&name.as_str())
@@ -216,6 +224,16 @@ mod tests {
         reset(&data, &files, true).unwrap();
         assert!(files.exists());
         assert_eq!(std::fs::read_dir(&files).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_partitions_lost_and_found_stays() {
+        let (_t, data, files) = setup();
+        std::fs::create_dir(data.join(LOST_AND_FOUND)).unwrap();
+        let wiped = reset(&data, &files, false).unwrap();
+        assert!(!wiped.state.iter().any(|s| s == LOST_AND_FOUND));
+        assert!(data.join(LOST_AND_FOUND).is_dir());
+        assert!(!data.join("coffer.redb").exists());
     }
 
     #[test]

@@ -329,21 +329,7 @@ impl Link {
         };
         let (key, seal) = match seal::open(dir, &self.seal, false) {
             Ok(k) => k,
-            Err(e) if matches!(request, Request::Status) => {
-                let owner = crate::auth::owner_of(&store).ok().flatten();
-                return Ok(Answer::Status(CoreStatus {
-                    store_bytes: std::fs::metadata(dir.join(STORE_FILE))
-                        .ok()
-                        .map(|m| m.len()),
-                    schema: store.schema_version().ok(),
-                    owner,
-                    sealing: format!("ERROR: {e}"),
-                    host_keys: host_fingerprints(dir),
-                    certificate: crate::web::tls::describe_file(dir).map(|c| c.fingerprint),
-                    ..Default::default()
-                }));
-            }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return without_key(store, dir, request, &e),
         };
         let auth = Auth::new(
             store,
@@ -360,6 +346,54 @@ impl Link {
             },
             request,
         )
+    }
+}
+
+/// Answers when the data key cannot be opened (its data disk in another box,
+/// a cleared TPM): the status shows why, and the technician PIN, an argon2
+/// hash in the store that needs no data key, is still asked and recorded
+/// before the factory reset that is then the way out. A throwaway key stands
+/// in for the sealed one: these requests read and write nothing sealed.
+/// Anything else fails with the reason.
+fn without_key(store: Store, dir: &Path, request: Request, error: &seal::SealError) -> Reply {
+    fn keyless(store: Store, dir: &Path) -> Result<Auth, String> {
+        let (throwaway, _) = seal::DataKey::generate().map_err(|e| e.to_string())?;
+        Ok(Auth::new(
+            store,
+            throwaway,
+            Arc::new(SystemClock),
+            Options::for_data_dir(dir),
+        ))
+    }
+    let text = |e: crate::auth::AuthError| e.to_string();
+    match request {
+        Request::Status => {
+            let owner = crate::auth::owner_of(&store).ok().flatten();
+            Ok(Answer::Status(CoreStatus {
+                store_bytes: std::fs::metadata(dir.join(STORE_FILE))
+                    .ok()
+                    .map(|m| m.len()),
+                schema: store.schema_version().ok(),
+                owner,
+                sealing: format!("ERROR: {error}"),
+                host_keys: host_fingerprints(dir),
+                certificate: crate::web::tls::describe_file(dir).map(|c| c.fingerprint),
+                ..Default::default()
+            }))
+        }
+        Request::PinIsSet => keyless(store, dir)?
+            .console_pin_is_set()
+            .map(Answer::PinIsSet)
+            .map_err(text),
+        Request::PinCheck { pin } => keyless(store, dir)?
+            .console_pin_check(&pin)
+            .map(Answer::Pin)
+            .map_err(text),
+        Request::Record { event, detail } => keyless(store, dir)?
+            .console_record(&Actor::console(), event, &detail)
+            .map(|()| Answer::Recorded)
+            .map_err(text),
+        _ => Err(error.to_string()),
     }
 }
 

@@ -1,0 +1,4 @@
+# meta-tpm is in the build: seal Coffer's data key with the TPM 2.0 (the
+# `tpm` cargo feature, linked against tpm2-tss; the device TCTI module is
+# loaded at run time, so it is a run-time dependency of its own).
+PACKAGECONFIG:append = " tpm"
