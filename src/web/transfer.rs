@@ -43,7 +43,8 @@ pub async fn open_root(current: &Current) -> Result<Arc<Root>> {
         .map_err(ApiError::internal)
 }
 
-async fn on_root<T: Send + 'static>(
+/// Runs a blocking file operation on the caller's home folder.
+pub(crate) async fn on_root<T: Send + 'static>(
     current: &Current,
     f: impl FnOnce(&Root) -> std::result::Result<T, FsError> + Send + 'static,
 ) -> Result<T> {

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 
-use super::security::{expiry, flash, scope_of, scope_text, token_shown};
+use super::security::{expiry, flash, scope_of, scope_text, token_fields, token_shown};
 use super::{
     Nav, Posted, Signed, bytes, core, csrf_field, enc, error_box, forbidden, respond, say,
     see_other, sentence, shell, when, with_cookie,
@@ -415,30 +415,7 @@ pub(crate) async fn user(
                 form method="post" action=(action) {
                     (csrf_field(csrf))
                     input type="hidden" name="action" value="create_token";
-                    div.grid {
-                        div.field {
-                            label for="label" { "Label" }
-                            input #label name="label" type="text" required maxlength="64";
-                        }
-                        div.field {
-                            label for="expires" { "Expires" }
-                            select #expires name="expires" {
-                                option value="30" { "in 30 days" }
-                                option value="90" selected { "in 90 days" }
-                                option value="365" { "in a year" }
-                                option value="never" { "never" }
-                            }
-                        }
-                        fieldset.field {
-                            legend { "Valid for" }
-                            @for p in Protocol::ALL {
-                                div.check {
-                                    input type="checkbox" id=(format!("scope_{p}")) name=(format!("scope_{p}")) value="1";
-                                    label for=(format!("scope_{p}")) { (p.as_str().to_uppercase()) }
-                                }
-                            }
-                        }
-                    }
+                    (token_fields())
                     button type="submit" { "Create token" }
                 }
             }

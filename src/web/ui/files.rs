@@ -13,11 +13,11 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, PreEscaped, html};
 
 use super::{Nav, Posted, Signed, bytes, csrf_field, enc, respond, see_other, shell, when};
-use crate::files::{Follow, FsError, Root, VPath};
+use crate::files::VPath;
 use crate::web::Web;
 use crate::web::error::ApiError;
 use crate::web::session::Current;
-use crate::web::transfer::{self, FolderListing};
+use crate::web::transfer::{self, FolderListing, on_root};
 
 const FOLDER_ICON: &str = r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false"><path d="M3 6.5A1.5 1.5 0 0 1 4.5 5h4.2l2 2h8.8A1.5 1.5 0 0 1 21 8.5v9a1.5 1.5 0 0 1-1.5 1.5h-15A1.5 1.5 0 0 1 3 17.5z" fill="currentColor"/></svg>"#;
 const FILE_ICON: &str = r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false"><path d="M6 3h8l5 5v12a1 1 0 0 1-1 1H6a1 1 0 0 1-1-1V4a1 1 0 0 1 1-1z" fill="none" stroke="currentColor" stroke-width="1.8"/><path d="M14 3v5h5" fill="none" stroke="currentColor" stroke-width="1.8"/></svg>"#;
@@ -28,18 +28,6 @@ fn text(path: &VPath) -> String {
 
 fn folder_link(path: &VPath) -> String {
     format!("/files?path={}", enc(&text(path)))
-}
-
-/// Runs a file operation on the caller's home.
-async fn on_root<T: Send + 'static>(
-    current: &Current,
-    f: impl FnOnce(&Root) -> Result<T, FsError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let root = transfer::open_root(current).await?;
-    tokio::task::spawn_blocking(move || f(&root))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::from)
 }
 
 fn error_page(current: &Current, e: &ApiError) -> Response {
@@ -286,22 +274,16 @@ pub(crate) async fn rename(State(web): State<Arc<Web>>, posted: Posted) -> Respo
         return see_other(&folder_link(&dir));
     }
     let name = posted.fields.trimmed("to").to_string();
-    let renamed = on_root(&current, move |root| {
-        if root.stat(&to, Follow::No).is_ok() {
-            return Err(FsError::Io(std::io::Error::from(
-                std::io::ErrorKind::AlreadyExists,
-            )));
-        }
-        root.rename(&from, &to, false)
-    })
-    .await
-    .map_err(|e| {
-        if e.error == "exists" {
-            ApiError::bad_request("something of that name exists already")
-        } else {
-            e
-        }
-    });
+    // Without replace, the rename itself refuses an existing target.
+    let renamed = on_root(&current, move |root| root.rename(&from, &to, false))
+        .await
+        .map_err(|e| {
+            if e.error == "exists" {
+                ApiError::bad_request("something of that name exists already")
+            } else {
+                e
+            }
+        });
     done(
         &web,
         &current,

@@ -301,31 +301,7 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
             h3 { "New token" }
             form method="post" action="/security/tokens" {
                 (csrf_field(csrf))
-                div.grid {
-                    div.field {
-                        label for="label" { "Label" }
-                        input #label name="label" type="text" required maxlength="64" placeholder="e.g. laptop rclone";
-                    }
-                    div.field {
-                        label for="expires" { "Expires" }
-                        select #expires name="expires" {
-                            option value="30" { "in 30 days" }
-                            option value="90" selected { "in 90 days" }
-                            option value="365" { "in a year" }
-                            option value="never" { "never" }
-                        }
-                    }
-                    fieldset.field {
-                        legend { "Valid for" }
-                        @for p in Protocol::ALL {
-                            div.check {
-                                input type="checkbox" id=(format!("scope_{p}")) name=(format!("scope_{p}")) value="1";
-                                label for=(format!("scope_{p}")) { (protocol_name(p)) }
-                            }
-                        }
-                        p.help { "None ticked: all." }
-                    }
-                }
+                (token_fields())
                 button type="submit" { "Create token" }
             }
         }
@@ -399,6 +375,39 @@ fn client_name(agent: &str) -> String {
         return browser.to_string();
     };
     format!("{browser} on {system}")
+}
+
+/// The fields of a new access token (label, expiry, scope), on the
+/// security page and on an account's administration page alike; read back
+/// by [`expiry`] and [`scope_of`].
+pub(crate) fn token_fields() -> Markup {
+    html! {
+        div.grid {
+            div.field {
+                label for="label" { "Label" }
+                input #label name="label" type="text" required maxlength="64" placeholder="e.g. laptop rclone";
+            }
+            div.field {
+                label for="expires" { "Expires" }
+                select #expires name="expires" {
+                    option value="30" { "in 30 days" }
+                    option value="90" selected { "in 90 days" }
+                    option value="365" { "in a year" }
+                    option value="never" { "never" }
+                }
+            }
+            fieldset.field {
+                legend { "Valid for" }
+                @for p in Protocol::ALL {
+                    div.check {
+                        input type="checkbox" id=(format!("scope_{p}")) name=(format!("scope_{p}")) value="1";
+                        label for=(format!("scope_{p}")) { (protocol_name(p)) }
+                    }
+                }
+                p.help { "None ticked: all." }
+            }
+        }
+    }
 }
 
 fn protocol_name(p: Protocol) -> &'static str {
