@@ -22,7 +22,10 @@
 //! Replies leave in request order all the same: the protocol would allow
 //! any order, but OpenSSH's clients (9.2 at least) truncate an in-place
 //! download (`scp` in SFTP mode) at the first reply that arrives out of
-//! order. Replies that are ready go out in one vectored write. Two data
+//! order. Replies that are ready are handed on together ([`Replies`]): on a
+//! byte stream in one vectored write, on an SSH channel as whole packets
+//! cut from the replies without copying them. DATA replies are read
+//! straight into buffers that are reused while a file is open. Two data
 //! requests on the same handle that conflict (a write overlapping another
 //! write or a read, an FSTAT after a write, anything on an append-mode
 //! handle) are kept in order: the later one waits. Every other request is
@@ -128,21 +131,83 @@ impl From<FrameError> for SftpError {
     }
 }
 
+/// Where a session's replies go: whole frames, in order.
+pub trait Replies: Send + 'static {
+    /// Sends every frame in `frames`, in order, and empties it.
+    fn send(&mut self, frames: &mut VecDeque<Bytes>)
+    -> impl Future<Output = io::Result<()>> + Send;
+    /// Called once after the last reply.
+    fn finish(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// Replies written to a byte stream; those that are ready go out in one
+/// vectored write (a DATA reply, built in place, is never copied again),
+/// and a partly written reply is resumed where the stream stopped.
+pub struct StreamReplies<W>(pub W);
+
+impl<W: AsyncWrite + Unpin + Send + 'static> Replies for StreamReplies<W> {
+    async fn send(&mut self, frames: &mut VecDeque<Bytes>) -> io::Result<()> {
+        while !frames.is_empty() {
+            let mut n = {
+                let slices: Vec<io::IoSlice<'_>> =
+                    frames.iter().map(|f| io::IoSlice::new(f)).collect();
+                self.0.write_vectored(&slices).await?
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            while n > 0 {
+                let Some(front) = frames.front_mut() else {
+                    break;
+                };
+                if n >= front.len() {
+                    n -= front.len();
+                    frames.pop_front();
+                } else {
+                    front.advance(n);
+                    n = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> io::Result<()> {
+        self.0.flush().await
+    }
+}
+
 /// Serves SFTP on `stream` until the client closes it, confined to `root`.
 pub async fn serve<S>(stream: S, root: Arc<Root>, limits: SftpLimits) -> Result<Summary, SftpError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let limits = limits.sane();
     let (read_half, write_half) = tokio::io::split(stream);
+    serve_with(read_half, StreamReplies(write_half), root, limits).await
+}
+
+/// Serves SFTP: requests from `requests` until it ends, replies to
+/// `replies`, confined to `root`.
+pub async fn serve_with<R, W>(
+    requests: R,
+    replies: W,
+    root: Arc<Root>,
+    limits: SftpLimits,
+) -> Result<Summary, SftpError>
+where
+    R: AsyncRead + Unpin,
+    W: Replies,
+{
+    let limits = limits.sane();
     let (queue, rx) = mpsc::channel(limits.max_outstanding);
-    let writer = tokio::spawn(write_loop(write_half, rx));
+    let writer = tokio::spawn(write_loop(replies, rx));
     let counters = Arc::new(Counters::default());
     let mut session = Session {
         ctx: Arc::new(Ctx {
             root,
             counters: counters.clone(),
             limits,
+            buffers: Arc::new(Buffers::default()),
         }),
         handles: HashMap::new(),
         next_handle: 1,
@@ -153,7 +218,7 @@ where
         batch: Vec::new(),
         batch_bytes: 0,
     };
-    let mut frames = FrameReader::new(read_half, limits.max_packet);
+    let mut frames = FrameReader::new(requests, limits.max_packet);
     let outcome = session.run(&mut frames).await;
     session.barrier().await;
     drop(session);
@@ -172,29 +237,24 @@ where
 /// A reply in the queue, in request order.
 enum Pending {
     /// Already built.
-    Ready(BytesMut),
+    Ready(Bytes),
     /// Being worked on; the id answers with a failure if the work is lost.
-    Later(u32, oneshot::Receiver<BytesMut>),
+    Later(u32, oneshot::Receiver<Bytes>),
 }
 
-/// Writes replies in the order the requests came (OpenSSH's clients up to
+/// Sends replies in the order the requests came (OpenSSH's clients up to
 /// 9.x truncate an in-place download whose replies arrive out of order),
 /// while the work behind them runs concurrently. Replies that are ready
-/// go out together in one vectored write (a DATA reply, built in place,
-/// is never copied again); a partly written reply is resumed where the
-/// stream stopped.
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut w: W,
-    mut rx: mpsc::Receiver<Pending>,
-) -> io::Result<()> {
-    /// Enough gathered for one write.
+/// are handed to `out` together.
+async fn write_loop<W: Replies>(mut out: W, mut rx: mpsc::Receiver<Pending>) -> io::Result<()> {
+    /// Enough gathered for one send.
     const GATHER_BYTES: usize = 1024 * 1024;
     const GATHER_FRAMES: usize = 64;
-    let lost = |id| wire::status(id, fx::FAILURE, "internal error");
-    let mut ready: VecDeque<BytesMut> = VecDeque::new();
+    let lost = |id| wire::status(id, fx::FAILURE, "internal error").freeze();
+    let mut ready: VecDeque<Bytes> = VecDeque::new();
     let mut ready_bytes = 0usize;
     // The first reply in line whose work is not done yet.
-    let mut head: Option<(u32, oneshot::Receiver<BytesMut>)> = None;
+    let mut head: Option<(u32, oneshot::Receiver<Bytes>)> = None;
     let mut closed = false;
     loop {
         // Take everything that is ready, in order, up to the head.
@@ -223,7 +283,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
         }
         if ready.is_empty() {
-            // Nothing to write: wait for the head's work or the next reply.
+            // Nothing to send: wait for the head's work or the next reply.
             if let Some((id, reply)) = head.take() {
                 let frame = reply.await.unwrap_or_else(|_| lost(id));
                 ready_bytes += frame.len();
@@ -243,28 +303,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
             continue;
         }
-        let mut n = {
-            let slices: Vec<io::IoSlice<'_>> = ready.iter().map(|f| io::IoSlice::new(f)).collect();
-            w.write_vectored(&slices).await?
-        };
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        ready_bytes = ready_bytes.saturating_sub(n);
-        while n > 0 {
-            let Some(front) = ready.front_mut() else {
-                break;
-            };
-            if n >= front.len() {
-                n -= front.len();
-                ready.pop_front();
-            } else {
-                front.advance(n);
-                n = 0;
-            }
-        }
+        out.send(&mut ready).await?;
+        ready.clear();
+        ready_bytes = 0;
     }
-    w.flush().await
+    out.finish().await
 }
 
 /// What every request task needs.
@@ -272,6 +315,7 @@ struct Ctx {
     root: Arc<Root>,
     counters: Arc<Counters>,
     limits: SftpLimits,
+    buffers: Arc<Buffers>,
 }
 
 impl Ctx {
@@ -384,13 +428,13 @@ struct Session {
     next_seq: u64,
     /// Concurrent requests gathered while more packets are buffered; they
     /// go to the blocking pool as one job (fewer thread hand-offs).
-    batch: Vec<(Job, oneshot::Sender<BytesMut>)>,
+    batch: Vec<(Job, oneshot::Sender<Bytes>)>,
     /// Bytes the gathered requests read or write.
     batch_bytes: u64,
 }
 
 /// Work for the blocking pool that answers one request.
-type Job = Box<dyn FnOnce(&Ctx) -> BytesMut + Send>;
+type Job = Box<dyn FnOnce(&Ctx) -> Bytes + Send>;
 
 /// Most requests in one batch job, and most bytes they move.
 const BATCH_REQUESTS: usize = 8;
@@ -445,8 +489,8 @@ impl Session {
     }
 
     /// Queues a reply; false when the writer is gone.
-    async fn send(&mut self, reply: BytesMut) -> bool {
-        self.enqueue(Pending::Ready(reply)).await
+    async fn send(&mut self, reply: impl Into<Bytes>) -> bool {
+        self.enqueue(Pending::Ready(reply.into())).await
     }
 
     /// Puts a reply in line; when the line is full, waits for the writer
@@ -509,9 +553,10 @@ impl Session {
 
     /// Gathers a job to run on the blocking pool alongside others; false
     /// when the client is gone.
-    async fn spawn_io<F>(&mut self, id: u32, handle: u32, access: Access, job: F) -> bool
+    async fn spawn_io<F, R>(&mut self, id: u32, handle: u32, access: Access, job: F) -> bool
     where
-        F: FnOnce(&Ctx) -> BytesMut + Send + 'static,
+        F: FnOnce(&Ctx) -> R + Send + 'static,
+        R: Into<Bytes>,
     {
         let (reply_tx, reply_rx) = oneshot::channel();
         if !self.enqueue(Pending::Later(id, reply_rx)).await {
@@ -522,7 +567,8 @@ impl Session {
             handle,
             access,
         });
-        self.batch.push((Box::new(job), reply_tx));
+        self.batch
+            .push((Box::new(move |ctx: &Ctx| job(ctx).into()), reply_tx));
         self.batch_bytes += match access {
             Access::Read { len, .. } | Access::Write { len, .. } => len,
             Access::Stat => 0,
@@ -545,13 +591,14 @@ impl Session {
     }
 
     /// Runs a barrier job that answers with one reply.
-    async fn reply_alone<F>(&mut self, id: u32, job: F) -> bool
+    async fn reply_alone<F, R>(&mut self, id: u32, job: F) -> bool
     where
-        F: FnOnce(&Ctx) -> BytesMut + Send + 'static,
+        F: FnOnce(&Ctx) -> R + Send + 'static,
+        R: Into<Bytes> + Send + 'static,
     {
-        let reply = match self.alone(job).await {
-            Some(reply) => reply,
-            None => self.ctx.failure(id, fx::FAILURE, "internal error"),
+        let reply: Bytes = match self.alone(job).await {
+            Some(reply) => reply.into(),
+            None => self.ctx.failure(id, fx::FAILURE, "internal error").freeze(),
         };
         self.send(reply).await
     }
@@ -575,11 +622,12 @@ impl Session {
                         len: u64::from(len),
                     };
                     self.order(h, access).await;
+                    let len = len as usize;
                     match read_cached(&ctx, id, &f, offset, len) {
                         Partial::Done(reply) => self.send(reply).await,
-                        Partial::Pending(buf, n) => {
+                        Partial::Pending(buf, _) => {
                             self.spawn_io(id, h, access, move |ctx| {
-                                read_rest(ctx, id, &f, offset, buf, n)
+                                read_rest(ctx, id, &f, offset, buf, len)
                             })
                             .await
                         }
@@ -656,6 +704,9 @@ impl Session {
                         // The last reference: closing happens here, on the
                         // blocking pool (close can wait on a slow disk).
                         let _ = tokio::task::spawn_blocking(move || drop(f)).await;
+                        if !self.handles.values().any(|h| matches!(h, Handle::File(_))) {
+                            self.ctx.buffers.release();
+                        }
                         wire::status(id, fx::OK, "Success")
                     }
                     Some(Handle::Dir(_)) => wire::status(id, fx::OK, "Success"),
@@ -997,10 +1048,11 @@ fn bad_handle(ctx: &Ctx, id: u32) -> BytesMut {
 /// A READ started in the async task.
 enum Partial {
     /// Answered.
-    Done(BytesMut),
-    /// The reply buffer and how much of it is filled; the rest must be
-    /// read on the blocking pool.
-    Pending(BytesMut, usize),
+    Done(Bytes),
+    /// The reply buffer and how many bytes of data it holds (or, for a
+    /// WRITE, how many are written); the rest must be done on the blocking
+    /// pool.
+    Pending(Vec<u8>, usize),
 }
 
 /// READ without blocking: as much as the page cache holds is read right
@@ -1010,23 +1062,24 @@ enum Partial {
 /// cost no thread hand-off at all. Files in memory (tmpfs, where
 /// `RWF_NOWAIT` is not supported) are read here directly: they never wait
 /// for a disk.
-fn read_cached(ctx: &Ctx, id: u32, f: &OpenFile, offset: u64, len: u32) -> Partial {
+fn read_cached(ctx: &Ctx, id: u32, f: &OpenFile, offset: u64, len: usize) -> Partial {
     if !f.readable {
-        return Partial::Done(ctx.failure(
-            id,
-            fx::PERMISSION_DENIED,
-            "handle not open for reading",
-        ));
+        return Partial::Done(
+            ctx.failure(id, fx::PERMISSION_DENIED, "handle not open for reading")
+                .freeze(),
+        );
     }
-    let len = len as usize;
-    let mut buf = wire::data_buffer(id, len);
+    let mut buf = ctx.buffers.take(wire::DATA_HEADER + len);
+    wire::start_data(&mut buf, id, len);
     let mode = f.reads.load(Ordering::Relaxed);
     if mode == IO_POOL {
         return Partial::Pending(buf, 0);
     }
     if mode == IO_MEMORY {
-        return Partial::Done(read_rest(ctx, id, f, offset, buf, 0));
+        return Partial::Done(read_rest(ctx, id, f, offset, buf, len));
     }
+    // preadv2 reads into initialised memory only: zero the room first.
+    buf.resize(wire::DATA_HEADER + len, 0);
     let mut n = 0;
     while n < len {
         let Some(dst) = buf.get_mut(wire::DATA_HEADER + n..) else {
@@ -1043,52 +1096,141 @@ fn read_cached(ctx: &Ctx, id: u32, f: &OpenFile, offset: u64, len: u32) -> Parti
             Err(rustix::io::Errno::INTR) => {}
             Err(rustix::io::Errno::OPNOTSUPP) => {
                 f.reads.store(IO_POOL, Ordering::Relaxed);
+                buf.truncate(wire::DATA_HEADER + n);
                 return Partial::Pending(buf, n);
             }
             // Not cached (EAGAIN), or an error the blocking read will
             // meet and report.
-            Err(_) => return Partial::Pending(buf, n),
+            Err(_) => {
+                buf.truncate(wire::DATA_HEADER + n);
+                return Partial::Pending(buf, n);
+            }
         }
     }
-    Partial::Done(finish_read(ctx, id, buf, n))
+    buf.truncate(wire::DATA_HEADER + n);
+    Partial::Done(finish_read(ctx, id, buf, len))
 }
 
-/// The rest of a READ, on the blocking pool.
-fn read_rest(
-    ctx: &Ctx,
-    id: u32,
-    f: &OpenFile,
-    offset: u64,
-    mut buf: BytesMut,
-    mut n: usize,
-) -> BytesMut {
-    let len = buf.len() - wire::DATA_HEADER;
-    while n < len {
-        let Some(dst) = buf.get_mut(wire::DATA_HEADER + n..) else {
+/// The rest of a READ of `len` bytes (on the blocking pool, or in the
+/// protocol task for a file in memory): `pread` into the reply's reserved
+/// room after what `buf` already holds.
+fn read_rest(ctx: &Ctx, id: u32, f: &OpenFile, offset: u64, mut buf: Vec<u8>, len: usize) -> Bytes {
+    let want = wire::DATA_HEADER + len;
+    buf.reserve_exact(want.saturating_sub(buf.len()));
+    loop {
+        let n = buf.len().saturating_sub(wire::DATA_HEADER);
+        if n >= len {
             break;
-        };
-        match f.file.read_at(dst, offset.saturating_add(n as u64)) {
+        }
+        match rustix::io::pread(
+            &f.file,
+            rustix::buffer::spare_capacity(&mut buf),
+            offset.saturating_add(n as u64),
+        ) {
             Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
             Err(e) => {
                 if n > 0 {
                     break;
                 }
-                return ctx.fail(id, &e.into());
+                return ctx.fail(id, &io::Error::from(e).into()).freeze();
             }
         }
     }
-    finish_read(ctx, id, buf, n)
+    // The room may be a little larger than asked for.
+    buf.truncate(want);
+    finish_read(ctx, id, buf, len)
 }
 
-/// A DATA reply of the `n` bytes read, or EOF when there were none.
-fn finish_read(ctx: &Ctx, id: u32, buf: BytesMut, n: usize) -> BytesMut {
-    if n == 0 && buf.len() > wire::DATA_HEADER {
-        return wire::status(id, fx::EOF, "End of file");
+/// A DATA reply of the bytes read into `buf`, or EOF when `len` were asked
+/// for and there were none.
+fn finish_read(ctx: &Ctx, id: u32, mut buf: Vec<u8>, len: usize) -> Bytes {
+    let n = buf.len().saturating_sub(wire::DATA_HEADER);
+    if n == 0 && len > 0 {
+        ctx.buffers.give_back(buf);
+        return wire::status(id, fx::EOF, "End of file").freeze();
     }
     ctx.counters.read(n as u64);
-    wire::finish_data(buf, n)
+    wire::finish_data(&mut buf, n);
+    ctx.buffers.seal(buf)
+}
+
+/// DATA reply buffers, reused while a session reads. Allocating 64 KiB for
+/// each READ and freeing it on the thread that encrypted it costs page
+/// faults: glibc hands freed memory of a thread's arena back to the
+/// kernel, and the next READ faults it in again. At most one buffer per
+/// request in flight is kept, and only while a file is open.
+#[derive(Default)]
+struct Buffers {
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Buffers kept for reuse (one per request in flight, by default).
+const BUFFERS_KEPT: usize = 64;
+/// Larger buffers are not kept (the largest READ answered, plus header).
+const BUFFER_KEPT_BYTES: usize = 1024 * 1024;
+
+impl Buffers {
+    /// A cleared buffer with room for `capacity` bytes.
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        if let Ok(mut free) = self.free.lock()
+            && let Some(at) = free.iter().rposition(|b| b.capacity() >= capacity)
+        {
+            let mut buf = free.swap_remove(at);
+            buf.clear();
+            return buf;
+        }
+        Vec::with_capacity(capacity)
+    }
+
+    /// Keeps `buf` for a later READ, if there is room.
+    fn give_back(&self, buf: Vec<u8>) {
+        if buf.capacity() > BUFFER_KEPT_BYTES {
+            return;
+        }
+        if let Ok(mut free) = self.free.lock()
+            && free.len() < BUFFERS_KEPT
+        {
+            free.push(buf);
+        }
+    }
+
+    /// Frees every kept buffer (no file is open any more).
+    fn release(&self) {
+        if let Ok(mut free) = self.free.lock() {
+            *free = Vec::new();
+        }
+    }
+
+    /// The finished reply in `buf`, as shared bytes that come back here
+    /// when the last reference is dropped (if the session still exists).
+    fn seal(self: &Arc<Self>, buf: Vec<u8>) -> Bytes {
+        Bytes::from_owner(Loaned {
+            buf,
+            home: Arc::downgrade(self),
+        })
+    }
+}
+
+/// A reply buffer on its way to the client.
+struct Loaned {
+    buf: Vec<u8>,
+    home: std::sync::Weak<Buffers>,
+}
+
+impl AsRef<[u8]> for Loaned {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Loaned {
+    fn drop(&mut self) {
+        if let Some(home) = self.home.upgrade() {
+            home.give_back(std::mem::take(&mut self.buf));
+        }
+    }
 }
 
 /// WRITE without blocking, like [`read_cached`]: the packet's data goes
@@ -1098,21 +1240,20 @@ fn finish_read(ctx: &Ctx, id: u32, buf: BytesMut, n: usize) -> BytesMut {
 /// are written.
 fn write_cached(ctx: &Ctx, id: u32, f: &OpenFile, offset: u64, data: &Bytes) -> Partial {
     if let Err(e) = ctx.root.require_write() {
-        return Partial::Done(ctx.fail(id, &e));
+        return Partial::Done(ctx.fail(id, &e).freeze());
     }
     if !f.writable {
-        return Partial::Done(ctx.failure(
-            id,
-            fx::PERMISSION_DENIED,
-            "handle not open for writing",
-        ));
+        return Partial::Done(
+            ctx.failure(id, fx::PERMISSION_DENIED, "handle not open for writing")
+                .freeze(),
+        );
     }
     let mode = f.writes.load(Ordering::Relaxed);
     if mode == IO_POOL {
-        return Partial::Pending(BytesMut::new(), 0);
+        return Partial::Pending(Vec::new(), 0);
     }
     if mode == IO_MEMORY {
-        return Partial::Done(write_rest(ctx, id, f, offset, data, 0));
+        return Partial::Done(write_rest(ctx, id, f, offset, data, 0).freeze());
     }
     let mut n = 0;
     while let Some(rest) = data.get(n..).filter(|r| !r.is_empty()) {
@@ -1122,18 +1263,18 @@ fn write_cached(ctx: &Ctx, id: u32, f: &OpenFile, offset: u64, data: &Bytes) -> 
             offset.saturating_add(n as u64),
             rustix::io::ReadWriteFlags::NOWAIT,
         ) {
-            Ok(0) => return Partial::Pending(BytesMut::new(), n),
+            Ok(0) => return Partial::Pending(Vec::new(), n),
             Ok(k) => n += k,
             Err(rustix::io::Errno::INTR) => {}
             Err(rustix::io::Errno::OPNOTSUPP) => {
                 f.writes.store(IO_POOL, Ordering::Relaxed);
-                return Partial::Pending(BytesMut::new(), n);
+                return Partial::Pending(Vec::new(), n);
             }
-            Err(_) => return Partial::Pending(BytesMut::new(), n),
+            Err(_) => return Partial::Pending(Vec::new(), n),
         }
     }
     ctx.counters.written(data.len() as u64);
-    Partial::Done(wire::status(id, fx::OK, "Success"))
+    Partial::Done(wire::status(id, fx::OK, "Success").freeze())
 }
 
 /// The rest of a WRITE (from byte `n` of the data), on the blocking pool.
@@ -1223,4 +1364,33 @@ fn copy_data(
         left = left.saturating_sub(n as u64);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_buffers_come_back_while_the_session_lives() {
+        let pool = Arc::new(Buffers::default());
+        let mut buf = pool.take(1000);
+        buf.extend_from_slice(b"reply");
+        let first = buf.as_ptr();
+        let reply = pool.seal(buf);
+        let slice = reply.slice(1..3);
+        drop(reply);
+        assert_eq!(pool.free.lock().unwrap().len(), 0, "a slice still holds it");
+        assert_eq!(&slice[..], b"ep");
+        drop(slice);
+        let again = pool.take(1000);
+        assert_eq!(again.as_ptr(), first, "the same allocation, reused");
+        assert!(again.is_empty());
+        pool.give_back(again);
+        pool.release();
+        assert_eq!(pool.free.lock().unwrap().len(), 0);
+        // A reply outliving its session is simply freed.
+        let orphan = pool.seal(pool.take(10));
+        drop(pool);
+        drop(orphan);
+    }
 }

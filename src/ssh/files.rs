@@ -4,8 +4,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
 use russh::server::Msg;
-use russh::{Channel, ChannelStream};
+use russh::{Channel, ChannelStream, ChannelWriteHalf};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
@@ -91,6 +94,98 @@ impl AsyncWrite for Lent {
     }
 }
 
+/// Cuts SFTP replies into SSH packets of the client's largest size without
+/// copying the data: a reply larger than a packet goes out as slices of
+/// itself, and only the ends of replies that share a packet are gathered
+/// (OpenSSH's client takes 32 KiB packets, so a 64 KiB DATA reply with its
+/// 13-byte header fills two packets, not three). What is gathered goes out
+/// at the end of each batch of ready replies: nothing waits for more.
+struct Packer {
+    /// Bytes per packet.
+    packet: usize,
+    /// The ends of replies gathered for the next packet.
+    gathered: BytesMut,
+}
+
+impl Packer {
+    fn new(packet: usize) -> Self {
+        Packer {
+            packet: packet.max(1),
+            gathered: BytesMut::new(),
+        }
+    }
+
+    fn gather(&mut self, data: &[u8]) {
+        if self.gathered.capacity() == 0 {
+            self.gathered.reserve(self.packet);
+        }
+        self.gathered.extend_from_slice(data);
+    }
+
+    /// The packets for a batch of replies, in order; empties `frames`.
+    fn pack(&mut self, frames: &mut VecDeque<Bytes>) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        while let Some(mut frame) = frames.pop_front() {
+            if !self.gathered.is_empty() {
+                let room = self.packet.saturating_sub(self.gathered.len());
+                let head = frame.split_to(room.min(frame.len()));
+                self.gather(&head);
+                if self.gathered.len() < self.packet {
+                    continue;
+                }
+                out.push(self.gathered.split().freeze());
+            }
+            while frame.len() >= self.packet {
+                out.push(frame.split_to(self.packet));
+            }
+            if frame.is_empty() {
+                continue;
+            }
+            if frames.is_empty() {
+                out.push(frame);
+            } else {
+                self.gather(&frame);
+            }
+        }
+        if !self.gathered.is_empty() {
+            out.push(self.gathered.split().freeze());
+        }
+        out
+    }
+}
+
+/// SFTP replies sent on the channel, packed by [`Packer`].
+struct ChannelReplies {
+    half: ChannelWriteHalf<Msg>,
+    packer: Packer,
+}
+
+impl ChannelReplies {
+    async fn new(half: ChannelWriteHalf<Msg>) -> Self {
+        // The client's packet size (its window is larger at the start).
+        let packet = half.writable_packet_size().await.clamp(1024, 256 * 1024);
+        ChannelReplies {
+            half,
+            packer: Packer::new(packet),
+        }
+    }
+}
+
+impl crate::files::sftp::Replies for ChannelReplies {
+    async fn send(&mut self, frames: &mut VecDeque<Bytes>) -> std::io::Result<()> {
+        for data in self.packer.pack(frames) {
+            self.half.data_bytes(data).await.map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "channel closed")
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Serves one file channel to the end. Returns the exit status to report and
 /// the channel's stream, to be dropped (closing the channel) only after the
 /// status went out.
@@ -115,16 +210,16 @@ pub(super) async fn run(
             return (1, None);
         }
     };
-    let (back, returned) = oneshot::channel();
-    let stream = Lent {
-        stream: Some(channel.into_stream()),
-        back: Some(back),
-    };
-    let code = match kind {
+    let command = match kind {
         FilesKind::Sftp => {
-            match crate::files::sftp::serve(stream, root, crate::files::sftp::SftpLimits::default())
-                .await
-            {
+            // The halves of a channel do not close it when dropped: the
+            // caller sends the exit status first.
+            let (mut requests, half) = channel.split();
+            let replies = ChannelReplies::new(half).await;
+            let limits = crate::files::sftp::SftpLimits::default();
+            let served =
+                crate::files::sftp::serve_with(requests.make_reader(), replies, root, limits).await;
+            let code = match served {
                 Ok(summary) => {
                     tracing::info!(account = %login.account, ?summary, "sftp session");
                     0
@@ -133,20 +228,76 @@ pub(super) async fn run(
                     tracing::warn!(account = %login.account, error = %e, "sftp session failed");
                     1
                 }
-            }
+            };
+            return (code, None);
         }
-        FilesKind::Scp(command) => match crate::files::scp::serve_scp(&command, stream, root).await
-        {
-            Ok(summary) => {
-                tracing::info!(account = %login.account, ?summary, "scp session");
-                // Like OpenSSH's scp: a file that could not be copied fails the command.
-                u32::from(summary.failures > 0)
-            }
-            Err(e) => {
-                tracing::warn!(account = %login.account, error = %e, "scp session failed");
-                1
-            }
-        },
+        FilesKind::Scp(command) => command,
+    };
+    let (back, returned) = oneshot::channel();
+    let stream = Lent {
+        stream: Some(channel.into_stream()),
+        back: Some(back),
+    };
+    let code = match crate::files::scp::serve_scp(&command, stream, root).await {
+        Ok(summary) => {
+            tracing::info!(account = %login.account, ?summary, "scp session");
+            // Like OpenSSH's scp: a file that could not be copied fails the command.
+            u32::from(summary.failures > 0)
+        }
+        Err(e) => {
+            tracing::warn!(account = %login.account, error = %e, "scp session failed");
+            1
+        }
     };
     (code, returned.await.ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(sizes: &[usize], start: u8) -> (VecDeque<Bytes>, Vec<u8>) {
+        let mut all = Vec::new();
+        let mut frames = VecDeque::new();
+        let mut byte = start;
+        for &n in sizes {
+            let frame: Vec<u8> = (0..n)
+                .map(|_| {
+                    byte = byte.wrapping_add(1);
+                    byte
+                })
+                .collect();
+            all.extend_from_slice(&frame);
+            frames.push_back(Bytes::from(frame));
+        }
+        (frames, all)
+    }
+
+    #[test]
+    fn replies_fill_whole_packets_and_keep_their_bytes() {
+        let mut packer = Packer::new(32_768);
+        // Three 64 KiB DATA replies (13-byte header each) and a status.
+        let (mut frames, all) = batch(&[65_549, 65_549, 65_549, 28], 0);
+        let packets = packer.pack(&mut frames);
+        assert!(frames.is_empty());
+        assert_eq!(packets.concat(), all);
+        let (last, full) = packets.split_last().unwrap();
+        assert!(
+            full.iter().all(|p| p.len() == 32_768),
+            "only the last may be short"
+        );
+        assert_eq!(last.len(), all.len() % 32_768);
+        assert_eq!(packets.len(), all.len().div_ceil(32_768));
+    }
+
+    #[test]
+    fn nothing_waits_for_the_next_batch() {
+        let mut packer = Packer::new(1024);
+        let (mut frames, first) = batch(&[30, 40], 0);
+        assert_eq!(packer.pack(&mut frames).concat(), first);
+        let (mut frames, second) = batch(&[5000], 7);
+        let packets = packer.pack(&mut frames);
+        assert_eq!(packets.concat(), second);
+        assert!(packets.iter().all(|p| p.len() <= 1024));
+    }
 }

@@ -676,23 +676,30 @@ pub(crate) fn statvfs(id: u32, st: &FsStats) -> BytesMut {
 /// Size of a DATA reply's header: length, type, id, data length.
 pub(crate) const DATA_HEADER: usize = 13;
 
-/// A DATA reply with room for `len` bytes after the header, zeroed: the
-/// caller reads file data straight into it and calls [`finish_data`].
-pub(crate) fn data_buffer(id: u32, len: usize) -> BytesMut {
-    let mut b = start(len + 4, msg::DATA, id);
-    b.put_u32(0);
-    b.resize(DATA_HEADER + len, 0);
-    b
+/// Starts a DATA reply in `b` (emptied first): its header, with the data
+/// to follow. File data is read straight into the room after it (left
+/// uninitialised: no byte is written twice) and [`finish_data`] fills in
+/// the lengths.
+pub(crate) fn start_data(b: &mut Vec<u8>, id: u32, len: usize) {
+    b.clear();
+    b.reserve_exact(DATA_HEADER + len);
+    b.extend_from_slice(&[0; 4]);
+    b.push(msg::DATA);
+    b.extend_from_slice(&id.to_be_bytes());
+    b.extend_from_slice(&[0; 4]);
 }
 
 /// Cuts a DATA reply to the `n` bytes read and fills in the lengths.
-pub(crate) fn finish_data(mut b: BytesMut, n: usize) -> BytesMut {
+pub(crate) fn finish_data(b: &mut Vec<u8>, n: usize) {
     b.truncate(DATA_HEADER + n);
     let n32 = u32::try_from(n).unwrap_or(u32::MAX);
     if let Some(field) = b.get_mut(9..DATA_HEADER) {
         field.copy_from_slice(&n32.to_be_bytes());
     }
-    finish(b)
+    let len = u32::try_from(b.len().saturating_sub(4)).unwrap_or(u32::MAX);
+    if let Some(head) = b.get_mut(..4) {
+        head.copy_from_slice(&len.to_be_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -854,9 +861,11 @@ mod tests {
 
     #[test]
     fn data_reply_is_built_in_place() {
-        let mut b = data_buffer(5, 10);
-        b[DATA_HEADER..DATA_HEADER + 3].copy_from_slice(b"abc");
-        let b = finish_data(b, 3);
+        let mut b = b"stale".to_vec();
+        start_data(&mut b, 5, 10);
+        assert_eq!(b.len(), DATA_HEADER);
+        b.extend_from_slice(b"abc");
+        finish_data(&mut b, 3);
         assert_eq!(
             &b[..],
             &[
