@@ -18,6 +18,7 @@
 //! must arrive within [`HANDSHAKE_TIMEOUT`].
 
 pub mod api;
+mod certinfo;
 pub mod error;
 mod extract;
 mod limiter;

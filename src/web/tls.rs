@@ -286,34 +286,17 @@ fn parse(
 }
 
 fn describe(leaf: &CertificateDer<'_>) -> Result<CertificateInfo, TlsError> {
-    use x509_parser::prelude::*;
-    let (_, cert) = X509Certificate::from_der(leaf.as_ref())
+    let d = super::certinfo::describe(leaf.as_ref())
         .map_err(|e| TlsError::Unreadable(e.to_string()))?;
-    let mut names = Vec::new();
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for name in &san.value.general_names {
-            match name {
-                GeneralName::DNSName(n) => names.push((*n).to_string()),
-                GeneralName::IPAddress(bytes) => {
-                    if let Ok(b) = <[u8; 4]>::try_from(*bytes) {
-                        names.push(IpAddr::from(b).to_string());
-                    } else if let Ok(b) = <[u8; 16]>::try_from(*bytes) {
-                        names.push(IpAddr::from(b).to_string());
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
     let digest = Sha256::digest(leaf.as_ref());
     Ok(CertificateInfo {
         fingerprint: fingerprint(&digest),
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
-        names,
-        not_before: cert.validity().not_before.timestamp(),
-        not_after: cert.validity().not_after.timestamp(),
-        self_signed: cert.subject() == cert.issuer(),
+        subject: d.subject,
+        issuer: d.issuer,
+        names: d.names,
+        not_before: d.not_before,
+        not_after: d.not_after,
+        self_signed: d.self_signed,
     })
 }
 
