@@ -1001,6 +1001,25 @@ class Bench:
                                   text=True).stdout.strip() if shutil.which("file") else ""
             self.add("binary", f"static musl, {target.split('-')[0]}, stripped", "MiB", "lower",
                      {"coffer": mib(binary)}, "≤ 10 MiB")
+            if target.startswith("x86_64") and "coffer" in self.args.servers:
+                # The same idle measurement as the memory section, with the
+                # static build (key-file sealing, no shared libraries).
+                glibc, self.coffer = self.coffer, binary
+                try:
+                    idle = []
+                    for _ in range(3):
+                        s = self.started("coffer")
+                        try:
+                            time.sleep(1)
+                            idle.append(rss_kib(s.pid) / 1024)
+                        finally:
+                            self.stopped(s)
+                    self.add("memory", "RSS idle, static musl x86_64 build", "MiB", "lower",
+                             {"coffer": idle}, "≤ 8 MiB")
+                except Exception as e:
+                    self.notes.append(f"static build idle RSS: {e}")
+                finally:
+                    self.coffer = glibc
             if kind:
                 self.notes.append(f"{target}: {kind}")
 
