@@ -84,7 +84,7 @@ impl<'a> Der<'a> {
     }
 
     /// The next value, which must have `tag`.
-    fn expect(&mut self, tag: u8, what: &'static str) -> Result<&'a [u8], Malformed> {
+    fn take(&mut self, tag: u8, what: &'static str) -> Result<&'a [u8], Malformed> {
         match self.any()? {
             (t, contents) if t == tag => Ok(contents),
             _ => Err(Malformed(what)),
@@ -104,21 +104,21 @@ impl<'a> Der<'a> {
 /// Describes the DER certificate `der`.
 pub fn describe(der: &[u8]) -> Result<Described, Malformed> {
     let mut outer = Der(der);
-    let cert = outer.expect(SEQUENCE, "not a certificate")?;
+    let cert = outer.take(SEQUENCE, "not a certificate")?;
     if !outer.is_empty() {
         return Err(Malformed("trailing data"));
     }
     let mut cert = Der(cert);
-    let mut tbs = Der(cert.expect(SEQUENCE, "no to-be-signed part")?);
+    let mut tbs = Der(cert.take(SEQUENCE, "no to-be-signed part")?);
     tbs.optional(VERSION)?;
-    tbs.expect(INTEGER, "no serial number")?;
-    tbs.expect(SEQUENCE, "no signature algorithm")?;
-    let issuer = tbs.expect(SEQUENCE, "no issuer")?;
-    let mut validity = Der(tbs.expect(SEQUENCE, "no validity")?);
+    tbs.take(INTEGER, "no serial number")?;
+    tbs.take(SEQUENCE, "no signature algorithm")?;
+    let issuer = tbs.take(SEQUENCE, "no issuer")?;
+    let mut validity = Der(tbs.take(SEQUENCE, "no validity")?);
     let not_before = time(validity.any()?)?;
     let not_after = time(validity.any()?)?;
-    let subject = tbs.expect(SEQUENCE, "no subject")?;
-    tbs.expect(SEQUENCE, "no public key")?;
+    let subject = tbs.take(SEQUENCE, "no subject")?;
+    tbs.take(SEQUENCE, "no public key")?;
     let mut names = Vec::new();
     while !tbs.is_empty() {
         let (tag, contents) = tbs.any()?;
@@ -138,17 +138,17 @@ pub fn describe(der: &[u8]) -> Result<Described, Malformed> {
 
 /// The DNS names and addresses in the subjectAltName extension.
 fn alt_names(explicit: &[u8]) -> Result<Vec<String>, Malformed> {
-    let mut extensions = Der(Der(explicit).expect(SEQUENCE, "bad extensions")?);
+    let mut extensions = Der(Der(explicit).take(SEQUENCE, "bad extensions")?);
     let mut names = Vec::new();
     while !extensions.is_empty() {
-        let mut extension = Der(extensions.expect(SEQUENCE, "bad extension")?);
-        let id = extension.expect(OID, "bad extension id")?;
+        let mut extension = Der(extensions.take(SEQUENCE, "bad extension")?);
+        let id = extension.take(OID, "bad extension id")?;
         extension.optional(BOOLEAN)?;
-        let value = extension.expect(OCTET_STRING, "bad extension value")?;
+        let value = extension.take(OCTET_STRING, "bad extension value")?;
         if id != SUBJECT_ALT_NAME {
             continue;
         }
-        let mut general = Der(Der(value).expect(SEQUENCE, "bad alternative names")?);
+        let mut general = Der(Der(value).take(SEQUENCE, "bad alternative names")?);
         while !general.is_empty() {
             match general.any()? {
                 (DNS_NAME, n) => names.push(String::from_utf8_lossy(n).into_owned()),
@@ -172,11 +172,11 @@ fn name(contents: &[u8]) -> Result<String, Malformed> {
     let mut rdns = Der(contents);
     let mut parts = Vec::new();
     while !rdns.is_empty() {
-        let mut set = Der(rdns.expect(SET, "bad name")?);
+        let mut set = Der(rdns.take(SET, "bad name")?);
         let mut attributes = Vec::new();
         while !set.is_empty() {
-            let mut pair = Der(set.expect(SEQUENCE, "bad name attribute")?);
-            let oid = pair.expect(OID, "bad name attribute type")?;
+            let mut pair = Der(set.take(SEQUENCE, "bad name attribute")?);
+            let oid = pair.take(OID, "bad name attribute type")?;
             let (tag, value) = pair.any()?;
             attributes.push(format!("{}={}", attribute_name(oid), text(tag, value)));
         }
@@ -257,30 +257,23 @@ fn text(tag: u8, value: &[u8]) -> String {
 /// Unix seconds; DER allows only these forms.
 fn time((tag, value): (u8, &[u8])) -> Result<i64, Malformed> {
     let bad = Malformed("bad time");
-    let (year, rest) = match tag {
-        UTC_TIME if value.len() == 13 => {
-            let yy = digits(value.get(..2).ok_or(bad.clone())?).ok_or(bad.clone())?;
-            (
-                if yy < 50 { 2000 + yy } else { 1900 + yy },
-                value.get(2..).ok_or(bad.clone())?,
-            )
+    let field = |at: usize, len: usize| value.get(at..at + len).and_then(digits);
+    let (year, at) = match (tag, value.len()) {
+        (UTC_TIME, 13) => {
+            let yy = field(0, 2).ok_or(bad.clone())?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, 2)
         }
-        GENERALIZED_TIME if value.len() == 15 => (
-            digits(value.get(..4).ok_or(bad.clone())?).ok_or(bad.clone())?,
-            value.get(4..).ok_or(bad.clone())?,
-        ),
+        (GENERALIZED_TIME, 15) => (field(0, 4).ok_or(bad.clone())?, 4),
         _ => return Err(bad),
     };
-    if rest.last() != Some(&b'Z') {
+    if value.last() != Some(&b'Z') {
         return Err(bad);
     }
-    let field = |at: usize| {
-        rest.get(at..at + 2)
-            .and_then(digits)
-            .ok_or(Malformed("bad time"))
-    };
-    let (month, day, hour, minute, second) =
-        (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
+    let mut parts = [0i64; 5];
+    for (i, part) in parts.iter_mut().enumerate() {
+        *part = field(at + 2 * i, 2).ok_or(bad.clone())?;
+    }
+    let [month, day, hour, minute, second] = parts;
     if !(1..=12).contains(&month)
         || !(1..=31).contains(&day)
         || hour > 23

@@ -591,11 +591,16 @@ pub(crate) fn start(capacity: usize, ty: u8, id: u32) -> BytesMut {
 
 /// Writes the length field of a finished reply.
 pub(crate) fn finish(mut b: BytesMut) -> BytesMut {
-    let len = u32::try_from(b.len().saturating_sub(4)).unwrap_or(u32::MAX);
-    if let Some(head) = b.get_mut(..4) {
+    put_length(&mut b);
+    b
+}
+
+/// Fills in the length field at the start of a whole packet.
+fn put_length(packet: &mut [u8]) {
+    let len = u32::try_from(packet.len().saturating_sub(4)).unwrap_or(u32::MAX);
+    if let Some(head) = packet.get_mut(..4) {
         head.copy_from_slice(&len.to_be_bytes());
     }
-    b
 }
 
 pub(crate) fn put_string(b: &mut BytesMut, s: &[u8]) {
@@ -696,10 +701,7 @@ pub(crate) fn finish_data(b: &mut Vec<u8>, n: usize) {
     if let Some(field) = b.get_mut(9..DATA_HEADER) {
         field.copy_from_slice(&n32.to_be_bytes());
     }
-    let len = u32::try_from(b.len().saturating_sub(4)).unwrap_or(u32::MAX);
-    if let Some(head) = b.get_mut(..4) {
-        head.copy_from_slice(&len.to_be_bytes());
-    }
+    put_length(b);
 }
 
 #[cfg(test)]
