@@ -4,7 +4,8 @@
 //! (first, so an interrupted reset already leaves every sealed secret
 //! unreadable), the store, the SSH host keys, TLS material and whatever else
 //! lies there. The users' files (the files root) stay, unless the
-//! technician asked twice for them to go too.
+//! technician asked twice for them to go too, and so do the network settings
+//! an image with a read-only root keeps in the data dir ([`NETWORK_DIR`]).
 //!
 //! A reset that a power cut or a dropped line interrupts is finished on the
 //! next start: the reset first writes a marker file (synced), deletes, then
@@ -23,6 +24,12 @@ pub const MARKER: &str = "factory-reset.pending";
 /// The file system's own directory at the root of an ext4 partition: a data
 /// dir that is a mount point has one, and a reset leaves it.
 const LOST_AND_FOUND: &str = "lost+found";
+
+/// Where an image with a read-only root keeps the console's network
+/// settings (`[console] network_dir`, bind-mounted over
+/// `/etc/systemd/network` for networkd). A reset leaves it, so the box stays
+/// reachable at the address the technician gave it.
+pub const NETWORK_DIR: &str = "network";
 
 /// What a reset removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -92,9 +99,11 @@ fn finish(data_dir: &Path, files_root: &Path, user_files: bool) -> anyhow::Resul
             .unwrap_or_default();
         // lost+found belongs to the file system when the data dir is a
         // partition of its own (the image's data partition); Coffer never
-        // writes there.
+        // writes there. The network settings are the box's place on the LAN,
+        // not its ownership.
         if name == MARKER
             || name == LOST_AND_FOUND
+            || name == NETWORK_DIR
             || name == crate::control::SOCKET_FILE
             || same(&path, files_root)
             || first.contains(&name.as_str())
@@ -227,12 +236,21 @@ mod tests {
     }
 
     #[test]
-    fn a_partitions_lost_and_found_stays() {
+    fn a_partitions_lost_and_found_and_the_network_settings_stay() {
         let (_t, data, files) = setup();
         std::fs::create_dir(data.join(LOST_AND_FOUND)).unwrap();
-        let wiped = reset(&data, &files, false).unwrap();
-        assert!(!wiped.state.iter().any(|s| s == LOST_AND_FOUND));
+        std::fs::create_dir(data.join(NETWORK_DIR)).unwrap();
+        let file = data.join(NETWORK_DIR).join("50-coffer-eth0.network");
+        std::fs::write(&file, "[Match]\nName=eth0\n").unwrap();
+        let wiped = reset(&data, &files, true).unwrap();
+        assert!(
+            !wiped
+                .state
+                .iter()
+                .any(|s| s == LOST_AND_FOUND || s == NETWORK_DIR)
+        );
         assert!(data.join(LOST_AND_FOUND).is_dir());
+        assert!(file.is_file());
         assert!(!data.join("coffer.redb").exists());
     }
 

@@ -592,3 +592,40 @@ fn journald_gets_the_audit_fields_and_the_session_id() {
     assert_eq!(field(granted, "METHOD"), ["publickey"]);
     assert_eq!(field(granted, "SESSION_ID").len(), 1, "{granted:?}");
 }
+
+#[test]
+fn read_only_root_networkd_drop_in_is_a_valid_unit_setting() {
+    // Debian's own systemd-networkd.service with the image's drop-in beside
+    // it: systemd-analyze loads drop-ins from the unit's directory and warns
+    // about every setting it cannot use.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        "/lib/systemd/system/systemd-networkd.service",
+        dir.path().join("systemd-networkd.service"),
+    )
+    .expect("systemd-networkd.service (Debian package systemd) must be installed");
+    let drop_in = dir.path().join("systemd-networkd.service.d");
+    std::fs::create_dir(&drop_in).unwrap();
+    std::fs::copy(
+        root.join("systemd/read-only-root/systemd-networkd.service.d/coffer-network.conf"),
+        drop_in.join("coffer-network.conf"),
+    )
+    .unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--no-pager"])
+        .arg(dir.path().join("systemd-networkd.service"))
+        .output()
+        .expect("systemd-analyze (Debian package systemd) must be installed: tests/run does it");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("coffer-network.conf"), "{text}");
+    // The console writes where networkd's bind mount reads.
+    let conf = std::fs::read_to_string(drop_in.join("coffer-network.conf")).unwrap();
+    assert!(conf.contains("BindReadOnlyPaths=/var/lib/coffer/network:/etc/systemd/network"));
+    let recipe = std::fs::read_to_string(
+        root.join("yocto/meta-coffer/recipes-coffer/coffer/coffer_0.1.0.bb"),
+    )
+    .unwrap();
+    assert!(recipe.contains(r#"network_dir = "${localstatedir}/lib/coffer/network""#));
+}

@@ -78,6 +78,13 @@ do_install:append() {
     install -m 0644 ${S}/systemd/serial-getty@.service.d/coffer-console.conf \
         ${D}${sysconfdir}/systemd/system/serial-getty@.service.d/
     install -d -m 0700 ${D}${localstatedir}/lib/coffer
+    # The root is read-only: the console's network settings live on the data
+    # partition, and networkd sees them through a bind mount.
+    sed -i 's|^network_dir = .*|network_dir = "${localstatedir}/lib/coffer/network"|' \
+        ${D}${sysconfdir}/coffer/coffer.toml
+    install -d ${D}${systemd_system_unitdir}/systemd-networkd.service.d
+    install -m 0644 ${S}/systemd/read-only-root/systemd-networkd.service.d/coffer-network.conf \
+        ${D}${systemd_system_unitdir}/systemd-networkd.service.d/
 }
 
 FILES:${PN} += "${systemd_system_unitdir} \
