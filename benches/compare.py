@@ -381,9 +381,13 @@ class ProFtpd(Server):
                         "pwtotp": "password+keyboard-interactive",
                         "keytotp": "publickey+keyboard-interactive"}[self.variant]
         modules = ["mod_sftp.c"]
+        # mod_auth_otp compares codes through the auth modules' "check"
+        # handlers, so it must be in AuthOrder.
+        auth_order = "mod_auth_unix.c"
         otp = ""
         if self.variant != "plain":
             modules += ["mod_sql.c", "mod_sql_sqlite.c", "mod_auth_otp.c"]
+            auth_order = "mod_auth_otp.c mod_auth_unix.c"
             otp = f"""SQLEngine log
 SQLBackend sqlite3
 SQLConnectInfo {b.otp_db}
@@ -393,6 +397,7 @@ SQLNamedQuery update-user-totp UPDATE "counter = %{{1}} WHERE user = '%{{0}}'" a
 AuthOTPEngine on
 AuthOTPAlgorithm totp
 AuthOTPTable sql:/get-user-totp/update-user-totp
+AuthOTPLog {d}/auth_otp.log
 """
         cfg = d / "proftpd.conf"
         cfg.write_text(f"""ServerType standalone
@@ -415,7 +420,7 @@ TimeoutIdle 900
 TimeoutLogin 30
 RequireValidShell off
 DefaultRoot ~
-AuthOrder mod_auth_unix.c
+AuthOrder {auth_order}
 AllowOverwrite on
 Umask 022
 ModulePath /usr/lib/proftpd
@@ -595,8 +600,11 @@ class Bench:
                "-o", "HostKeyAlgorithms=ssh-ed25519", "-o", "StrictHostKeyChecking=no",
                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                "-o", "IdentitiesOnly=yes", "-o", "NumberOfPasswordPrompts=1"]
+        # Password + code: OpenSSH (PAM) and Coffer ask for both by
+        # keyboard-interactive; ProFTPD asks for the password by the password
+        # method, then for the code by keyboard-interactive.
         prefs = {"key": "publickey", "password": "password", "token": "password",
-                 "password+totp": "keyboard-interactive",
+                 "password+totp": "keyboard-interactive,password",
                  "key+totp": "publickey,keyboard-interactive"}[method]
         cmd += ["-o", f"PreferredAuthentications={prefs}"]
         if "key" in method:
@@ -610,8 +618,10 @@ class Bench:
         cmd += ["-b", str(batch_file), f"{user}@127.0.0.1"]
         env = dict(os.environ, SSH_ASKPASS=str(self.askpass), SSH_ASKPASS_REQUIRE="force",
                    DISPLAY=":0", BENCH_PASSWORD=password, BENCH_CODE=code or "")
-        if not self.commands or len(self.commands) < 12:
-            self.commands.append(" ".join(cmd))
+        # Each distinct client command once (servers, methods, ciphers).
+        line = " ".join(cmd)
+        if line not in self.commands and len(self.commands) < 40:
+            self.commands.append(line)
         t0 = time.monotonic()
         r = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, start_new_session=True, timeout=timeout)
@@ -1128,8 +1138,10 @@ class Bench:
             "(`sshd-pwtotp`: pam_unix + pam_google_authenticator; `sshd-keytotp`: "
             "`AuthenticationMethods publickey,keyboard-interactive` + pam_google_authenticator).",
             "- ProFTPD: `proftpd -n -c CONFIG` with mod_sftp (`DefaultRoot ~`, mod_auth_unix); "
-            "for TOTP, mod_sql + mod_sql_sqlite + mod_auth_otp with "
-            "`SFTPAuthMethods password+keyboard-interactive` or "
+            "for TOTP, mod_sql + mod_sql_sqlite + mod_auth_otp (`AuthOrder mod_auth_otp.c "
+            "mod_auth_unix.c`: mod_auth_otp compares codes through the auth modules) with "
+            "`SFTPAuthMethods password+keyboard-interactive` (the client sends the password "
+            "by the password method, then the code by keyboard-interactive) or "
             "`publickey+keyboard-interactive`. mod_sftp 1.3.8 has no chacha20-poly1305.",
             "- TOTP replay: Coffer never accepts a code twice, so each TOTP login uses its own "
             "enrolled account; the peers' configurations accept a repeated code.",
