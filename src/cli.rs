@@ -500,13 +500,20 @@ pub fn main() -> ExitCode {
 
 /// Logs to stderr with `default` as the filter unless RUST_LOG says otherwise.
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = match crate::system::logging::env_filter() {
+        Some(Ok(filter)) => filter,
+        _ => crate::system::logging::parse_filter(default)
+            .unwrap_or_else(|_| tracing_subscriber::filter::Targets::new()),
+    };
+    let layer = tracing_subscriber::fmt::layer()
         .compact()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
         .try_init();
 }
 

@@ -812,7 +812,7 @@ pub(crate) fn retain_of(r: &impl Read) -> Result<u64, StoreError> {
 /// HMAC-SHA256 of `data` under `key`, hex-encoded.
 pub(crate) fn keyed_hash(key: &[u8; 32], data: &[u8]) -> String {
     use hmac::{Hmac, Mac};
-    match <Hmac<sha2::Sha256> as Mac>::new_from_slice(key) {
+    match <Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(key) {
         Ok(mut mac) => {
             mac.update(data);
             data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes())

@@ -1,7 +1,8 @@
 //! TOTP (RFC 6238): configurations, code checks with replay protection,
 //! otpauth:// URIs.
 //!
-//! Codes are computed by totp-rs and compared in constant time. A check
+//! Codes are computed here (RFC 4226 truncation of an HMAC of the step
+//! counter, RFC 6238 steps) and compared in constant time. A check
 //! accepts the current step and one step either side, but only a step later
 //! than the last one accepted for the enrolment: a code, and every code
 //! before it, is good once.
@@ -26,11 +27,23 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    fn lib(self) -> totp_rs::Algorithm {
+    /// HMAC of `message` under `key` with this hash.
+    fn hmac(self, key: &[u8], message: &[u8]) -> Zeroizing<Vec<u8>> {
+        fn run<M: hmac::Mac + hmac::KeyInit>(key: &[u8], message: &[u8]) -> Zeroizing<Vec<u8>> {
+            // HMAC takes a key of any length (longer ones are hashed first),
+            // so this cannot fail; an empty result would match no code.
+            match <M as hmac::KeyInit>::new_from_slice(key) {
+                Ok(mut mac) => {
+                    mac.update(message);
+                    Zeroizing::new(mac.finalize().into_bytes().to_vec())
+                }
+                Err(_) => Zeroizing::new(Vec::new()),
+            }
+        }
         match self {
-            Algorithm::Sha1 => totp_rs::Algorithm::SHA1,
-            Algorithm::Sha256 => totp_rs::Algorithm::SHA256,
-            Algorithm::Sha512 => totp_rs::Algorithm::SHA512,
+            Algorithm::Sha1 => run::<hmac::Hmac<sha1::Sha1>>(key, message),
+            Algorithm::Sha256 => run::<hmac::Hmac<sha2::Sha256>>(key, message),
+            Algorithm::Sha512 => run::<hmac::Hmac<sha2::Sha512>>(key, message),
         }
     }
 
@@ -131,15 +144,24 @@ impl From<&TotpConfig> for Params {
 
 impl Params {
     /// The code for step `step` (the step counter, not a time).
+    ///
+    /// RFC 4226's HOTP of the step counter: the HMAC's low nibble picks four
+    /// bytes, their low 31 bits modulo 10^digits are the code. An empty
+    /// string if the HMAC failed, which matches no code.
     pub fn code_at_step(&self, seed: &[u8], step: u64) -> Zeroizing<String> {
-        let totp = totp_rs::TOTP::new_unchecked(
-            self.algorithm.lib(),
-            self.digits as usize,
-            0,
-            self.period.max(1),
-            seed.to_vec(),
-        );
-        Zeroizing::new(totp.generate(step.saturating_mul(self.period.max(1))))
+        let mac = self.algorithm.hmac(seed, &step.to_be_bytes());
+        let offset = mac.last().map_or(0, |b| usize::from(b & 0x0f));
+        let Some(&[a, b, c, d]) = mac.get(offset..offset + 4) else {
+            return Zeroizing::new(String::new());
+        };
+        let binary = u64::from(u32::from_be_bytes([a & 0x7f, b, c, d]));
+        let digits = self.digits.clamp(1, 10);
+        let modulus = 10u64.pow(digits);
+        Zeroizing::new(format!(
+            "{:0width$}",
+            binary % modulus,
+            width = digits as usize
+        ))
     }
 
     /// The step counter at time `now`.

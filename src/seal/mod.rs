@@ -137,7 +137,7 @@ impl DataKey {
     /// Different labels give unrelated keys; the same label always gives the same
     /// key for the same data key.
     pub fn subkey(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
-        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_slice()) {
+        let mut mac = match <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(self.0.as_slice()) {
             Ok(mac) => mac,
             // HMAC accepts keys of every length, so this arm cannot be taken.
             Err(_) => unreachable!("HMAC-SHA256 rejected a 32-byte key"),
@@ -150,7 +150,7 @@ impl DataKey {
 
     fn cipher(&self) -> XChaCha20Poly1305 {
         let key = self.subkey(AEAD_LABEL);
-        XChaCha20Poly1305::new(key.as_slice().into())
+        XChaCha20Poly1305::new((&*key).into())
     }
 
     /// Encrypts a reversible secret (e.g. a TOTP seed) with XChaCha20-Poly1305
@@ -168,7 +168,7 @@ impl DataKey {
         let sealed = self
             .cipher()
             .encrypt(
-                XNonce::from_slice(&nonce),
+                &XNonce::from(nonce),
                 Payload {
                     msg: plaintext,
                     aad: context,
@@ -196,9 +196,10 @@ impl DataKey {
         let Some((nonce, sealed)) = rest.split_at_checked(NONCE_LEN) else {
             return Err(SealError::Tampered);
         };
+        let nonce = XNonce::try_from(nonce).map_err(|_| SealError::Tampered)?;
         self.cipher()
             .decrypt(
-                XNonce::from_slice(nonce),
+                &nonce,
                 Payload {
                     msg: sealed,
                     aad: context,

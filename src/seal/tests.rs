@@ -562,3 +562,25 @@ fn private_file_never_overwrites() {
     // The temporary file is gone on the failure path too.
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn blobs_sealed_by_another_implementation_open() {
+    // Sealed by libsodium's XChaCha20-Poly1305 under HMAC-SHA256(data key,
+    // AEAD label), data key 00..1f, nonce 64..7b: the format does not
+    // depend on the crate that implements it.
+    let key = DataKey::from_bytes(Zeroizing::new(std::array::from_fn(|i| i as u8)));
+    let blob = data_encoding::HEXLOWER
+        .decode(
+            b"016465666768696a6b6c6d6e6f707172737475767778797a7b136c67b77abdbfb99baf2c\
+              7a13a8e9cbf5545f40fb354e18c9e258e3fa6d6781742670ef38",
+        )
+        .unwrap();
+    assert_eq!(
+        key.decrypt(b"alice/1", &blob).unwrap().as_slice(),
+        b"JBSWY3DPEHPK3PXP seed"
+    );
+    assert!(matches!(
+        key.decrypt(b"alice/2", &blob),
+        Err(SealError::Tampered)
+    ));
+}

@@ -25,9 +25,10 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Registry, reload};
+use tracing_subscriber::{Registry, reload};
 
 /// The journal's native socket.
 pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
@@ -67,13 +68,43 @@ impl std::fmt::Display for Target {
     }
 }
 
-static RELOAD: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+static RELOAD: OnceLock<reload::Handle<Targets, Registry>> = OnceLock::new();
 
-/// Checks a filter such as `info` or `coffer=debug,russh=warn`.
-pub fn parse_filter(level: &str) -> anyhow::Result<EnvFilter> {
-    EnvFilter::try_new(level).map_err(|e| {
+/// Checks a filter such as `info` or `coffer=debug,russh=warn`: a default
+/// level and `target=level` pairs, comma-separated (tracing's `Targets`
+/// syntax; no span or field filters, which would pull in a regex engine).
+pub fn parse_filter(level: &str) -> anyhow::Result<Targets> {
+    targets(level).map_err(|e| {
         anyhow!("log_level = {level:?} is not a log filter ({e}); use e.g. info or coffer=debug")
     })
+}
+
+/// Parses `Targets` syntax, refusing what would parse but not mean what it
+/// says: `Targets` takes `coffer[login]=debug` (a span filter elsewhere)
+/// as a target of that name, which never matches.
+fn targets(text: &str) -> Result<Targets, String> {
+    let text = text.trim();
+    if let Some(c) = text
+        .chars()
+        .find(|c| matches!(c, '[' | ']' | '{' | '}' | '"'))
+    {
+        return Err(format!(
+            "{c:?}: span and field filters are not supported, only target=level pairs"
+        ));
+    }
+    if text.contains(char::is_whitespace) {
+        return Err("no spaces inside a filter".into());
+    }
+    text.parse::<Targets>().map_err(|e| e.to_string())
+}
+
+/// The filter `RUST_LOG` names, when it is set and not blank.
+pub fn env_filter() -> Option<anyhow::Result<Targets>> {
+    let value = std::env::var("RUST_LOG").ok()?;
+    if value.trim().is_empty() {
+        return None;
+    }
+    Some(targets(&value).map_err(|e| anyhow!("RUST_LOG = {value:?} is not a log filter ({e})")))
 }
 
 /// Whether `RUST_LOG` decides the level (and a reload leaves it alone).
@@ -83,10 +114,9 @@ pub fn rust_log_set() -> bool {
 
 /// Sets up the server's log. Returns where it goes.
 pub fn init(level: &str, target: Target) -> anyhow::Result<Target> {
-    let filter = if rust_log_set() {
-        EnvFilter::try_from_default_env().map_err(|e| anyhow!("RUST_LOG: {e}"))?
-    } else {
-        parse_filter(level)?
+    let filter = match env_filter() {
+        Some(filter) => filter?,
+        None => parse_filter(level)?,
     };
     let journal = match target {
         Target::Stderr => false,
@@ -162,5 +192,13 @@ mod tests {
         assert!(parse_filter("coffer=debug,russh=warn").is_ok());
         let err = parse_filter("coffer=loud").unwrap_err().to_string();
         assert!(err.contains("log_level"), "{err}");
+        // A default level and target pairs; no span or field filters.
+        let filter = parse_filter(" warn,coffer::ssh=trace ").unwrap();
+        assert!(filter.would_enable("coffer::ssh::files", &tracing::Level::TRACE));
+        assert!(!filter.would_enable("russh", &tracing::Level::INFO));
+        assert!(filter.would_enable("russh", &tracing::Level::WARN));
+        for spans in ["coffer[login]=debug", "[{user=alice}]=trace"] {
+            assert!(parse_filter(spans).is_err(), "{spans}");
+        }
     }
 }

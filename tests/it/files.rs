@@ -29,7 +29,7 @@ fn coffer() -> &'static str {
 
 fn sha(path: &Path) -> String {
     let data = std::fs::read(path).unwrap();
-    format!("{:x}", Sha256::digest(&data))
+    data_encoding::HEXLOWER.encode(&Sha256::digest(&data))
 }
 
 /// Deterministic pseudo-random bytes.
