@@ -98,18 +98,22 @@ fn targets(text: &str) -> Result<Targets, String> {
     text.parse::<Targets>().map_err(|e| e.to_string())
 }
 
+/// `RUST_LOG`, when it is set and not blank.
+fn rust_log() -> Option<String> {
+    std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
 /// The filter `RUST_LOG` names, when it is set and not blank.
 pub fn env_filter() -> Option<anyhow::Result<Targets>> {
-    let value = std::env::var("RUST_LOG").ok()?;
-    if value.trim().is_empty() {
-        return None;
-    }
+    let value = rust_log()?;
     Some(targets(&value).map_err(|e| anyhow!("RUST_LOG = {value:?} is not a log filter ({e})")))
 }
 
 /// Whether `RUST_LOG` decides the level (and a reload leaves it alone).
 pub fn rust_log_set() -> bool {
-    std::env::var("RUST_LOG").is_ok_and(|v| !v.trim().is_empty())
+    rust_log().is_some()
 }
 
 /// Sets up the server's log. Returns where it goes.
