@@ -43,9 +43,14 @@
 //!
 //! # Limits
 //!
-//! At most [`SftpLimits::max_outstanding`] requests are in flight; beyond
-//! that the reader stops reading, and the SSH window pushes back on the
-//! client. At most [`SftpLimits::max_handles`] handles are open. READ
+//! At most [`SftpLimits::max_outstanding`] batches of requests are in
+//! flight, and READ replies being made or waiting to be sent hold at most
+//! `max_outstanding` × `max_read` bytes; beyond that the server waits for
+//! the client to take its replies. Requests that come meanwhile wait in the
+//! stream: on an SSH channel they are taken off the channel regardless (up
+//! to 16 MiB ahead), because russh stalls the whole connection, replies
+//! included, while a channel's queue is full. At most 65,536 replies wait
+//! to be sent. At most [`SftpLimits::max_handles`] handles are open. READ
 //! lengths are cut to [`SftpLimits::max_read`]. A packet longer than
 //! [`SftpLimits::max_packet`] (but at most 64 MiB) is skipped without
 //! being buffered and answered with a failure; a longer one, a malformed
@@ -62,7 +67,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::{Counters, Fault, Follow, FsError, Listing, OpenHow, Root, Stat, Summary, VPath};
@@ -71,7 +76,8 @@ use wire::{Attrs, Extended, Frame, FrameError, FrameReader, Request, fx, msg, op
 /// Bounds of one SFTP session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SftpLimits {
-    /// Requests in flight at once; beyond this the server stops reading.
+    /// Batches of requests in flight at once, and READ replies (of
+    /// `max_read` bytes) being made or waiting to be sent.
     pub max_outstanding: usize,
     /// Open file and folder handles at once.
     pub max_handles: usize,
@@ -199,7 +205,7 @@ where
     W: Replies,
 {
     let limits = limits.sane();
-    let (queue, rx) = mpsc::channel(limits.max_outstanding);
+    let (queue, rx) = mpsc::channel(REPLY_QUEUE);
     let writer = tokio::spawn(write_loop(replies, rx));
     let counters = Arc::new(Counters::default());
     let mut session = Session {
@@ -212,6 +218,9 @@ where
         handles: HashMap::new(),
         next_handle: 1,
         queue,
+        read_budget: Arc::new(Semaphore::new(
+            limits.max_outstanding * limits.max_read as usize,
+        )),
         tasks: JoinSet::new(),
         in_flight: Vec::new(),
         next_seq: 0,
@@ -234,6 +243,15 @@ where
     }
 }
 
+/// Most replies waiting to be sent. Replies wait only while the client does
+/// not take them: the server does not stop reading requests for them (see
+/// the module documentation).
+const REPLY_QUEUE: usize = 65_536;
+
+/// A reply in the queue, and the share of the read budget its data holds
+/// until the writer takes it.
+type Queued = (Pending, Option<OwnedSemaphorePermit>);
+
 /// A reply in the queue, in request order.
 enum Pending {
     /// Already built.
@@ -246,7 +264,7 @@ enum Pending {
 /// 9.x truncate an in-place download whose replies arrive out of order),
 /// while the work behind them runs concurrently. Replies that are ready
 /// are handed to `out` together.
-async fn write_loop<W: Replies>(mut out: W, mut rx: mpsc::Receiver<Pending>) -> io::Result<()> {
+async fn write_loop<W: Replies>(mut out: W, mut rx: mpsc::Receiver<Queued>) -> io::Result<()> {
     /// Enough gathered for one send.
     const GATHER_BYTES: usize = 1024 * 1024;
     const GATHER_FRAMES: usize = 64;
@@ -254,12 +272,12 @@ async fn write_loop<W: Replies>(mut out: W, mut rx: mpsc::Receiver<Pending>) -> 
     let mut ready: VecDeque<Bytes> = VecDeque::new();
     let mut ready_bytes = 0usize;
     // The first reply in line whose work is not done yet.
-    let mut head: Option<(u32, oneshot::Receiver<Bytes>)> = None;
+    let mut head: Option<(u32, oneshot::Receiver<Bytes>, Option<OwnedSemaphorePermit>)> = None;
     let mut closed = false;
     loop {
         // Take everything that is ready, in order, up to the head.
         while ready_bytes < GATHER_BYTES && ready.len() < GATHER_FRAMES {
-            if let Some((id, reply)) = head.as_mut() {
+            if let Some((id, reply, _)) = head.as_mut() {
                 let frame = match reply.try_recv() {
                     Ok(frame) => frame,
                     Err(oneshot::error::TryRecvError::Empty) => break,
@@ -270,11 +288,11 @@ async fn write_loop<W: Replies>(mut out: W, mut rx: mpsc::Receiver<Pending>) -> 
                 head = None;
             }
             match rx.try_recv() {
-                Ok(Pending::Ready(frame)) => {
+                Ok((Pending::Ready(frame), _)) => {
                     ready_bytes += frame.len();
                     ready.push_back(frame);
                 }
-                Ok(Pending::Later(id, reply)) => head = Some((id, reply)),
+                Ok((Pending::Later(id, reply), budget)) => head = Some((id, reply, budget)),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     closed = true;
@@ -284,7 +302,7 @@ async fn write_loop<W: Replies>(mut out: W, mut rx: mpsc::Receiver<Pending>) -> 
         }
         if ready.is_empty() {
             // Nothing to send: wait for the head's work or the next reply.
-            if let Some((id, reply)) = head.take() {
+            if let Some((id, reply, _)) = head.take() {
                 let frame = reply.await.unwrap_or_else(|_| lost(id));
                 ready_bytes += frame.len();
                 ready.push_back(frame);
@@ -294,11 +312,11 @@ async fn write_loop<W: Replies>(mut out: W, mut rx: mpsc::Receiver<Pending>) -> 
                 break;
             }
             match rx.recv().await {
-                Some(Pending::Ready(frame)) => {
+                Some((Pending::Ready(frame), _)) => {
                     ready_bytes += frame.len();
                     ready.push_back(frame);
                 }
-                Some(Pending::Later(id, reply)) => head = Some((id, reply)),
+                Some((Pending::Later(id, reply), budget)) => head = Some((id, reply, budget)),
                 None => break,
             }
             continue;
@@ -421,7 +439,10 @@ struct Session {
     ctx: Arc<Ctx>,
     handles: HashMap<u32, Handle>,
     next_handle: u32,
-    queue: mpsc::Sender<Pending>,
+    queue: mpsc::Sender<Queued>,
+    /// Bytes of READ replies being made or waiting to be sent, at most
+    /// `max_outstanding` × `max_read`.
+    read_budget: Arc<Semaphore>,
     tasks: JoinSet<u64>,
     in_flight: Vec<InFlight>,
     /// The sequence number of the next batch (and of the one being filled).
@@ -490,13 +511,27 @@ impl Session {
 
     /// Queues a reply; false when the writer is gone.
     async fn send(&mut self, reply: impl Into<Bytes>) -> bool {
-        self.enqueue(Pending::Ready(reply.into())).await
+        self.enqueue(Pending::Ready(reply.into()), None).await
+    }
+
+    /// A share of the read budget for a READ of `len` bytes; when the
+    /// budget is spent, waits for the writer (after starting the gathered
+    /// work, which the writer may wait for).
+    async fn reserve(&mut self, len: u32) -> Option<OwnedSemaphorePermit> {
+        let budget = self.read_budget.clone();
+        match budget.clone().try_acquire_many_owned(len) {
+            Ok(share) => Some(share),
+            Err(_) => {
+                self.submit();
+                budget.acquire_many_owned(len).await.ok()
+            }
+        }
     }
 
     /// Puts a reply in line; when the line is full, waits for the writer
     /// (after starting the gathered work, which the writer may wait for).
-    async fn enqueue(&mut self, pending: Pending) -> bool {
-        match self.queue.try_send(pending) {
+    async fn enqueue(&mut self, pending: Pending, budget: Option<OwnedSemaphorePermit>) -> bool {
+        match self.queue.try_send((pending, budget)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,
             Err(mpsc::error::TrySendError::Full(pending)) => {
@@ -553,13 +588,20 @@ impl Session {
 
     /// Gathers a job to run on the blocking pool alongside others; false
     /// when the client is gone.
-    async fn spawn_io<F, R>(&mut self, id: u32, handle: u32, access: Access, job: F) -> bool
+    async fn spawn_io<F, R>(
+        &mut self,
+        id: u32,
+        handle: u32,
+        access: Access,
+        budget: Option<OwnedSemaphorePermit>,
+        job: F,
+    ) -> bool
     where
         F: FnOnce(&Ctx) -> R + Send + 'static,
         R: Into<Bytes>,
     {
         let (reply_tx, reply_rx) = oneshot::channel();
-        if !self.enqueue(Pending::Later(id, reply_rx)).await {
+        if !self.enqueue(Pending::Later(id, reply_rx), budget).await {
             return false;
         }
         self.in_flight.push(InFlight {
@@ -622,11 +664,12 @@ impl Session {
                         len: u64::from(len),
                     };
                     self.order(h, access).await;
+                    let budget = self.reserve(len).await;
                     let len = len as usize;
                     match read_cached(&ctx, id, &f, offset, len) {
-                        Partial::Done(reply) => self.send(reply).await,
+                        Partial::Done(reply) => self.enqueue(Pending::Ready(reply), budget).await,
                         Partial::Pending(buf, _) => {
-                            self.spawn_io(id, h, access, move |ctx| {
+                            self.spawn_io(id, h, access, budget, move |ctx| {
                                 read_rest(ctx, id, &f, offset, buf, len)
                             })
                             .await
@@ -654,7 +697,7 @@ impl Session {
                     match write_cached(&ctx, id, &f, offset, &data) {
                         Partial::Done(reply) => self.send(reply).await,
                         Partial::Pending(_, n) => {
-                            self.spawn_io(id, h, access, move |ctx| {
+                            self.spawn_io(id, h, access, None, move |ctx| {
                                 write_rest(ctx, id, &f, offset, &data, n)
                             })
                             .await

@@ -6,11 +6,11 @@ use std::task::{Context, Poll};
 
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf as _, Bytes, BytesMut};
 use russh::server::Msg;
-use russh::{Channel, ChannelStream, ChannelWriteHalf};
+use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelStream, ChannelWriteHalf};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::handler::FilesKind;
 use crate::auth::flow::Session;
@@ -91,6 +91,93 @@ impl AsyncWrite for Lent {
             Some(s) => Pin::new(s).poll_flush(cx),
             None => Poll::Ready(Ok(())),
         }
+    }
+}
+
+/// Most bytes of requests taken off a channel ahead of the SFTP server.
+const BACKLOG_BYTES: u32 = 16 * 1024 * 1024;
+
+/// A channel's data, taken off the channel by a task of its own as soon as
+/// it arrives, up to [`BACKLOG_BYTES`] ahead of the reader.
+///
+/// russh hands each data packet to its channel through a bounded queue and,
+/// while that queue is full, waits with the whole connection: replies sent
+/// meanwhile wait too. A file server that stops reading requests until its
+/// replies are out would then wait forever on a client that sends more
+/// requests than the server works on at once (paramiko sends every READ of a
+/// download up front, and pipelines a put without waiting for the
+/// acknowledgements). Taking the requests off the channel keeps the
+/// connection moving; the bound keeps a client that never reads its replies
+/// from growing the backlog without end.
+struct Drained {
+    rx: mpsc::UnboundedReceiver<(Bytes, OwnedSemaphorePermit)>,
+    /// The data being read, and its share of the backlog.
+    current: Option<(Bytes, OwnedSemaphorePermit)>,
+}
+
+impl Drained {
+    fn new(mut half: ChannelReadHalf) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let backlog = Arc::new(Semaphore::new(BACKLOG_BYTES as usize));
+        tokio::spawn(async move {
+            while let Some(msg) = half.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => {
+                        let n = u32::try_from(data.len())
+                            .unwrap_or(u32::MAX)
+                            .min(BACKLOG_BYTES);
+                        let Ok(share) = backlog.clone().acquire_many_owned(n).await else {
+                            break;
+                        };
+                        if tx.send((data, share)).is_err() {
+                            break;
+                        }
+                    }
+                    ChannelMsg::Eof | ChannelMsg::Close => break,
+                    _ => {}
+                }
+            }
+        });
+        Drained { rx, current: None }
+    }
+}
+
+impl AsyncRead for Drained {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        // Everything that is there, up to the room in `buf`: the server
+        // gathers the requests of one read into one batch of work.
+        let mut copied = false;
+        while buf.remaining() > 0 {
+            if let Some((data, _)) = self.current.as_mut()
+                && !data.is_empty()
+            {
+                let n = data.len().min(buf.remaining());
+                buf.put_slice(data.get(..n).unwrap_or_default());
+                data.advance(n);
+                copied = true;
+                continue;
+            }
+            // Gives the bytes read back to the backlog.
+            self.current = None;
+            let next = if copied {
+                match self.rx.try_recv() {
+                    Ok(next) => Some(next),
+                    Err(_) => break,
+                }
+            } else {
+                // Nothing yet: wait for data, or the end of the channel's data.
+                std::task::ready!(self.rx.poll_recv(cx))
+            };
+            match next {
+                Some(next) => self.current = Some(next),
+                None => break,
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -214,11 +301,11 @@ pub(super) async fn run(
         FilesKind::Sftp => {
             // The halves of a channel do not close it when dropped: the
             // caller sends the exit status first.
-            let (mut requests, half) = channel.split();
+            let (requests, half) = channel.split();
             let replies = ChannelReplies::new(half).await;
             let limits = crate::files::sftp::SftpLimits::default();
             let served =
-                crate::files::sftp::serve_with(requests.make_reader(), replies, root, limits).await;
+                crate::files::sftp::serve_with(Drained::new(requests), replies, root, limits).await;
             let code = match served {
                 Ok(summary) => {
                     tracing::info!(account = %login.account, ?summary, "sftp session");

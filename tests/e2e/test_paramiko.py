@@ -1,6 +1,8 @@
 """Logins with paramiko over a real socket: every method, and every refusal
 leaves its audit event."""
 
+import hashlib
+import random
 import socket
 import subprocess
 
@@ -208,4 +210,25 @@ def test_shell_and_commands_are_refused_with_a_message(box):
     err = chan.makefile_stderr().read().decode()
     assert status == 1
     assert "SFTP and SCP only" in err
+    t.close()
+
+
+def test_pipelined_transfers_of_a_large_file(box, tmp_path):
+    """paramiko pipelines a put without waiting for acknowledgements and
+    prefetches a get by sending every READ at once: 2,048 requests for
+    64 MiB, far more than the server works on at a time. The transfers must
+    neither stall nor lose a byte."""
+    box.add_user("bob")
+    t = connect(box)
+    t.auth_password("bob", PASSWORD)
+    sftp = paramiko.SFTPClient.from_transport(t)
+    sftp.get_channel().settimeout(60)
+    data = random.randbytes(64 * 1024 * 1024)
+    src, dst = tmp_path / "src.bin", tmp_path / "dst.bin"
+    src.write_bytes(data)
+    sftp.put(str(src), "big.bin")
+    assert sftp.stat("big.bin").st_size == len(data)
+    sftp.get("big.bin", str(dst))
+    assert hashlib.sha256(dst.read_bytes()).digest() == hashlib.sha256(data).digest()
+    sftp.close()
     t.close()
