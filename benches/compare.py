@@ -64,6 +64,29 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait4_timeout(proc, timeout):
+    """Waits for a Popen child with os.wait4; returns (status, rusage). Past
+    the timeout its process group is killed and TimeoutExpired raised."""
+    expired = threading.Event()
+
+    def kill():
+        expired.set()
+        try:
+            os.killpg(proc.pid, 9)
+        except ProcessLookupError:
+            pass
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if expired.is_set():
+        raise subprocess.TimeoutExpired(proc.args, timeout)
+    return status, usage
+
+
 def loadavg():
     return Path("/proc/loadavg").read_text().split()[:3]
 
@@ -595,6 +618,14 @@ class Bench:
     def sftp(self, server, batch, method="key", user=USER, cipher=AES, code=None,
              password=PASSWORD, check=True, timeout=3600):
         """Runs OpenSSH's sftp with a batch; returns wall seconds."""
+        timed = self.sftp_timed(server, batch, method, user, cipher, code, password, check,
+                                timeout)
+        return timed[0] if timed else None
+
+    def sftp_timed(self, server, batch, method="key", user=USER, cipher=AES, code=None,
+                   password=PASSWORD, check=True, timeout=3600):
+        """Runs OpenSSH's sftp with a batch; returns (wall seconds, client CPU
+        seconds), the CPU time of sftp and its ssh, or None if it failed."""
         cmd = ["sftp", "-F", "/dev/null", "-q", "-P", str(server.port), "-c", cipher,
                "-o", f"MACs={MAC}", "-o", f"KexAlgorithms={KEX}",
                "-o", "HostKeyAlgorithms=ssh-ed25519", "-o", "StrictHostKeyChecking=no",
@@ -623,13 +654,20 @@ class Bench:
         if line not in self.commands and len(self.commands) < 40:
             self.commands.append(line)
         t0 = time.monotonic()
-        r = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, start_new_session=True, timeout=timeout)
-        dt = time.monotonic() - t0
-        if check and r.returncode != 0:
+        with tempfile.TemporaryFile() as err:
+            p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            # wait4: this client's own CPU time (sftp and the ssh it reaped),
+            # separate from other clients running in parallel.
+            status, usage = wait4_timeout(p, timeout)
+            dt = time.monotonic() - t0
+            err.seek(0)
+            stderr = err.read()
+        code_ = os.waitstatus_to_exitcode(status)
+        if check and code_ != 0:
             raise RuntimeError(f"sftp to {server.name} ({method}) failed: "
-                               f"{r.stderr.decode(errors='replace').strip()[:300]}")
-        return dt if r.returncode == 0 else None
+                               f"{stderr.decode(errors='replace').strip()[:300]}")
+        return (dt, usage.ru_utime + usage.ru_stime) if code_ == 0 else None
 
     def clean_home(self, server):
         home = server.home()
@@ -689,9 +727,9 @@ class Bench:
                     if name == "proftpd" and cipher == CHACHA:
                         continue  # mod_sftp 1.3.8 has no chacha20-poly1305
                     for direction in ("up", "down"):
-                        results.setdefault((cipher, direction), {}).setdefault(name, ([], [], []))
-                    if True:
-                        self.sftp(s, ["put %s warm.bin" % self.part, "rm warm.bin"], cipher=cipher)
+                        results.setdefault((cipher, direction), {}).setdefault(
+                            name, ([], [], [], []))
+                    self.sftp(s, ["put %s warm.bin" % self.part, "rm warm.bin"], cipher=cipher)
                     for rep in range(a.repeats):
                         self.clean_home(s)
                         for direction in ("up", "down"):
@@ -700,13 +738,14 @@ class Bench:
                             s.settle()
                             c0 = s.cpu()
                             with PeakRss(s.pid) as peak:
-                                dt = self.sftp(s, batch, cipher=cipher)
+                                dt, client = self.sftp_timed(s, batch, cipher=cipher)
                             s.settle()
                             cpu = s.cpu() - c0
-                            mbps, cpg, rss = results[(cipher, direction)][name]
+                            mbps, cpg, rss, ccpg = results[(cipher, direction)][name]
                             mbps.append(size / dt / 1e6)
                             cpg.append(cpu / (size / GIB))
                             rss.append(peak.peak / 1024)
+                            ccpg.append(client / (size / GIB))
                         if rep == 0 and not filecmp.cmp(self.payload, self.work / "dl/down.bin",
                                                         shallow=False):
                             raise RuntimeError(f"{name}: the downloaded file differs")
@@ -721,6 +760,8 @@ class Bench:
                      {k: v[0] for k, v in per.items()}, "≥1.5× OpenSSH")
             self.add("throughput", f"server CPU per GiB, {direction}, {short}", "s", "lower",
                      {k: v[1] for k, v in per.items()}, "≤0.5× OpenSSH")
+            self.add("throughput", f"client CPU per GiB (sftp + ssh), {direction}, {short}",
+                     "s", "lower", {k: v[3] for k, v in per.items()})
             self.add("memory", f"peak RSS during {direction}, {short}", "MiB", "lower",
                      {k: v[2] for k, v in per.items()})
 
@@ -741,11 +782,11 @@ class Bench:
                                    for i in range(a.parallel)]
                         s.settle()
                         c0 = s.cpu()
-                        errors = []
+                        errors, clients = [], []
 
                         def go(b):
                             try:
-                                self.sftp(s, b)
+                                clients.append(self.sftp_timed(s, b)[1])
                             except Exception as e:
                                 errors.append(e)
                         threads = [threading.Thread(target=go, args=(b,)) for b in batches]
@@ -760,10 +801,11 @@ class Bench:
                             raise errors[0]
                         s.settle()
                         cpu = s.cpu() - c0
-                        r = results.setdefault(direction, {}).setdefault(name, ([], [], []))
+                        r = results.setdefault(direction, {}).setdefault(name, ([], [], [], []))
                         r[0].append(total / dt / 1e6)
                         r[1].append(cpu / (total / GIB))
                         r[2].append(peak.peak / 1024)
+                        r[3].append(sum(clients) / (total / GIB))
                 self.clean_home(s)
             finally:
                 self.stopped(s)
@@ -775,6 +817,8 @@ class Bench:
                      "≥1.5× OpenSSH")
             self.add("throughput", f"server CPU per GiB, {a.parallel} sessions {direction}", "s",
                      "lower", {k: v[1] for k, v in per.items()}, "≤0.5× OpenSSH")
+            self.add("throughput", f"client CPU per GiB, {a.parallel} sessions {direction}", "s",
+                     "lower", {k: v[3] for k, v in per.items()})
             self.add("memory", f"peak RSS during {a.parallel} sessions {direction}", "MiB",
                      "lower", {k: v[2] for k, v in per.items()})
 
@@ -862,7 +906,7 @@ class Bench:
 
     def memory(self):
         a = self.args
-        idle, per_session, held, setup_s, pss = {}, {}, {}, {}, {}
+        idle, per_session, marginal, held, setup_s, pss = {}, {}, {}, {}, {}, {}
         import paramiko
         key = paramiko.Ed25519Key.from_private_key_file(str(self.client_key))
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -878,7 +922,15 @@ class Bench:
                     pss_base = pss_kib(s.pid)
                     idle.setdefault(name, []).append(base / 1024)
                     t0 = time.monotonic()
-                    for _ in range(n):
+                    one_held, pause = None, 0.0
+                    for i in range(n):
+                        if i == 1:
+                            # The first session also brings in code and
+                            # allocator state that every later one shares.
+                            p0 = time.monotonic()
+                            time.sleep(1)
+                            one_held = rss_kib(s.pid)
+                            pause = time.monotonic() - p0
                         t = paramiko.Transport(("127.0.0.1", s.port))
                         # paramiko has no AES-GCM: aes128-ctr + hmac-sha2-256 here
                         t.get_security_options().kex = ("curve25519-sha256@libssh.org",)
@@ -887,7 +939,8 @@ class Bench:
                         t.start_client(timeout=30)
                         t.auth_publickey(USER, key)
                         sessions.append((t, paramiko.SFTPClient.from_transport(t)))
-                    setup_s.setdefault(n, {}).setdefault(name, []).append(time.monotonic() - t0)
+                    setup_s.setdefault(n, {}).setdefault(name, []).append(
+                        time.monotonic() - t0 - pause)
                     time.sleep(1)
                     for t, c in sessions:  # every session still answers
                         c.stat(".")
@@ -896,6 +949,9 @@ class Bench:
                     pss.setdefault(n, {}).setdefault(name, []).append((pss_n - pss_base) / n)
                     held.setdefault(n, {}).setdefault(name, []).append(total / 1024)
                     per_session.setdefault(n, {}).setdefault(name, []).append((total - base) / n)
+                    if one_held is not None:
+                        marginal.setdefault(n, {}).setdefault(name, []).append(
+                            (total - one_held) / (n - 1))
                 finally:
                     for t, c in sessions:
                         try:
@@ -910,8 +966,10 @@ class Bench:
         for n in a.sessions:
             self.add("memory", f"RSS with {n} idle SFTP sessions", "MiB", "lower", held.get(n, {}),
                      "held without error" if n >= 1000 else None)
-            self.add("memory", f"RSS per session ({n} held)", "KiB", "lower",
-                     per_session.get(n, {}), "≤ 64 KiB")
+            self.add("memory", f"RSS per session ({n} held, over idle)", "KiB", "lower",
+                     per_session.get(n, {}))
+            self.add("memory", f"RSS per additional session ({n} held, over 1 held)", "KiB",
+                     "lower", marginal.get(n, {}), "≤ 64 KiB")
             self.add("memory", f"PSS per session ({n} held)", "KiB", "lower", pss.get(n, {}))
             self.add("memory", f"time to open {n} sessions (paramiko)", "s", "lower",
                      setup_s.get(n, {}))
