@@ -252,6 +252,23 @@ const REPLY_QUEUE: usize = 65_536;
 /// until the writer takes it.
 type Queued = (Pending, Option<OwnedSemaphorePermit>);
 
+/// The first reply in line whose work is not done yet, with its share of
+/// the read budget.
+type Head = (u32, oneshot::Receiver<Bytes>, Option<OwnedSemaphorePermit>);
+
+/// Takes a reply off the queue: one that is built joins `ready`; one still
+/// being worked on is returned, to become the head of the line.
+fn take(queued: Queued, ready: &mut VecDeque<Bytes>, ready_bytes: &mut usize) -> Option<Head> {
+    match queued {
+        (Pending::Ready(frame), _) => {
+            *ready_bytes += frame.len();
+            ready.push_back(frame);
+            None
+        }
+        (Pending::Later(id, reply), budget) => Some((id, reply, budget)),
+    }
+}
+
 /// A reply in the queue, in request order.
 enum Pending {
     /// Already built.
@@ -272,7 +289,7 @@ async fn write_loop<W: Replies>(mut out: W, mut rx: mpsc::Receiver<Queued>) -> i
     let mut ready: VecDeque<Bytes> = VecDeque::new();
     let mut ready_bytes = 0usize;
     // The first reply in line whose work is not done yet.
-    let mut head: Option<(u32, oneshot::Receiver<Bytes>, Option<OwnedSemaphorePermit>)> = None;
+    let mut head: Option<Head> = None;
     let mut closed = false;
     loop {
         // Take everything that is ready, in order, up to the head.
@@ -288,11 +305,7 @@ async fn write_loop<W: Replies>(mut out: W, mut rx: mpsc::Receiver<Queued>) -> i
                 head = None;
             }
             match rx.try_recv() {
-                Ok((Pending::Ready(frame), _)) => {
-                    ready_bytes += frame.len();
-                    ready.push_back(frame);
-                }
-                Ok((Pending::Later(id, reply), budget)) => head = Some((id, reply, budget)),
+                Ok(queued) => head = take(queued, &mut ready, &mut ready_bytes),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     closed = true;
@@ -312,11 +325,7 @@ async fn write_loop<W: Replies>(mut out: W, mut rx: mpsc::Receiver<Queued>) -> i
                 break;
             }
             match rx.recv().await {
-                Some((Pending::Ready(frame), _)) => {
-                    ready_bytes += frame.len();
-                    ready.push_back(frame);
-                }
-                Some((Pending::Later(id, reply), budget)) => head = Some((id, reply, budget)),
+                Some(queued) => head = take(queued, &mut ready, &mut ready_bytes),
                 None => break,
             }
             continue;
