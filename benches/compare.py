@@ -1041,6 +1041,10 @@ class Bench:
             return [Path(path).stat().st_size / MIB]
         coffer = {"coffer": mib(self.coffer)}
         self.add("binary", "stripped release (glibc, TPM feature)", "MiB", "lower", coffer)
+        helper = Path(self.coffer).with_name("coffer-tpm")
+        if helper.exists():
+            self.add("binary", "its TPM helper, coffer-tpm (links tpm2-tss; run only to "
+                     "seal and unseal)", "MiB", "lower", {"coffer": mib(helper)})
         peers = {"openssh": mib("/usr/sbin/sshd"), "proftpd": mib("/usr/sbin/proftpd")}
         self.notes.append("Peer binary sizes are the dynamically linked Debian main binaries "
                           "(sshd; proftpd without its modules), for scale only.")

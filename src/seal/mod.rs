@@ -12,6 +12,10 @@
 //!   the file can read every sealed secret; [`Backend`]'s `Display` says so plainly
 //!   so the UI can show it.
 //!
+//! The TPM operations themselves run in a helper process, `coffer-tpm`
+//! (`helper` module): the `coffer` executable does not link the TPM libraries,
+//! so the serving process never has them in memory.
+//!
 //! [`open`] decides which backend a data dir uses. The rule is that what is on
 //! disk wins: a data dir sealed by the TPM never silently falls back to a key file.
 //!
@@ -26,6 +30,8 @@
 //! used: the operator asked for something the data dir cannot honour, and
 //! quietly ignoring the request would hide a configuration mistake.
 
+#[cfg(feature = "tpm")]
+mod helper;
 mod keyfile;
 mod private_file;
 #[doc(hidden)]
@@ -420,7 +426,7 @@ pub enum SealError {
     #[error("the TPM failed to {action}: {message}")]
     Tpm {
         /// What was being done, e.g. "unseal the data key".
-        action: &'static str,
+        action: String,
         /// What the TPM stack said.
         message: String,
     },
@@ -459,6 +465,14 @@ pub fn open(
     create: bool,
 ) -> Result<(DataKey, SealStatus), SealError> {
     open_on(data_dir, options, create, &Platform::actual())
+}
+
+/// The `coffer-tpm` helper's `main`: answers one seal or unseal request from
+/// standard input on standard output. The `coffer` executable never loads the
+/// TPM libraries; see the helper module for why and for the exchange.
+#[cfg(feature = "tpm")]
+pub fn tpm_helper_main() -> std::process::ExitCode {
+    helper::main()
 }
 
 /// What [`open`] learns from the machine rather than from its arguments; tests
@@ -554,8 +568,8 @@ fn open_on(
                 #[cfg(feature = "tpm")]
                 NewBackend::Tpm(tcti) => {
                     let (key, hwrng_used) = DataKey::generate()?;
-                    let sealed = tpm::seal(&tcti, &key, options.bind_pcr7)?;
-                    private_file::create_new(data_dir, TPM_BLOB_NAME, &sealed.to_bytes())?;
+                    let sealed = helper::seal(&tcti, &key, options.bind_pcr7)?;
+                    private_file::create_new(data_dir, TPM_BLOB_NAME, &sealed)?;
                     tracing::info!(
                         path = %tpm_path.display(),
                         tcti = %tcti,
@@ -642,8 +656,10 @@ fn open_tpm(
     platform: &Platform,
 ) -> Result<(DataKey, SealStatus), SealError> {
     let bytes = private_file::read(path, tpm::MAX_BLOB_LEN)?;
-    let sealed = tpm::SealedObject::parse(&bytes)
-        .map_err(|reason| SealError::Corrupt(format!("{}: {reason}", path.display())))?;
+    let corrupt = |reason| SealError::Corrupt(format!("{}: {reason}", path.display()));
+    // The TPM structures inside are checked by the helper, which has the
+    // libraries that read them.
+    let sealed = tpm::SealedObject::parse_envelope(&bytes).map_err(corrupt)?;
     let tcti = platform.tcti(options).ok_or_else(no_tcti)?;
     if sealed.pcr7() != options.bind_pcr7 {
         tracing::warn!(
@@ -653,7 +669,10 @@ fn open_tpm(
             "the PCR 7 binding is fixed when the key is sealed; the sealed key keeps its own"
         );
     }
-    let key = tpm::unseal(&tcti, &sealed)?;
+    let key = helper::unseal(&tcti, &bytes).map_err(|e| match e {
+        SealError::Corrupt(reason) => corrupt(reason),
+        e => e,
+    })?;
     let status = tpm_status(&tcti, sealed.pcr7(), None);
     Ok((key, status))
 }

@@ -92,8 +92,26 @@ impl SealedObject {
         out
     }
 
-    /// Parses and checks the file format; the reason is for a `Corrupt` error.
+    /// Parses and checks the file format and the TPM structures in it; the
+    /// reason is for a `Corrupt` error.
     pub(super) fn parse(bytes: &[u8]) -> Result<SealedObject, String> {
+        let sealed = Self::parse_envelope(bytes)?;
+        let public = sealed.public_area().map_err(|e| e.to_string())?;
+        if !matches!(public, Public::KeyedHash { .. }) {
+            return Err("the public part is not a sealed data object".into());
+        }
+        if public.object_attributes().user_with_auth() == sealed.pcr7 {
+            return Err("the PCR 7 flag contradicts the object's attributes".into());
+        }
+        sealed.private_area().map_err(|e| e.to_string())?;
+        Ok(sealed)
+    }
+
+    /// Parses the file format only, without reading the TPM structures inside:
+    /// what the serving process can check without the TPM libraries, which
+    /// only the helper loads ([`super::helper`]). [`SealedObject::parse`]
+    /// checks the rest.
+    pub(super) fn parse_envelope(bytes: &[u8]) -> Result<SealedObject, String> {
         let mut reader = Reader(bytes);
         if reader.take(MAGIC.len()) != Some(MAGIC.as_slice()) {
             return Err("not a coffer TPM-sealed key (bad magic)".into());
@@ -110,23 +128,14 @@ impl SealedObject {
         }
         let public = reader.part().ok_or("truncated public part")?.to_vec();
         let private = reader.part().ok_or("truncated private part")?.to_vec();
-        if !reader.0.is_empty() {
+        if !reader.is_empty() {
             return Err("trailing bytes after the private part".into());
         }
-        let sealed = SealedObject {
+        Ok(SealedObject {
             public,
             private,
             pcr7: flags & FLAG_PCR7 != 0,
-        };
-        let public = sealed.public_area().map_err(|e| e.to_string())?;
-        if !matches!(public, Public::KeyedHash { .. }) {
-            return Err("the public part is not a sealed data object".into());
-        }
-        if public.object_attributes().user_with_auth() == sealed.pcr7 {
-            return Err("the PCR 7 flag contradicts the object's attributes".into());
-        }
-        sealed.private_area().map_err(|e| e.to_string())?;
-        Ok(sealed)
+        })
     }
 
     fn public_area(&self) -> tss_esapi::Result<Public> {
@@ -138,22 +147,28 @@ impl SealedObject {
     }
 }
 
-/// A cursor over the file's bytes that never reads past the end.
-struct Reader<'a>(&'a [u8]);
+/// A cursor over the file's bytes (or the helper's messages) that never reads
+/// past the end.
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(super) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let (head, rest) = self.0.split_at_checked(n)?;
         self.0 = rest;
         Some(head)
     }
 
-    fn byte(&mut self) -> Option<u8> {
+    /// Whether every byte was read.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(super) fn byte(&mut self) -> Option<u8> {
         self.take(1)?.first().copied()
     }
 
     /// A part prefixed by its big-endian u16 length; empty parts are refused.
-    fn part(&mut self) -> Option<&'a [u8]> {
+    pub(super) fn part(&mut self) -> Option<&'a [u8]> {
         let len = u16::from_be_bytes(self.take(2)?.try_into().ok()?);
         self.take(usize::from(len)).filter(|part| !part.is_empty())
     }
@@ -398,14 +413,14 @@ fn flushing<T>(
 
 fn no_session() -> SealError {
     SealError::Tpm {
-        action: "start a session",
+        action: "start a session".into(),
         message: "the TPM returned no session handle".into(),
     }
 }
 
 fn tpm_error(action: &'static str, e: tss_esapi::Error) -> SealError {
     SealError::Tpm {
-        action,
+        action: action.into(),
         message: e.to_string(),
     }
 }

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use crate::cli::raw;
 
 /// A running `coffer serve`, killed when dropped.
-struct Server {
-    child: Child,
+pub(crate) struct Server {
+    pub(crate) child: Child,
     stderr: PathBuf,
 }
 
@@ -28,7 +28,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
@@ -40,7 +40,7 @@ impl Server {
 
 /// Writes a configuration; as root, the server may stay root unless the
 /// test says otherwise.
-fn config(dir: &Path, extra: &str) -> PathBuf {
+pub(crate) fn config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("coffer.toml");
     let service = if nix::unistd::Uid::effective().is_root() && !extra.contains("[service]") {
         "[service]\nallow_root = true\n"
@@ -63,12 +63,23 @@ fn config(dir: &Path, extra: &str) -> PathBuf {
 
 /// Starts `coffer serve` and waits for its `ready:` line.
 fn serve(dir: &Path, config: &Path, env: &[(&str, &str)]) -> Server {
+    serve_sealed(dir, config, &["--seal", "keyfile"], env)
+}
+
+/// [`serve`] with the given seal options (`--seal`, `--tcti`).
+pub(crate) fn serve_sealed(
+    dir: &Path,
+    config: &Path,
+    seal: &[&str],
+    env: &[(&str, &str)],
+) -> Server {
     let data = dir.join("data");
     let stderr = dir.join("serve.log");
     let mut c = raw(&[]);
     c.arg("--data-dir")
         .arg(&data)
-        .args(["--seal", "keyfile", "serve", "--config"])
+        .args(seal)
+        .args(["serve", "--config"])
         .arg(config)
         .args([
             "--sftp-listen",

@@ -1,6 +1,8 @@
-//! The TPM backend through the command line, on real swtpm instances.
+//! The TPM backend through the command line, on real swtpm instances, with
+//! the `coffer-tpm` helper doing the TPM work in a process of its own.
 
-use std::process::{Command, Output};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 
 use coffer::seal::swtpm_process::Swtpm;
 
@@ -11,6 +13,21 @@ fn coffer(dir: &std::path::Path, tcti: &str, args: &[&str]) -> Output {
         .args(["--tcti", tcti])
         .args(args)
         .env_remove("TSS2_LOG")
+        .output()
+        .unwrap()
+}
+
+/// `coffer --seal tpm setup` on a new data dir.
+fn setup(binary: &std::path::Path, data: &std::path::Path, tcti: &str) -> Output {
+    let pw = data.with_file_name("pw");
+    std::fs::write(&pw, "correct-horse-battery-staple-9\n").unwrap();
+    Command::new(binary)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--tcti", tcti, "--seal", "tpm", "setup", "--admin", "owner"])
+        .arg("--password-file")
+        .arg(&pw)
+        .args(["--hash-cost", "m=64,t=1,p=1"])
         .output()
         .unwrap()
 }
@@ -88,4 +105,73 @@ fn setup_seals_with_the_tpm_and_another_tpm_cannot_unseal() {
         "{}",
         text(&out.stdout)
     );
+}
+
+#[test]
+fn the_serving_process_never_loads_the_tpm_libraries() {
+    let tpm = Swtpm::start().expect("swtpm");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = setup(env!("CARGO_BIN_EXE_coffer").as_ref(), &data, &tpm.tcti());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let config = crate::system::config(dir.path(), "");
+    let tcti = tpm.tcti();
+    let server = crate::system::serve_sealed(
+        dir.path(),
+        &config,
+        &["--tcti", &tcti, "--seal", "tpm"],
+        &[],
+    );
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", server.child.id())).unwrap();
+    let log = server.log();
+    assert!(log.contains("data key sealed by the TPM"), "{log}");
+    // The key came from the TPM, through the helper: not one page of tpm2-tss
+    // or OpenSSL in the process that serves.
+    assert!(maps.contains("coffer"), "{maps}");
+    for library in ["libtss2", "libcrypto"] {
+        assert!(!maps.contains(library), "{library} is mapped:\n{maps}");
+    }
+}
+
+#[test]
+fn without_its_helper_the_tpm_is_unavailable_and_nothing_is_written() {
+    let tpm = Swtpm::start().expect("swtpm");
+    let dir = tempfile::tempdir().unwrap();
+    // A copy of coffer with no coffer-tpm beside it.
+    let lonely = dir.path().join("coffer");
+    std::fs::copy(env!("CARGO_BIN_EXE_coffer"), &lonely).unwrap();
+    let data = dir.path().join("data");
+    let out = setup(&lonely, &data, &tpm.tcti());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("the TPM helper"), "{err}");
+    assert!(err.contains("coffer-tpm is missing"), "{err}");
+    assert!(!data.join("data-key.tpm").exists());
+    assert!(!data.join("data-key").exists());
+}
+
+#[test]
+fn the_helper_refuses_garbage_with_a_reason() {
+    for garbage in [&b""[..], b"GET / HTTP/1.1\r\n\r\n", &[0xff; 70_000][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_coffer-tpm"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // The helper stops reading at its limit; the rest may not be taken.
+        let _ = stdin.write_all(garbage);
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        // Status 6 (a refused request), then the reason.
+        assert_eq!(out.stdout.first(), Some(&6), "{:?}", out.stdout);
+        let reason = text(out.stdout.get(3..).unwrap_or_default());
+        assert!(
+            reason.contains("request") || reason.contains("too long"),
+            "{reason}"
+        );
+    }
 }
