@@ -26,6 +26,7 @@ require ${BPN}-crates.inc
 
 SRC_URI += "file://Cargo.toml;subdir=coffer \
             file://Cargo.lock;subdir=coffer \
+            file://build.rs;subdir=coffer \
             file://src;subdir=coffer \
             file://systemd;subdir=coffer \
             "
