@@ -220,19 +220,20 @@ fn exchange(request: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
             let _ = sender.send(result.map(|_| reply));
         });
     let reply = match reading {
-        Ok(_) => receiver.recv_timeout(HELPER_TIMEOUT),
-        Err(_) => Err(mpsc::RecvTimeoutError::Disconnected),
-    };
-    let reply = match reply {
-        Ok(Ok(reply)) if reply.len() <= MAX_REPLY_LEN => Ok(reply),
-        Ok(Ok(_)) => Err(malformed()),
-        Ok(Err(e)) => Err(SealError::TpmUnavailable(format!(
-            "cannot read the TPM helper's answer: {e}"
+        Err(e) => Err(SealError::TpmUnavailable(format!(
+            "cannot start a thread to read the TPM helper's answer: {e}"
         ))),
-        Err(_) => Err(SealError::TpmUnavailable(format!(
-            "the TPM helper {shown} did not answer within {} s",
-            HELPER_TIMEOUT.as_secs()
-        ))),
+        Ok(_) => match receiver.recv_timeout(HELPER_TIMEOUT) {
+            Ok(Ok(reply)) if reply.len() <= MAX_REPLY_LEN => Ok(reply),
+            Ok(Ok(_)) => Err(malformed()),
+            Ok(Err(e)) => Err(SealError::TpmUnavailable(format!(
+                "cannot read the TPM helper's answer: {e}"
+            ))),
+            Err(_) => Err(SealError::TpmUnavailable(format!(
+                "the TPM helper {shown} did not answer within {} s",
+                HELPER_TIMEOUT.as_secs()
+            ))),
+        },
     };
     if reply.is_err() {
         let _ = child.kill();
