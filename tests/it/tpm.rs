@@ -7,7 +7,12 @@ use std::process::{Command, Output, Stdio};
 use coffer::seal::swtpm_process::Swtpm;
 
 fn coffer(dir: &std::path::Path, tcti: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coffer"))
+    coffer_at(env!("CARGO_BIN_EXE_coffer").as_ref(), dir, tcti, args)
+}
+
+/// `binary` (coffer, or a copy of it elsewhere) on the data dir `dir`.
+fn coffer_at(binary: &std::path::Path, dir: &std::path::Path, tcti: &str, args: &[&str]) -> Output {
+    Command::new(binary)
         .arg("--data-dir")
         .arg(dir)
         .args(["--tcti", tcti])
@@ -21,15 +26,19 @@ fn coffer(dir: &std::path::Path, tcti: &str, args: &[&str]) -> Output {
 fn setup(binary: &std::path::Path, data: &std::path::Path, tcti: &str) -> Output {
     let pw = data.with_file_name("pw");
     std::fs::write(&pw, "correct-horse-battery-staple-9\n").unwrap();
-    Command::new(binary)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--tcti", tcti, "--seal", "tpm", "setup", "--admin", "owner"])
-        .arg("--password-file")
-        .arg(&pw)
-        .args(["--hash-cost", "m=64,t=1,p=1"])
-        .output()
-        .unwrap()
+    let pw = pw.to_str().unwrap();
+    let args = [
+        "--seal",
+        "tpm",
+        "setup",
+        "--admin",
+        "owner",
+        "--password-file",
+        pw,
+        "--hash-cost",
+        "m=64,t=1,p=1",
+    ];
+    coffer_at(binary, data, tcti, &args)
 }
 
 fn text(b: &[u8]) -> String {
@@ -41,25 +50,8 @@ fn setup_seals_with_the_tpm_and_another_tpm_cannot_unseal() {
     let tpm = Swtpm::start().expect("swtpm");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let pw = dir.path().join("pw");
-    std::fs::write(&pw, "correct-horse-battery-staple-9\n").unwrap();
-    let pw = pw.to_str().unwrap();
 
-    let out = coffer(
-        &data,
-        &tpm.tcti(),
-        &[
-            "--seal",
-            "tpm",
-            "setup",
-            "--admin",
-            "owner",
-            "--password-file",
-            pw,
-            "--hash-cost",
-            "m=64,t=1,p=1",
-        ],
-    );
+    let out = setup(env!("CARGO_BIN_EXE_coffer").as_ref(), &data, &tpm.tcti());
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("TPM 2.0"),
