@@ -45,7 +45,7 @@
 //!
 //! At most [`SftpLimits::max_outstanding`] batches of requests are in
 //! flight, and READ replies being made or waiting to be sent hold at most
-//! `max_outstanding` × `max_read` bytes; beyond that the server waits for
+//! [`SftpLimits::max_read_queued`] bytes; beyond that the server waits for
 //! the client to take its replies. Requests that come meanwhile wait in the
 //! stream: on an SSH channel they are taken off the channel regardless (up
 //! to 16 MiB ahead), because russh stalls the whole connection, replies
@@ -76,27 +76,33 @@ use wire::{Attrs, Extended, Frame, FrameError, FrameReader, Request, fx, msg, op
 /// Bounds of one SFTP session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SftpLimits {
-    /// Batches of requests in flight at once, and READ replies (of
-    /// `max_read` bytes) being made or waiting to be sent.
+    /// Batches of requests in flight at once.
     pub max_outstanding: usize,
     /// Open file and folder handles at once.
     pub max_handles: usize,
     /// Longest READ answered; longer ones are cut (clients ask again).
     pub max_read: u32,
+    /// Bytes of READ replies being made or waiting to be sent (at least
+    /// `max_read`); further READs wait until the client takes replies.
+    pub max_read_queued: usize,
     /// Longest packet accepted, advertised in `limits@openssh.com`.
     pub max_packet: u32,
 }
 
 impl Default for SftpLimits {
-    /// 64 requests, 64 KiB reads (advertised in `limits@openssh.com`, so
-    /// OpenSSH's client asks for that much), 256 KiB + 1 KiB packets.
-    /// Reads of 64 KiB move files as fast as OpenSSH's 255 KiB and keep a
-    /// download's queued replies to 4 MiB instead of 16 (benches/RESULTS.md).
+    /// 64 requests, 256 KiB reads and packets of 256 KiB + 1 KiB
+    /// (advertised in `limits@openssh.com`, so OpenSSH's client reads
+    /// 255 KiB at a time, as it does from its own server), 4 MiB of READ
+    /// replies queued. Reads of 64 KiB cost the client three times the
+    /// system calls per GiB, and the client shares the box's cores
+    /// (benches/RESULTS.md); 4 MiB is twice what OpenSSH's client lets
+    /// the server send before it acknowledges.
     fn default() -> Self {
         SftpLimits {
             max_outstanding: 64,
             max_handles: 256,
-            max_read: 64 * 1024,
+            max_read: 256 * 1024,
+            max_read_queued: 4 * 1024 * 1024,
             max_packet: 256 * 1024 + 1024,
         }
     }
@@ -106,11 +112,13 @@ impl SftpLimits {
     /// The limits brought into workable ranges.
     fn sane(self) -> Self {
         let max_packet = self.max_packet.clamp(4096, wire::HARD_PACKET_LIMIT);
+        // A DATA reply must fit in a packet the client accepts.
+        let max_read = self.max_read.clamp(1, max_packet - 1024);
         SftpLimits {
             max_outstanding: self.max_outstanding.clamp(1, 4096),
             max_handles: self.max_handles.max(1),
-            // A DATA reply must fit in a packet the client accepts.
-            max_read: self.max_read.clamp(1, max_packet - 1024),
+            max_read,
+            max_read_queued: self.max_read_queued.clamp(max_read as usize, 1 << 30),
             max_packet,
         }
     }
@@ -218,9 +226,7 @@ where
         handles: HashMap::new(),
         next_handle: 1,
         queue,
-        read_budget: Arc::new(Semaphore::new(
-            limits.max_outstanding * limits.max_read as usize,
-        )),
+        read_budget: Arc::new(Semaphore::new(limits.max_read_queued)),
         tasks: JoinSet::new(),
         in_flight: Vec::new(),
         next_seq: 0,
@@ -450,7 +456,7 @@ struct Session {
     next_handle: u32,
     queue: mpsc::Sender<Queued>,
     /// Bytes of READ replies being made or waiting to be sent, at most
-    /// `max_outstanding` × `max_read`.
+    /// `max_read_queued`.
     read_budget: Arc<Semaphore>,
     tasks: JoinSet<u64>,
     in_flight: Vec<InFlight>,
@@ -1208,7 +1214,7 @@ fn finish_read(ctx: &Ctx, id: u32, mut buf: Vec<u8>, len: usize) -> Bytes {
     ctx.buffers.seal(buf)
 }
 
-/// DATA reply buffers, reused while a session reads. Allocating 64 KiB for
+/// DATA reply buffers, reused while a session reads. Allocating a buffer for
 /// each READ and freeing it on the thread that encrypted it costs page
 /// faults: glibc hands freed memory of a thread's arena back to the
 /// kernel, and the next READ faults it in again. At most one buffer per

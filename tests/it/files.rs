@@ -1346,6 +1346,32 @@ async fn oversized_packet_is_skipped_and_the_stream_stays_in_sync() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_queue_smaller_than_a_read_is_raised_to_one_read() {
+    // A queue of READ replies that cannot hold one whole read would leave
+    // the read waiting forever; the session raises it to `max_read`.
+    let f = Fixture::new();
+    let data = noise(600 * 1024, 12);
+    std::fs::write(f.home().join("q.bin"), &data).unwrap();
+    let limits = SftpLimits {
+        max_read_queued: 1,
+        ..SftpLimits::default()
+    };
+    let mut c = Raw::start_with(f.root(FULL), limits).await;
+    let h = handle(c.open(b"q.bin", READ).await);
+    let mut got = Vec::new();
+    while got.len() < data.len() {
+        let read = c.read(&h, got.len() as u64, 256 * 1024);
+        let chunk = tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("READ answered")
+            .unwrap();
+        assert_eq!(chunk.len(), (data.len() - got.len()).min(256 * 1024));
+        got.extend_from_slice(&chunk);
+    }
+    assert!(got == data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_are_answered_in_order_and_bounded() {
     let f = Fixture::new();
     let data = noise(4 * 1024 * 1024, 9);
@@ -1361,14 +1387,14 @@ async fn pipelined_requests_are_answered_in_order_and_bounded() {
         Reply::Extended(v) => {
             let mut cur = Cur(&v);
             assert_eq!(cur.u64(), 256 * 1024 + 1024);
-            assert_eq!(cur.u64(), 64 * 1024);
+            assert_eq!(cur.u64(), 256 * 1024);
             assert_eq!(cur.u64(), 256 * 1024);
             assert_eq!(cur.u64(), 4);
         }
         other => panic!("{other:?}"),
     }
     let h = handle(c.open(b"r.bin", READ).await);
-    // 100 reads of 32 KiB sent at once, plus one too long (cut to 64 KiB).
+    // 100 reads of 32 KiB sent at once, plus one too long (cut to 256 KiB).
     let mut batch = Vec::new();
     let first = c.id + 1;
     for i in 0..100u32 {
@@ -1395,7 +1421,7 @@ async fn pipelined_requests_are_answered_in_order_and_bounded() {
     }
     let (ty, body) = c.packet().await;
     match Raw::parse(ty, &body) {
-        (_, Reply::Data(d)) => assert_eq!(d.len(), 64 * 1024),
+        (_, Reply::Data(d)) => assert_eq!(d.len(), 256 * 1024),
         other => panic!("{other:?}"),
     }
     c.id = first + 100;
