@@ -338,10 +338,13 @@ impl FileConfig {
                 10,
                 7 * 86_400,
             )?,
+            // 2 MiB, as OpenSSH: with 8 MiB, eight OpenSSH clients uploading
+            // at once spent twice the CPU per GiB (their send buffers grew and
+            // shrank), and one upload gained nothing (benches/RESULTS.md).
             window_size: within(
                 "sftp.window_size",
                 s.window_size,
-                8 * 1024 * 1024,
+                2 * 1024 * 1024,
                 64 * 1024,
                 64 * 1024 * 1024,
             )?,
