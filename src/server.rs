@@ -232,8 +232,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     ));
     {
         let stop_tx = stop_tx.clone();
+        // Registered here, before the ready line: a task registers only when
+        // it first runs, and a SIGTERM before that would end the process
+        // without closing connections or removing the control socket.
+        let signals = stop_signals();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            wait_for_signal(signals).await;
             tracing::info!("shutting down");
             let _ = stop_tx.send(true);
         });
@@ -309,12 +313,22 @@ fn console_state(config: &ServeConfig) -> String {
     )
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT, taken over from their default action at once.
+fn stop_signals() -> Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
+    ) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => None,
+    }
+}
+
+async fn wait_for_signal(
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+) {
+    let Some((mut term, mut int)) = signals else {
         tracing::error!("cannot listen for signals; stop the server with SIGKILL");
         std::future::pending::<()>().await;
         return;

@@ -272,6 +272,30 @@ fn a_dead_listener_stops_the_keepalives() {
 }
 
 #[test]
+fn sigterm_right_after_the_ready_line_stops_cleanly() {
+    // The handler is in place before the ready line: a SIGTERM at once ends
+    // the server through its orderly stop (exit 0, control socket removed),
+    // not through the signal's default action.
+    for _ in 0..40 {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), "");
+        let mut server = serve(dir.path(), &cfg, &[]);
+        server.signal(nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "still running\n{}", server.log());
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "{status:?}\n{}", server.log());
+        let socket = dir.path().join("data").join("coffer.sock");
+        assert!(!socket.exists(), "control socket left behind");
+    }
+}
+
+#[test]
 fn sighup_reloads_the_log_level_and_names_what_needs_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let manager = Manager::new(dir.path());
