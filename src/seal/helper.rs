@@ -44,7 +44,7 @@ use std::process::ExitCode;
 
 use zeroize::Zeroizing;
 
-use super::tpm::{self, MAX_BLOB_LEN, Reader};
+use super::tpm::{self, MAX_BLOB_LEN, Reader, put_part};
 use super::{DataKey, SealError};
 
 /// The helper's file name; it is looked for beside the running executable.
@@ -104,13 +104,14 @@ pub(super) fn unseal(tcti: &str, sealed: &[u8]) -> Result<DataKey, SealError> {
     put_part(&mut request, sealed);
     let reply = exchange(&request)?;
     let mut reader = answer(&reply)?;
-    let bytes = reader.take(32).ok_or_else(malformed)?;
+    let key = reader
+        .take(32)
+        .and_then(DataKey::from_slice)
+        .ok_or_else(malformed)?;
     if !reader.is_empty() {
         return Err(malformed());
     }
-    let mut key = Zeroizing::new([0u8; 32]);
-    key.copy_from_slice(bytes);
-    Ok(DataKey::from_bytes(key))
+    Ok(key)
 }
 
 /// The request's magic, operation and TCTI.
@@ -125,14 +126,6 @@ fn header(op: u8, tcti: &str) -> Result<Zeroizing<Vec<u8>>, SealError> {
     request.push(op);
     put_part(&mut request, tcti.as_bytes());
     Ok(request)
-}
-
-/// Appends a length-prefixed part; callers keep parts under the limits above,
-/// all far below `u16::MAX`.
-fn put_part(out: &mut Vec<u8>, part: &[u8]) {
-    let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(part.get(..usize::from(len)).unwrap_or(part));
 }
 
 /// The reply after a success status, or the error it carries.
@@ -323,11 +316,12 @@ fn parse_request(request: &[u8]) -> Result<(String, Operation), &'static str> {
             if flags & !FLAG_PCR7 != 0 {
                 return Err("unknown flags");
             }
-            let bytes = reader.take(32).ok_or("truncated key")?;
-            let mut key = Zeroizing::new([0u8; 32]);
-            key.copy_from_slice(bytes);
+            let key = reader
+                .take(32)
+                .and_then(DataKey::from_slice)
+                .ok_or("truncated key")?;
             Operation::Seal {
-                key: DataKey::from_bytes(key),
+                key,
                 bind_pcr7: flags & FLAG_PCR7 != 0,
             }
         }

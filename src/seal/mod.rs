@@ -132,6 +132,17 @@ impl DataKey {
         DataKey(bytes)
     }
 
+    /// Copies a key out of `bytes`, which must be exactly 32 bytes long.
+    #[cfg(feature = "tpm")]
+    pub(crate) fn from_slice(bytes: &[u8]) -> Option<DataKey> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        if bytes.len() != key.len() {
+            return None;
+        }
+        key.copy_from_slice(bytes);
+        Some(DataKey(key))
+    }
+
     /// The raw key, for the backends that store it.
     pub(crate) fn expose(&self) -> &[u8; 32] {
         &self.0

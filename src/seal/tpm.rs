@@ -49,7 +49,6 @@ use tss_esapi::structures::{
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
-use zeroize::Zeroizing;
 
 use super::{DataKey, SealError};
 
@@ -83,12 +82,9 @@ impl SealedObject {
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
         out.push(if self.pcr7 { FLAG_PCR7 } else { 0 });
-        for part in [&self.public, &self.private] {
-            // Both parts come from TPM structures whose size is a u16.
-            let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(part);
-        }
+        // Both parts come from TPM structures whose size is a u16.
+        put_part(&mut out, &self.public);
+        put_part(&mut out, &self.private);
         out
     }
 
@@ -174,6 +170,15 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Appends a part as [`Reader::part`] reads it: its big-endian u16 length,
+/// then its bytes (callers keep parts far below `u16::MAX`; a longer one is
+/// cut, so the length always matches).
+pub(super) fn put_part(out: &mut Vec<u8>, part: &[u8]) {
+    let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(part.get(..usize::from(len)).unwrap_or(part));
+}
+
 /// Seals `key` with the TPM reached through `tcti`.
 pub(super) fn seal(tcti: &str, key: &DataKey, bind_pcr7: bool) -> Result<SealedObject, SealError> {
     let mut ctx = connect(tcti)?;
@@ -257,15 +262,12 @@ fn unseal_loaded(
                 _ => tpm_error("unseal the data key", e),
             })
     })?;
-    let mut key = Zeroizing::new([0u8; 32]);
-    if data.value().len() != key.len() {
-        return Err(SealError::Corrupt(format!(
+    DataKey::from_slice(data.value()).ok_or_else(|| {
+        SealError::Corrupt(format!(
             "the TPM returned {} bytes instead of a 32-byte key",
             data.value().len()
-        )));
-    }
-    key.copy_from_slice(data.value());
-    Ok(DataKey::from_bytes(key))
+        ))
+    })
 }
 
 fn connect(tcti: &str) -> Result<Context, SealError> {

@@ -6,6 +6,8 @@ use std::process::{Command, Output, Stdio};
 
 use coffer::seal::swtpm_process::Swtpm;
 
+use crate::harness::{CHEAP, PASSWORD};
+
 fn coffer(dir: &std::path::Path, tcti: &str, args: &[&str]) -> Output {
     coffer_at(env!("CARGO_BIN_EXE_coffer").as_ref(), dir, tcti, args)
 }
@@ -25,7 +27,7 @@ fn coffer_at(binary: &std::path::Path, dir: &std::path::Path, tcti: &str, args: 
 /// `coffer --seal tpm setup` on a new data dir.
 fn setup(binary: &std::path::Path, data: &std::path::Path, tcti: &str) -> Output {
     let pw = data.with_file_name("pw");
-    std::fs::write(&pw, "correct-horse-battery-staple-9\n").unwrap();
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
     let pw = pw.to_str().unwrap();
     let args = [
         "--seal",
@@ -36,7 +38,7 @@ fn setup(binary: &std::path::Path, data: &std::path::Path, tcti: &str) -> Output
         "--password-file",
         pw,
         "--hash-cost",
-        "m=64,t=1,p=1",
+        CHEAP,
     ];
     coffer_at(binary, data, tcti, &args)
 }
