@@ -487,15 +487,32 @@ pub fn main() -> ExitCode {
     }
     let mut out = Output::default();
     let result = run(cli, &mut out);
-    print!("{}", out.stdout);
-    eprint!("{}", out.stderr);
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("coffer: {}", one_line(&e));
+    let written = write_all(std::io::stdout(), &out.stdout);
+    let _ = write_all(std::io::stderr(), &out.stderr);
+    match (result, written) {
+        (Err(e), _) => {
+            let _ = write_all(std::io::stderr(), &format!("coffer: {}\n", one_line(&e)));
             ExitCode::from(2)
         }
+        // A reader that stopped early (`coffer user list | head -1`) is not
+        // an error of the command.
+        (Ok(()), Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        (Ok(()), Err(e)) => {
+            let _ = write_all(
+                std::io::stderr(),
+                &format!("coffer: cannot write the output: {e}\n"),
+            );
+            ExitCode::from(2)
+        }
+        (Ok(()), Ok(())) => ExitCode::SUCCESS,
     }
+}
+
+/// Writes `text` and flushes, returning the error where `print!` would panic
+/// (stdout closed or a full disk behind a redirect).
+fn write_all(mut to: impl std::io::Write, text: &str) -> std::io::Result<()> {
+    to.write_all(text.as_bytes())?;
+    to.flush()
 }
 
 /// Logs to stderr with `default` as the filter unless RUST_LOG says otherwise.

@@ -281,7 +281,16 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     });
     tracing::info!(sftp = %sftp_addr, https = %https_addr, "ready");
     // One line on stdout for scripts and tests: the addresses actually bound.
-    println!("ready: sftp {sftp_addr} https {https_addr}");
+    // A closed or full stdout must not stop the server: say so and go on.
+    {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = writeln!(stdout, "ready: sftp {sftp_addr} https {https_addr}")
+            .and_then(|()| stdout.flush())
+        {
+            tracing::warn!(error = %e, "cannot write the ready line to stdout");
+        }
+    }
     let _ = listener_task.await;
     https_task.abort();
     let mut stop_watch = stop_rx;

@@ -1619,3 +1619,33 @@ fn unlock_clears_lockouts_and_says_how_many() {
     );
     assert!(matches!(step, Step::Granted(_)), "{step:?}");
 }
+
+/// Output that cannot be written is reported, never a panic: a full disk
+/// behind a redirect is an error; a reader that stopped early (`| head -1`)
+/// is not.
+#[test]
+fn unwritable_output_is_an_error_and_a_closed_pipe_is_quiet() {
+    let d = DataDir::claimed();
+    let full = command(&d.data, &["user", "list"])
+        .stdout(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(full.status.code(), Some(2));
+    assert_eq!(
+        text(&full.stderr).trim_end(),
+        "coffer: cannot write the output: No space left on device (os error 28)"
+    );
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let closed = command(&d.data, &["user", "list"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(closed.status.code(), Some(0), "{}", text(&closed.stderr));
+    assert!(closed.stderr.is_empty(), "{}", text(&closed.stderr));
+}

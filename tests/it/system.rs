@@ -296,6 +296,54 @@ fn sigterm_right_after_the_ready_line_stops_cleanly() {
 }
 
 #[test]
+fn a_closed_stdout_costs_only_the_ready_line() {
+    // Started with nobody reading its stdout, the server warns that the
+    // ready line could not be written and serves anyway.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let data = dir.path().join("data");
+    let stderr = dir.path().join("serve.log");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut c = raw(&[]);
+    c.arg("--data-dir")
+        .arg(&data)
+        .args(["--seal", "keyfile", "serve", "--config"])
+        .arg(&cfg)
+        .args([
+            "--sftp-listen",
+            "127.0.0.1:0",
+            "--https-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(writer)
+        .stderr(std::fs::File::create(&stderr).unwrap());
+    let mut server = Server {
+        child: c.spawn().unwrap(),
+        stderr,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server
+        .log()
+        .contains("cannot write the ready line to stdout")
+    {
+        assert!(
+            server.child.try_wait().unwrap().is_none(),
+            "the server ended\n{}",
+            server.log()
+        );
+        assert!(Instant::now() < deadline, "no warning\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = crate::cli::coffer(&data, &["status"]);
+    assert!(crate::cli::ok(&status).contains("server:    running"));
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{}", server.log());
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+}
+
+#[test]
 fn sighup_reloads_the_log_level_and_names_what_needs_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let manager = Manager::new(dir.path());
