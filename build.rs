@@ -1,9 +1,11 @@
-//! Groups the start-up code of the `coffer` executable (x86_64 glibc release
+//! Groups the code of the `coffer` executable that runs (x86_64 glibc release
 //! builds): link/startup-order.txt lists the functions `coffer serve` runs
-//! from start to idle, and the linker places them first in .text, so an idle
-//! server maps about half as much of its code (the kernel maps code in
-//! 64 KiB runs around each page touched). link/gen-startup-order regenerates
-//! the list; names a build does not have are ignored without a warning.
+//! from start to idle, then those only a first start runs, then those SFTP
+//! sessions run, and the linker places them first in .text, in that order,
+//! so a server maps about half as much of its code (the kernel maps code in
+//! runs of 64 KiB or more around each page touched). link/gen-startup-order
+//! regenerates the list; names a build does not have are ignored without a
+//! warning.
 //!
 //! Only for the target the list was made on, linked by LLD (Rust's default
 //! linker for x86_64-unknown-linux-gnu): other targets have other symbol
