@@ -73,21 +73,8 @@ pub(crate) fn serve_sealed(
     seal: &[&str],
     env: &[(&str, &str)],
 ) -> Server {
-    let data = dir.join("data");
     let stderr = dir.join("serve.log");
-    let mut c = raw(&[]);
-    c.arg("--data-dir")
-        .arg(&data)
-        .args(seal)
-        .args(["serve", "--config"])
-        .arg(config)
-        .args([
-            "--sftp-listen",
-            "127.0.0.1:0",
-            "--https-listen",
-            "127.0.0.1:0",
-        ])
-        .stderr(std::fs::File::create(&stderr).unwrap());
+    let mut c = serve_command(dir, config, seal, &stderr);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -107,6 +94,25 @@ pub(crate) fn serve_sealed(
         server.log()
     );
     server
+}
+
+/// `coffer serve` on `DIR/data` with `config`, both listeners on free
+/// loopback ports, stderr to `stderr`.
+fn serve_command(dir: &Path, config: &Path, seal: &[&str], stderr: &Path) -> std::process::Command {
+    let mut c = raw(&[]);
+    c.arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(seal)
+        .args(["serve", "--config"])
+        .arg(config)
+        .args([
+            "--sftp-listen",
+            "127.0.0.1:0",
+            "--https-listen",
+            "127.0.0.1:0",
+        ])
+        .stderr(std::fs::File::create(stderr).unwrap());
+    c
 }
 
 /// A fake service manager: the socket `NOTIFY_SOCKET` names.
@@ -305,23 +311,11 @@ fn a_closed_stdout_costs_only_the_ready_line() {
     let stderr = dir.path().join("serve.log");
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let mut c = raw(&[]);
-    c.arg("--data-dir")
-        .arg(&data)
-        .args(["--seal", "keyfile", "serve", "--config"])
-        .arg(&cfg)
-        .args([
-            "--sftp-listen",
-            "127.0.0.1:0",
-            "--https-listen",
-            "127.0.0.1:0",
-        ])
+    let child = serve_command(dir.path(), &cfg, &["--seal", "keyfile"], &stderr)
         .stdout(writer)
-        .stderr(std::fs::File::create(&stderr).unwrap());
-    let mut server = Server {
-        child: c.spawn().unwrap(),
-        stderr,
-    };
+        .spawn()
+        .unwrap();
+    let mut server = Server { child, stderr };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !server
         .log()
