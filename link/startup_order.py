@@ -22,6 +22,7 @@ Standard library only.
 
 import argparse
 import bisect
+import contextlib
 import re
 import shlex
 import shutil
@@ -71,6 +72,16 @@ class Run:
             sys.exit(f"gen-startup-order: the server did not start; see {self.work}/serve.log")
         return proc, int(m.group(1))
 
+    @contextlib.contextmanager
+    def serving(self, binary, prefix, config):
+        """`serve`, ended with SIGKILL (not its shutdown path) on leaving."""
+        proc, port = self.serve(binary, prefix, config)
+        try:
+            yield proc, port
+        finally:
+            proc.kill()
+            proc.wait()
+
     def sftp(self, port, batch, *options):
         return ["sftp", "-q", "-b", str(batch), "-i", str(self.work / "key"), "-P", str(port),
                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
@@ -111,25 +122,19 @@ def callgrind(run, binary):
 
     run.forget_keys()
     first = run.work / "callgrind-first.out"
-    proc, _ = run.serve(binary, [*prefix, f"--callgrind-out-file={first}"], "callgrind.toml")
-    try:
+    with run.serving(binary, [*prefix, f"--callgrind-out-file={first}"],
+                     "callgrind.toml") as (proc, _):
         time.sleep(3)
         dump(proc, "first")
-    finally:
-        proc.kill()
-        proc.wait()
     later = run.work / "callgrind.out"
-    proc, port = run.serve(binary, [*prefix, f"--callgrind-out-file={later}"], "callgrind.toml")
-    try:
+    with run.serving(binary, [*prefix, f"--callgrind-out-file={later}"],
+                     "callgrind.toml") as (proc, port):
         time.sleep(5)
         dump(proc, "start")
         run.sessions(port)
         time.sleep(1)
         dump(proc, "session")
         time.sleep(1)
-    finally:
-        proc.kill()
-        proc.wait()
     dumps = [Path(f"{first}.1"), Path(f"{later}.1"), Path(f"{later}.2")]
     missing = [d.name for d in dumps if not d.is_file()]
     if missing:
