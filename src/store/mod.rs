@@ -142,6 +142,15 @@ pub enum OpenMode {
     Create,
 }
 
+/// Bytes of redb's own page cache (read cache and write buffer together).
+/// redb's default is 1 GiB, and its cache keeps every page it reads or
+/// writes, so a large store (many accounts, a long audit log read through
+/// the web UI) would stay in the server's memory as well as in the kernel's
+/// page cache. A small store fits whole; past the bound redb reads pages
+/// again from the file, and a larger transaction writes its excess out
+/// before the commit.
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
+
 /// An open store, exclusively held by this process.
 pub struct Store {
     db: redb::Database,
@@ -176,7 +185,9 @@ impl Store {
             });
         }
         let lock = WriterLock::acquire(&dir.join(LOCK_FILE), 60)?;
-        let db = redb::Database::create(&path)?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| io(e, &path))?;
         let store = Self {
@@ -454,6 +465,42 @@ mod tests {
         assert!(failed.is_err());
         let all = store.read(|r| r.all(THINGS)).unwrap();
         assert_eq!(all, vec![("a".to_string(), vec![1, 2])]);
+    }
+
+    #[test]
+    fn a_store_larger_than_its_cache_keeps_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = |i: u32| {
+            (0..1024)
+                .map(|j| i.wrapping_mul(7919) ^ j)
+                .collect::<Vec<_>>()
+        };
+        let key = |i: u32| format!("k{i:05}");
+        {
+            let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+            // One transaction whose pages exceed the whole cache (about
+            // 10 KiB of JSON per record), then many small ones.
+            store
+                .write(|tx| (0..800).try_for_each(|i| tx.put(THINGS, &key(i), &record(i))))
+                .unwrap();
+            for i in 800..1000 {
+                store
+                    .write(|tx| tx.put(THINGS, &key(i), &record(i)))
+                    .unwrap();
+            }
+            let size = std::fs::metadata(dir.path().join(STORE_FILE))
+                .unwrap()
+                .len();
+            assert!(size > 2 * CACHE_BYTES as u64, "the store is {size} bytes");
+            let all = store.read(|r| r.all(THINGS)).unwrap();
+            assert_eq!(all.len(), 1000);
+        }
+        let store = Store::open(dir.path(), OpenMode::Existing).unwrap();
+        let all = store.read(|r| r.all(THINGS)).unwrap();
+        assert_eq!(all.len(), 1000);
+        for (i, (k, v)) in (0..).zip(all) {
+            assert_eq!((k, v), (key(i), record(i)));
+        }
     }
 
     #[test]
