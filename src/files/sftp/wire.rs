@@ -481,11 +481,14 @@ pub(crate) struct FrameReader<R> {
 /// How much to ask the stream for at least, per read.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// The buffer a reader waits with when nothing is pending.
+const FIRST_READ: usize = 64;
+
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub(crate) fn new(inner: R, max_packet: u32) -> Self {
         FrameReader {
             inner,
-            buf: BytesMut::with_capacity(READ_CHUNK),
+            buf: BytesMut::with_capacity(FIRST_READ),
             max_packet,
         }
     }
@@ -549,6 +552,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     async fn fill(&mut self) -> Result<usize, FrameError> {
+        if self.buf.is_empty() {
+            // Nothing is pending: wait for the next request with a small
+            // buffer of its own, so that an idle session holds none of the
+            // large one (the frames already handed out keep it until they
+            // are done). An empty view of the large buffer would not do: once
+            // the frames are gone, growing it takes the whole buffer back.
+            self.buf = BytesMut::with_capacity(FIRST_READ);
+            return Ok(self.inner.read_buf(&mut self.buf).await?);
+        }
         if self.buf.capacity() - self.buf.len() < 16 * 1024 {
             self.buf.reserve(READ_CHUNK);
         }
@@ -826,6 +838,41 @@ mod tests {
             }
         );
         assert!(matches!(f[2], Frame::Packet { ty: msg::STAT, .. }));
+    }
+
+    #[tokio::test]
+    async fn an_idle_reader_keeps_only_a_small_buffer() {
+        use tokio::io::AsyncWriteExt as _;
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut reader = FrameReader::new(server, 1 << 20);
+        // A large WRITE makes the reader take a large buffer.
+        let mut write = vec![0, 0, 0, 3];
+        write.extend(std::iter::repeat_n(0x5a, 200_000));
+        client.write_all(&packet(msg::WRITE, &write)).await.unwrap();
+        match reader.next().await.unwrap().unwrap() {
+            Frame::Packet { ty, body } => assert_eq!((ty, &body[..]), (msg::WRITE, &write[..])),
+            other => panic!("{other:?}"),
+        }
+        // Nothing more has come: waiting for it holds a small buffer only.
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(5), reader.next()).await;
+        assert!(waited.is_err(), "no request was sent");
+        assert!(
+            reader.buf.capacity() <= FIRST_READ,
+            "{} bytes held while idle",
+            reader.buf.capacity()
+        );
+        // What arrives next is read whole, small or large.
+        let stat = packet(msg::STAT, &[0, 0, 0, 4, 0, 0, 0, 1, b'/']);
+        client.write_all(&stat).await.unwrap();
+        client.write_all(&packet(msg::WRITE, &write)).await.unwrap();
+        assert!(matches!(
+            reader.next().await.unwrap(),
+            Some(Frame::Packet { ty: msg::STAT, .. })
+        ));
+        match reader.next().await.unwrap().unwrap() {
+            Frame::Packet { ty, body } => assert_eq!((ty, &body[..]), (msg::WRITE, &write[..])),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]
