@@ -542,7 +542,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     self.buf.reserve(total - self.buf.len());
                 }
             }
-            if self.fill().await? == 0 {
+            let read = if self.buf.is_empty() {
+                self.wait().await?
+            } else {
+                self.fill().await?
+            };
+            if read == 0 {
                 if self.buf.is_empty() {
                     return Ok(None);
                 }
@@ -551,16 +556,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Waits for the next packet with a small buffer of its own, so that an
+    /// idle session holds none of the large one (the frames already handed
+    /// out keep it until they are done). An empty view of the large buffer
+    /// would not do: once the frames are gone, growing it takes the whole
+    /// buffer back.
+    async fn wait(&mut self) -> Result<usize, FrameError> {
+        self.buf = BytesMut::with_capacity(FIRST_READ);
+        Ok(self.inner.read_buf(&mut self.buf).await?)
+    }
+
     async fn fill(&mut self) -> Result<usize, FrameError> {
-        if self.buf.is_empty() {
-            // Nothing is pending: wait for the next request with a small
-            // buffer of its own, so that an idle session holds none of the
-            // large one (the frames already handed out keep it until they
-            // are done). An empty view of the large buffer would not do: once
-            // the frames are gone, growing it takes the whole buffer back.
-            self.buf = BytesMut::with_capacity(FIRST_READ);
-            return Ok(self.inner.read_buf(&mut self.buf).await?);
-        }
         if self.buf.capacity() - self.buf.len() < 16 * 1024 {
             self.buf.reserve(READ_CHUNK);
         }
@@ -848,11 +854,14 @@ mod tests {
         // A large WRITE makes the reader take a large buffer.
         let mut write = vec![0, 0, 0, 3];
         write.extend(std::iter::repeat_n(0x5a, 200_000));
-        client.write_all(&packet(msg::WRITE, &write)).await.unwrap();
-        match reader.next().await.unwrap().unwrap() {
-            Frame::Packet { ty, body } => assert_eq!((ty, &body[..]), (msg::WRITE, &write[..])),
+        let is_the_write = |frame: Option<Frame>| match frame {
+            Some(Frame::Packet { ty, body }) => {
+                assert_eq!((ty, &body[..]), (msg::WRITE, &write[..]))
+            }
             other => panic!("{other:?}"),
-        }
+        };
+        client.write_all(&packet(msg::WRITE, &write)).await.unwrap();
+        is_the_write(reader.next().await.unwrap());
         // Nothing more has come: waiting for it holds a small buffer only.
         let waited = tokio::time::timeout(std::time::Duration::from_millis(5), reader.next()).await;
         assert!(waited.is_err(), "no request was sent");
@@ -869,10 +878,7 @@ mod tests {
             reader.next().await.unwrap(),
             Some(Frame::Packet { ty: msg::STAT, .. })
         ));
-        match reader.next().await.unwrap().unwrap() {
-            Frame::Packet { ty, body } => assert_eq!((ty, &body[..]), (msg::WRITE, &write[..])),
-            other => panic!("{other:?}"),
-        }
+        is_the_write(reader.next().await.unwrap());
     }
 
     #[tokio::test]
