@@ -30,7 +30,9 @@
 //!   planted in a home is refused, never opened for reading or writing.
 //!
 //! The operations here block (they are file-system calls); the protocol
-//! servers run them on tokio's blocking pool.
+//! servers run them on tokio's blocking pool. [`Root::open_file_now`] is
+//! the exception: it opens a file only where that cannot wait on a device,
+//! and otherwise leaves the open to [`Root::open_file`].
 
 pub mod path;
 pub mod scp;
@@ -165,6 +167,25 @@ impl From<rustix::io::Errno> for FsError {
 /// errno values this module looks at (from rustix, which knows them).
 mod libc_errno {
     pub const EXDEV: i32 = rustix::io::Errno::XDEV.raw_os_error();
+}
+
+/// Path resolution for the opens that must not wait: cap-std's
+/// confinement (`openat2` beneath the home, no `/proc` magic links), and
+/// only what the kernel's lookup cache already holds.
+const CACHED: rustix::fs::ResolveFlags = rustix::fs::ResolveFlags::BENEATH
+    .union(rustix::fs::ResolveFlags::NO_MAGICLINKS)
+    .union(rustix::fs::ResolveFlags::CACHED);
+
+fn is_regular(st: &rustix::fs::Stat) -> bool {
+    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+}
+
+/// Whether `fd` lives on a file system held in memory (tmpfs, ramfs),
+/// whose I/O never waits on a device.
+pub(crate) fn in_memory<Fd: AsFd>(fd: Fd) -> bool {
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    const RAMFS_MAGIC: u64 = 0x8584_58f6;
+    rustix::fs::fstatfs(fd).is_ok_and(|st| matches!(st.f_type as u64, TMPFS_MAGIC | RAMFS_MAGIC))
 }
 
 fn errno_fault(code: i32) -> Fault {
@@ -634,6 +655,86 @@ impl Root {
         Ok(file)
     }
 
+    /// Opens a regular file at once when that cannot wait on a device, for
+    /// a caller that must not block (the SFTP server's connection thread).
+    ///
+    /// `None` when the open might wait, and whenever anything is not as
+    /// expected: the caller then runs [`Root::open_file`] on the blocking
+    /// pool, which answers (or reports the error) as always. A `Some` is a
+    /// file [`Root::open_file`] would have opened. Two cases qualify:
+    /// - reading a file whose whole path is in the kernel's lookup cache:
+    ///   `openat2` with `RESOLVE_CACHED` under cap-std's own confinement
+    ///   (`RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`), first as `O_PATH` to
+    ///   see a regular file without opening it, then for reading; the
+    ///   kernel answers `EAGAIN` instead of reading a folder from a disk
+    ///   (io_uring opens files inline the same way);
+    /// - any open in a folder that is held in memory (tmpfs, ramfs) and
+    ///   found from the cache, of a name that is not a symbolic link nor
+    ///   a mount point: making or truncating a file there waits on no
+    ///   device.
+    pub fn open_file_now(&self, p: &VPath, how: &OpenHow) -> Option<std::fs::File> {
+        if p.is_root() {
+            return None;
+        }
+        if !how.modifies() {
+            return self.open_cached_for_reading(p);
+        }
+        if self.require_write().is_err() || !self.in_memory_folder(p) {
+            return None;
+        }
+        self.open_file(p, how).ok()
+    }
+
+    fn open_cached_for_reading(&self, p: &VPath) -> Option<std::fs::File> {
+        use rustix::fs::{Mode, OFlags, fcntl_getfl, fcntl_setfl, fstat, openat2};
+        let rel = p.relative();
+        let probe = openat2(
+            &self.dir,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            CACHED,
+        )
+        .ok()?;
+        let seen = fstat(&probe).ok()?;
+        if !is_regular(&seen) {
+            return None;
+        }
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+        let fd = openat2(&self.dir, rel, flags, Mode::empty(), CACHED).ok()?;
+        let opened = fstat(&fd).ok()?;
+        // The same regular file as the probe saw, not one swapped in.
+        if !is_regular(&opened) || (opened.st_dev, opened.st_ino) != (seen.st_dev, seen.st_ino) {
+            return None;
+        }
+        let flags = fcntl_getfl(&fd).ok()?;
+        fcntl_setfl(&fd, flags - OFlags::NONBLOCK).ok()?;
+        Some(std::fs::File::from(fd))
+    }
+
+    /// Whether `p`'s folder is held in memory and found from the cache,
+    /// and `p` is missing there or a regular file on the same file system.
+    fn in_memory_folder(&self, p: &VPath) -> bool {
+        use rustix::fs::{AtFlags, Mode, OFlags, fstat, openat2, statat};
+        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+            return false;
+        };
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let Ok(folder) = openat2(&self.dir, parent.relative(), flags, Mode::empty(), CACHED) else {
+            return false;
+        };
+        if !in_memory(&folder) {
+            return false;
+        }
+        let Ok(dev) = fstat(&folder).map(|st| st.st_dev) else {
+            return false;
+        };
+        match statat(&folder, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => is_regular(&st) && st.st_dev == dev,
+            Err(e) => e == rustix::io::Errno::NOENT,
+        }
+    }
+
     /// Opens a folder for listing.
     pub fn open_dir(&self, p: &VPath) -> Result<Listing, FsError> {
         let dir = self.dir.open_dir(p.relative())?;
@@ -1065,5 +1166,162 @@ mod tests {
         let custom = FsError::Io(io::Error::other("/srv/coffer/homes/alice/x"));
         assert!(!custom.to_string().contains("/srv"));
         assert_eq!(FsError::ReadOnly.to_string(), "read-only account");
+    }
+
+    const FULL: Permissions = Permissions {
+        write: true,
+        delete: true,
+    };
+
+    fn vp(s: &str) -> VPath {
+        VPath::parse(s.as_bytes()).unwrap()
+    }
+
+    fn read_how() -> OpenHow {
+        OpenHow {
+            read: true,
+            ..OpenHow::default()
+        }
+    }
+
+    fn make_how(exclusive: bool) -> OpenHow {
+        OpenHow {
+            write: true,
+            create: true,
+            truncate: !exclusive,
+            exclusive,
+            ..OpenHow::default()
+        }
+    }
+
+    /// A home with a file, a folder, links in and out, and a FIFO, under
+    /// `base`; returns the temporary folder (home is its `home`).
+    fn planted(base: &Path) -> tempfile::TempDir {
+        let t = tempfile::tempdir_in(base).unwrap();
+        let home = t.path().join("home");
+        std::fs::create_dir_all(home.join("docs")).unwrap();
+        std::fs::write(home.join("file.txt"), b"inside").unwrap();
+        std::fs::write(t.path().join("outside.txt"), b"SECRET").unwrap();
+        std::os::unix::fs::symlink("file.txt", home.join("in_link")).unwrap();
+        std::os::unix::fs::symlink("../outside.txt", home.join("up")).unwrap();
+        let abs = t.path().join("outside.txt");
+        std::os::unix::fs::symlink(&abs, home.join("abs")).unwrap();
+        nix::unistd::mkfifo(
+            &home.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        t
+    }
+
+    fn contents(mut f: std::fs::File) -> Vec<u8> {
+        let mut out = Vec::new();
+        io::Read::read_to_end(&mut f, &mut out).unwrap();
+        out
+    }
+
+    /// Only what `open_file` would open is opened at once; everything
+    /// else is left to `open_file`, which refuses it as before. (A path
+    /// the kernel has not cached cannot be made here without dropping
+    /// every cache on the machine; the SFTP tests run both ways.)
+    #[test]
+    fn a_cached_file_opens_at_once_for_reading_and_nothing_else_does() {
+        let t = planted(Path::new(&std::env::temp_dir()));
+        let root = Root::open(&t.path().join("home"), "alice", FULL).unwrap();
+        // Looking each path up once puts it in the kernel's cache.
+        for p in ["/file.txt", "/in_link", "/up", "/abs", "/fifo", "/docs"] {
+            let _ = root.stat(&vp(p), Follow::Yes);
+        }
+        let now = root.open_file_now(&vp("/file.txt"), &read_how()).unwrap();
+        assert_eq!(contents(now), b"inside");
+        let now = root.open_file_now(&vp("/in_link"), &read_how()).unwrap();
+        assert_eq!(contents(now), b"inside");
+        for (p, refused) in [
+            ("/up", "outside"),
+            ("/abs", "outside"),
+            ("/fifo", "not a regular file"),
+            ("/docs", "Is a directory"),
+            ("/missing", "No such file"),
+        ] {
+            assert!(root.open_file_now(&vp(p), &read_how()).is_none(), "{p}");
+            let e = root.open_file(&vp(p), &read_how()).unwrap_err();
+            assert!(e.to_string().contains(refused), "{p}: {e}");
+        }
+        assert!(root.open_file_now(&VPath::root(), &read_how()).is_none());
+        // On a disk, making a file goes to the pool.
+        assert!(
+            root.open_file_now(&vp("/new.txt"), &make_how(false))
+                .is_none()
+        );
+        assert!(!t.path().join("home/new.txt").exists());
+        assert_eq!(
+            std::fs::read(t.path().join("outside.txt")).unwrap(),
+            b"SECRET"
+        );
+    }
+
+    #[test]
+    fn in_a_folder_held_in_memory_files_are_made_at_once() {
+        let shm = Path::new("/dev/shm");
+        assert!(
+            in_memory(std::fs::File::open(shm).unwrap()),
+            "/dev/shm is not tmpfs"
+        );
+        let t = planted(shm);
+        let home = t.path().join("home");
+        let root = Root::open(&home, "alice", FULL).unwrap();
+        let _ = root.stat(&vp("/docs"), Follow::Yes);
+
+        let mut how = make_how(false);
+        how.mode = Some(0o4640);
+        let f = root.open_file_now(&vp("/docs/new.txt"), &how).unwrap();
+        io::Write::write_all(&mut &f, b"made").unwrap();
+        let meta = std::fs::metadata(home.join("docs/new.txt")).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o640, "setuid stripped as always");
+        // Truncating an existing file.
+        assert!(
+            root.open_file_now(&vp("/file.txt"), &make_how(false))
+                .is_some()
+        );
+        assert_eq!(std::fs::read(home.join("file.txt")).unwrap(), b"");
+        std::fs::write(home.join("file.txt"), b"inside").unwrap();
+
+        // Left to open_file, which answers as before: an existing file
+        // made exclusively, a name that is a link (in or out), a FIFO, a
+        // folder, a missing folder on the way.
+        for (p, refused) in [
+            ("/file.txt", "exists"),
+            ("/in_link", "exists"),
+            ("/up", "outside"),
+            ("/abs", "outside"),
+            ("/fifo", "not a regular file"),
+            ("/docs", "Is a directory"),
+            ("/nowhere/new.txt", "No such file"),
+        ] {
+            assert!(root.open_file_now(&vp(p), &make_how(true)).is_none(), "{p}");
+            let e = root.open_file(&vp(p), &make_how(true)).unwrap_err();
+            assert!(e.to_string().contains(refused), "{p}: {e}");
+        }
+        assert_eq!(std::fs::read(home.join("file.txt")).unwrap(), b"inside");
+        assert_eq!(
+            std::fs::read(t.path().join("outside.txt")).unwrap(),
+            b"SECRET"
+        );
+
+        // A read-only account makes nothing, here or on the pool.
+        let read_only = Permissions {
+            write: false,
+            delete: false,
+        };
+        let ro = Root::open(&home, "alice", read_only).unwrap();
+        assert!(ro.open_file_now(&vp("/ro.txt"), &make_how(false)).is_none());
+        assert!(matches!(
+            ro.open_file(&vp("/ro.txt"), &make_how(false)),
+            Err(FsError::ReadOnly)
+        ));
+        assert!(!home.join("ro.txt").exists());
+        // Reading in memory is the cached case.
+        let f = ro.open_file_now(&vp("/file.txt"), &read_how()).unwrap();
+        assert_eq!(contents(f), b"inside");
     }
 }

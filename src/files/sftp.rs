@@ -31,7 +31,12 @@
 //! handle) are kept in order: the later one waits. Every other request is
 //! a barrier: it waits until all requests in flight are done and then runs
 //! alone on the blocking pool, so metadata operations (open, close, rename,
-//! setstat, ...) see the effects of everything sent before them.
+//! setstat, ...) see the effects of everything sent before them. OPEN and
+//! CLOSE skip the pool when they cannot wait on a device (a small file
+//! costs two thread hand-offs less): a file to read whose path is in the
+//! kernel's lookup cache, or any file in a folder on tmpfs, is opened in
+//! the protocol task ([`Root::open_file_now`]), and such a file, or one on
+//! tmpfs, is closed there too.
 //!
 //! # Extensions
 //!
@@ -392,6 +397,10 @@ struct OpenFile {
     reads: AtomicU8,
     /// How WRITEs on it may run in the async task (see [`write_cached`]).
     writes: AtomicU8,
+    /// Closing cannot wait on a device (a file in memory, or one opened
+    /// for reading from a cached path, which has nothing to write back):
+    /// CLOSE closes it in the async task instead of on the blocking pool.
+    close_now: bool,
 }
 
 /// [`OpenFile::reads`] and [`OpenFile::writes`]: in the async task
@@ -405,11 +414,10 @@ const IO_POOL: u8 = 2;
 
 /// How I/O on `file` can avoid the blocking pool.
 fn io_mode(file: &std::fs::File) -> u8 {
-    const TMPFS_MAGIC: u64 = 0x0102_1994;
-    const RAMFS_MAGIC: u64 = 0x8584_58f6;
-    match rustix::fs::fstatfs(file) {
-        Ok(st) if matches!(st.f_type as u64, TMPFS_MAGIC | RAMFS_MAGIC) => IO_MEMORY,
-        _ => IO_NOWAIT,
+    if super::in_memory(file) {
+        IO_MEMORY
+    } else {
+        IO_NOWAIT
     }
 }
 
@@ -760,8 +768,12 @@ impl Session {
                 let reply = match removed {
                     Some(Handle::File(f)) => {
                         // The last reference: closing happens here, on the
-                        // blocking pool (close can wait on a slow disk).
-                        let _ = tokio::task::spawn_blocking(move || drop(f)).await;
+                        // blocking pool when close can wait on a slow disk.
+                        if f.close_now {
+                            drop(f);
+                        } else {
+                            let _ = tokio::task::spawn_blocking(move || drop(f)).await;
+                        }
                         if !self.handles.values().any(|h| matches!(h, Handle::File(_))) {
                             self.ctx.buffers.release();
                         }
@@ -917,18 +929,32 @@ impl Session {
             exclusive: pflags & open_flags::EXCL != 0,
             mode: attrs.permissions,
         };
-        let opened = self
-            .alone(move |ctx| ctx.path(&path).and_then(|p| ctx.root.open_file(&p, &how)))
-            .await;
+        // A file that can be opened without waiting on a device is opened
+        // here; any other goes to the blocking pool.
+        self.barrier().await;
+        let now = ctx
+            .path(&path)
+            .ok()
+            .and_then(|p| ctx.root.open_file_now(&p, &how));
+        let opened_now = now.is_some();
+        let opened = match now {
+            Some(file) => Some(Ok(file)),
+            None => {
+                self.alone(move |ctx| ctx.path(&path).and_then(|p| ctx.root.open_file(&p, &how)))
+                    .await
+            }
+        };
         let reply = match opened {
             Some(Ok(file)) => {
+                let mode = io_mode(&file);
                 let open = OpenFile {
-                    reads: AtomicU8::new(io_mode(&file)),
-                    writes: AtomicU8::new(io_mode(&file)),
+                    reads: AtomicU8::new(mode),
+                    writes: AtomicU8::new(mode),
                     file,
                     readable: how.read || !how.modifies(),
                     writable: how.modifies(),
                     append: how.append,
+                    close_now: mode == IO_MEMORY || (opened_now && !how.modifies()),
                 };
                 match self.new_handle(Handle::File(Arc::new(open))) {
                     Some(h) => {

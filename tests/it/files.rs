@@ -53,7 +53,20 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::with(tempfile::tempdir().unwrap())
+    }
+
+    /// A fixture on tmpfs (`/dev/shm`), where files are opened without
+    /// the blocking pool.
+    fn in_memory() -> Self {
+        const TMPFS_MAGIC: u64 = 0x0102_1994;
+        let shm = Path::new("/dev/shm");
+        let fs = rustix::fs::statfs(shm).expect("/dev/shm is needed for in-memory homes");
+        assert_eq!(fs.f_type as u64, TMPFS_MAGIC, "/dev/shm is not tmpfs");
+        Self::with(tempfile::tempdir_in(shm).unwrap())
+    }
+
+    fn with(dir: tempfile::TempDir) -> Self {
         let f = Fixture { dir };
         std::fs::create_dir_all(f.home()).unwrap();
         std::fs::create_dir_all(f.path("sentinel/inner")).unwrap();
@@ -845,7 +858,18 @@ fn refused(what: &str, r: &Reply) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confinement_suite_of_hostile_paths_and_symlinks() {
-    let f = Fixture::new();
+    confinement_suite(Fixture::new()).await;
+}
+
+/// The same suite in a home on tmpfs, where the SFTP server opens files
+/// (to read, make or truncate) on the connection's thread instead of the
+/// blocking pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confinement_suite_in_a_home_held_in_memory() {
+    confinement_suite(Fixture::in_memory()).await;
+}
+
+async fn confinement_suite(f: Fixture) {
     let home = f.home();
     std::fs::create_dir_all(home.join("docs")).unwrap();
     std::fs::write(home.join("file.txt"), b"inside").unwrap();
@@ -1115,7 +1139,15 @@ async fn confinement_suite_of_hostile_paths_and_symlinks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_symlink_swapped_in_for_a_folder_never_leads_out() {
-    let f = Fixture::new();
+    symlink_swap_race(Fixture::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_swapped_in_for_a_folder_in_memory_never_leads_out() {
+    symlink_swap_race(Fixture::in_memory()).await;
+}
+
+async fn symlink_swap_race(f: Fixture) {
     let home = f.home();
     std::fs::create_dir_all(home.join("d")).unwrap();
     std::fs::write(home.join("d/s.txt"), b"INSIDE").unwrap();
