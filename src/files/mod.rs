@@ -1226,7 +1226,12 @@ mod tests {
     /// every cache on the machine; the SFTP tests run both ways.)
     #[test]
     fn a_cached_file_opens_at_once_for_reading_and_nothing_else_does() {
-        let t = planted(Path::new(&std::env::temp_dir()));
+        let tmp = std::env::temp_dir();
+        assert!(
+            !in_memory(std::fs::File::open(&tmp).unwrap()),
+            "this test needs the temporary folder on a disk, not tmpfs"
+        );
+        let t = planted(&tmp);
         let root = Root::open(&t.path().join("home"), "alice", FULL).unwrap();
         // Looking each path up once puts it in the kernel's cache.
         for p in ["/file.txt", "/in_link", "/up", "/abs", "/fifo", "/docs"] {
