@@ -177,12 +177,12 @@ const CACHED: rustix::fs::ResolveFlags = rustix::fs::ResolveFlags::BENEATH
     .union(rustix::fs::ResolveFlags::CACHED);
 
 fn is_regular(st: &rustix::fs::Stat) -> bool {
-    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+    st.st_mode & S_IFMT == S_IFREG
 }
 
 /// Whether `fd` lives on a file system held in memory (tmpfs, ramfs),
 /// whose I/O never waits on a device.
-pub(crate) fn in_memory<Fd: AsFd>(fd: Fd) -> bool {
+pub fn in_memory<Fd: AsFd>(fd: Fd) -> bool {
     const TMPFS_MAGIC: u64 = 0x0102_1994;
     const RAMFS_MAGIC: u64 = 0x8584_58f6;
     rustix::fs::fstatfs(fd).is_ok_and(|st| matches!(st.f_type as u64, TMPFS_MAGIC | RAMFS_MAGIC))

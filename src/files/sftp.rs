@@ -651,6 +651,15 @@ impl Session {
         F: FnOnce(&Ctx) -> T + Send + 'static,
     {
         self.barrier().await;
+        self.on_pool(job).await
+    }
+
+    /// Runs a job on the blocking pool (the caller has had its barrier).
+    async fn on_pool<T, F>(&mut self, job: F) -> Option<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Ctx) -> T + Send + 'static,
+    {
         let ctx = self.ctx.clone();
         tokio::task::spawn_blocking(move || job(&ctx)).await.ok()
     }
@@ -940,7 +949,7 @@ impl Session {
         let opened = match now {
             Some(file) => Some(Ok(file)),
             None => {
-                self.alone(move |ctx| ctx.path(&path).and_then(|p| ctx.root.open_file(&p, &how)))
+                self.on_pool(move |ctx| ctx.path(&path).and_then(|p| ctx.root.open_file(&p, &how)))
                     .await
             }
         };
