@@ -487,11 +487,14 @@ pub fn main() -> ExitCode {
     }
     let mut out = Output::default();
     let result = run(cli, &mut out);
-    let written = write_all(std::io::stdout(), &out.stdout);
-    let _ = write_all(std::io::stderr(), &out.stderr);
+    // Names and details come from outside: escape sequences in them are
+    // shown as text, never sent to the terminal.
+    let written = write_all(std::io::stdout(), &crate::audit::for_terminal(&out.stdout));
+    let _ = write_all(std::io::stderr(), &crate::audit::for_terminal(&out.stderr));
     match (result, written) {
         (Err(e), _) => {
-            let _ = write_all(std::io::stderr(), &format!("coffer: {}\n", one_line(&e)));
+            let line = format!("coffer: {}\n", one_line(&e));
+            let _ = write_all(std::io::stderr(), &crate::audit::for_terminal(&line));
             ExitCode::from(2)
         }
         // A reader that stopped early (`coffer user list | head -1`) is not
@@ -1029,7 +1032,7 @@ pub(crate) fn execute(
             for r in records {
                 outln!(
                     out,
-                    "{}  {} {}  account={} address={} protocol={} method={}{}",
+                    "{}  {} {}  account={} address={} protocol={} method={}{}{}",
                     format_utc(r.at),
                     r.id,
                     r.event.slug(),
@@ -1041,6 +1044,11 @@ pub(crate) fn execute(
                         String::new()
                     } else {
                         format!("  {}", r.detail)
+                    },
+                    match (r.repeated, r.last_at) {
+                        (0, _) => String::new(),
+                        (n, Some(last)) => format!("  (and {n} more until {})", format_utc(last)),
+                        (n, None) => format!("  (and {n} more)"),
                     }
                 );
             }

@@ -689,7 +689,7 @@ impl Auth {
         if let Some(rec) = &record {
             let mut previous: Vec<String> = vec![rec.hash.clone()];
             previous.extend(rec.history.iter().take(policy.password.history).cloned());
-            if policy.password.history > 0 && password::reused(new_password, &previous) {
+            if policy.password.history > 0 && self.lease()?.reused(new_password, &previous) {
                 return Err(refuse(format!(
                     "it is one of your last {} passwords; choose a new one",
                     policy.password.history.max(1)

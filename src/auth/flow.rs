@@ -120,7 +120,8 @@ pub enum DenyReason {
 }
 
 impl DenyReason {
-    fn denied(self) -> Denied {
+    /// The refusal for this reason, with its fixed message.
+    pub fn denied(self) -> Denied {
         let message = match self {
             DenyReason::InvalidCredentials
             | DenyReason::Disabled
@@ -305,6 +306,19 @@ fn audit_once(auth: &Auth, ctx: &Context, event: Event, method: &str, detail: &s
 /// Reads the account's state for a first factor; a locked pair or address
 /// ends the attempt here (audited), before any credential is looked at.
 fn open_attempt(auth: &Auth, ctx: &Context, now: Timestamp) -> Result<Snapshot, Box<Step>> {
+    if !presentable(&ctx.user) {
+        // No account has such a name: refused like a wrong password, before
+        // anything is looked up or written (so a flood of huge or garbled
+        // names neither grows the store nor flushes the audit log).
+        tracing::debug!(
+            address = %ctx.address,
+            chars = ctx.user.chars().count(),
+            "login refused: the name is too long or has a control character"
+        );
+        return Err(Box::new(Step::Denied(
+            DenyReason::InvalidCredentials.denied(),
+        )));
+    }
     let snap = snapshot(auth, &ctx.user, ctx.address, now).map_err(|e| Box::new(internal(e)))?;
     if let Some(until) = snap.locked {
         let method = ctx.method.as_str();
@@ -318,6 +332,15 @@ fn open_attempt(auth: &Auth, ctx: &Context, now: Timestamp) -> Result<Snapshot, 
         return Err(Box::new(locked(until, now)));
     }
     Ok(snap)
+}
+
+/// The longest user name a login may present, in characters.
+pub const MAX_LOGIN_NAME_CHARS: usize = crate::audit::MAX_NAME_CHARS;
+
+/// Whether a presented user name could be an account's at all: at most
+/// [`MAX_LOGIN_NAME_CHARS`] characters and no control character.
+pub fn presentable(name: &str) -> bool {
+    name.chars().count() <= MAX_LOGIN_NAME_CHARS && !name.chars().any(char::is_control)
 }
 
 impl Login {

@@ -25,7 +25,7 @@ pub mod totp;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -479,45 +479,13 @@ impl Options {
     }
 }
 
-/// A counting semaphore for password hashing.
-#[derive(Debug)]
-struct HashSlots {
-    free: Mutex<usize>,
-    freed: Condvar,
-}
-
-struct HashSlot<'a>(&'a HashSlots);
-
-impl Drop for HashSlot<'_> {
-    fn drop(&mut self) {
-        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
-        *free += 1;
-        self.0.freed.notify_one();
-    }
-}
-
-impl HashSlots {
-    fn take(&self, wait: Duration) -> Option<HashSlot<'_>> {
-        let free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut free, timeout) = self
-            .freed
-            .wait_timeout_while(free, wait, |f| *f == 0)
-            .unwrap_or_else(|p| p.into_inner());
-        if timeout.timed_out() && *free == 0 {
-            return None;
-        }
-        *free -= 1;
-        Some(HashSlot(self))
-    }
-}
-
 /// The core. One per data dir; shared by every front end (it is `Sync`).
 pub struct Auth {
     store: Store,
     key: DataKey,
     clock: Arc<dyn Clock>,
     options: Options,
-    slots: HashSlots,
+    hashing: password::Hashing,
     dummy_hash: OnceLock<String>,
     /// Bumped when an account's credentials, role or state change, so that
     /// sessions made before the change end (see [`Auth::credential_epoch`]).
@@ -548,16 +516,13 @@ const TOKEN_KEY_LABEL: &[u8] = b"coffer/access-tokens/v1";
 impl Auth {
     /// Builds the core on an open store and its unsealed data key.
     pub fn new(store: Store, key: DataKey, clock: Arc<dyn Clock>, options: Options) -> Self {
-        let slots = HashSlots {
-            free: Mutex::new(options.max_concurrent_hashes.max(1)),
-            freed: Condvar::new(),
-        };
+        let hashing = password::Hashing::new(options.max_concurrent_hashes);
         Self {
             store,
             key,
             clock,
             options,
-            slots,
+            hashing,
             dummy_hash: OnceLock::new(),
             epochs: Mutex::new(Epochs::default()),
         }
@@ -761,17 +726,35 @@ impl Auth {
         password: &str,
         cost: password::HashCost,
     ) -> Result<String, AuthError> {
-        let _slot = self.slots.take(self.options.hash_wait).ok_or_else(|| {
+        Ok(self.lease()?.hash(password, cost)?)
+    }
+
+    /// A lease on the process's password hashing, or the "busy" refusal
+    /// when none came free within the configured wait.
+    fn lease(&self) -> Result<password::Lease<'_>, AuthError> {
+        self.hashing.lease(self.options.hash_wait).ok_or_else(|| {
             AuthError::Invalid("the server is busy hashing passwords; try again".into())
-        })?;
-        Ok(password::hash(password, cost)?)
+        })
+    }
+
+    /// Admission for a login step that may hash a password, waiting at
+    /// most the configured time; `None` means "busy". Front ends take it
+    /// before handing the step to a blocking thread and keep it until the
+    /// step is done.
+    pub async fn admit_hashing(&self) -> Option<password::Admission> {
+        self.hashing.admission(self.options.hash_wait).await
+    }
+
+    /// The password hashing of this core (bound and load, for status).
+    pub fn hashing(&self) -> &password::Hashing {
+        &self.hashing
     }
 
     /// Verifies under the hashing limit. `None` when no slot came free in time.
     fn verify_password(&self, password: &str, phc: Option<&str>) -> Option<bool> {
-        let _slot = self.slots.take(self.options.hash_wait)?;
+        let mut lease = self.hashing.lease(self.options.hash_wait)?;
         match phc {
-            Some(phc) => Some(password::verify(password, phc)),
+            Some(phc) => Some(lease.verify(password, phc)),
             None => {
                 // Unknown account: spend the same time as a real check.
                 let dummy = self.dummy_hash.get_or_init(|| {
@@ -779,9 +762,11 @@ impl Auth {
                         .policy()
                         .map(|p| p.password.hash_cost)
                         .unwrap_or_default();
-                    password::hash("coffer-dummy-password", cost).unwrap_or_default()
+                    lease
+                        .hash("coffer-dummy-password", cost)
+                        .unwrap_or_default()
                 });
-                let _ = password::verify(password, dummy);
+                let _ = lease.verify(password, dummy);
                 Some(false)
             }
         }

@@ -690,12 +690,17 @@ impl Console {
         for r in records.iter().rev() {
             let when = format_utc(r.at).replace('T', " ").replace('Z', "");
             self.term.say(&format!(
-                "{when} {} {} {} {} {}",
+                "{when} {} {} {} {} {}{}",
                 r.id,
                 r.event.slug(),
                 r.account.as_deref().unwrap_or("-"),
                 r.address.map_or_else(|| "-".into(), |a| a.to_string()),
                 r.protocol.as_deref().unwrap_or("-"),
+                if r.repeated > 0 {
+                    format!(" (x{})", r.repeated + 1)
+                } else {
+                    String::new()
+                },
             ));
         }
     }

@@ -175,7 +175,7 @@ impl Term {
     pub fn say(&mut self, text: &str) {
         let mut out = std::io::stdout();
         for line in text.split('\n') {
-            let _ = writeln!(out, "{}", fit(line));
+            let _ = writeln!(out, "{}", fit(&crate::audit::for_terminal(line)));
         }
         let _ = out.flush();
     }

@@ -114,6 +114,23 @@ impl Connection {
         }
     }
 
+    /// Runs a step that may hash a password: admitted first, so a flood of
+    /// logins waits here rather than in blocking threads.
+    async fn hashing<F>(&self, f: F) -> Step
+    where
+        F: FnOnce(&crate::auth::Auth) -> Step + Send + 'static,
+    {
+        let Some(admission) = self.shared.auth.admit_hashing().await else {
+            return Step::Denied(flow::DenyReason::Busy.denied());
+        };
+        self.blocking(move |auth| {
+            let step = f(auth);
+            drop(admission);
+            step
+        })
+        .await
+    }
+
     /// Failures are answered no sooner than `failure_delay` after they came.
     async fn delay_failure(&self, started: Instant) {
         tokio::time::sleep_until(started + self.shared.limits.failure_delay).await;
@@ -137,7 +154,7 @@ impl Connection {
     async fn password_step(&mut self, user: &str, password: String, started: Instant) -> Auth {
         let login = self.login(user);
         let step = self
-            .blocking(move |auth| login.password(auth, Method::KeyboardInteractive, &password))
+            .hashing(move |auth| login.password(auth, Method::KeyboardInteractive, &password))
             .await;
         match step {
             Step::Granted(s) => self.granted(s),
@@ -227,7 +244,7 @@ impl russh::server::Handler for Connection {
         let login = self.login(user);
         let password = password.to_string();
         let step = self
-            .blocking(move |auth| login.password(auth, Method::Password, &password))
+            .hashing(move |auth| login.password(auth, Method::Password, &password))
             .await;
         match step {
             Step::Granted(s) => Ok(self.granted(s)),

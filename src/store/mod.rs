@@ -61,6 +61,11 @@ impl<V> Table<V> {
 pub(crate) const AUDIT: TableDefinition<'static, u64, &'static [u8]> =
     TableDefinition::new("audit");
 
+/// The bytes the audit log's records take (key `bytes`), kept in the
+/// transaction that changes the log so its byte budget is cheap to check.
+pub(crate) const AUDIT_BYTES: TableDefinition<'static, &'static str, u64> =
+    TableDefinition::new("audit_bytes");
+
 /// Store metadata (`schema_version`, claim state).
 pub(crate) const META: Table<serde_json::Value> = Table::new("meta");
 

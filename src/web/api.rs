@@ -22,7 +22,7 @@ use super::extract::{
 use super::session::{Carrier, Stage};
 use super::{Web, transfer};
 use crate::auth::accounts::{AccountChange, AccountView, MfaView, NewAccount};
-use crate::auth::flow::{Login, Step};
+use crate::auth::flow::{DenyReason, Login, Step};
 use crate::auth::{Actor, AuthError, Group, Method as LoginMethod, Permissions, Protocol, Role};
 
 /// The OpenAPI 3.1 document.
@@ -450,12 +450,17 @@ async fn login(
     });
     let auth = web.auth.clone();
     let ip = client.ip;
+    let admission = web.auth.admit_hashing().await;
     let step = tokio::task::spawn_blocking(move || {
+        if admission.is_none() {
+            return (Step::Denied(DenyReason::Busy.denied()), false);
+        }
         let step = Login::new(&body.username, ip, Protocol::Https).password(
             &auth,
             LoginMethod::Api,
             &body.password,
         );
+        drop(admission);
         match (step, code) {
             (Step::NeedCode(waiting), Some(code)) => (waiting.code(&auth, &code), true),
             (step, _) => (step, false),

@@ -16,7 +16,7 @@ use super::{
     respond, say, see_other, with_cookie, without_cookie,
 };
 use crate::auth::accounts::AccountChange;
-use crate::auth::flow::{Login, Step};
+use crate::auth::flow::{DenyReason, Login, Step};
 use crate::auth::{Actor, AuthError, Method, Protocol};
 use crate::web::Web;
 use crate::web::extract::Client;
@@ -116,9 +116,18 @@ pub(crate) async fn password(State(web): State<Arc<Web>>, posted: Posted) -> Res
         zeroize::Zeroizing::new(posted.fields.get("password").to_string()),
         posted.client.ip,
     );
-    let step =
-        core(move || Ok(Login::new(&name, ip, Protocol::Https).password(&auth, Method::Form, &pw)))
-            .await;
+    let step = match web.auth.admit_hashing().await {
+        Some(admission) => {
+            core(move || {
+                let step =
+                    Login::new(&name, ip, Protocol::Https).password(&auth, Method::Form, &pw);
+                drop(admission);
+                Ok(step)
+            })
+            .await
+        }
+        None => Ok(Step::Denied(DenyReason::Busy.denied())),
+    };
     let (stage, next) = match step {
         Ok(Step::NeedCode(w)) => (Stage::AwaitCode(w), "/login/code"),
         Ok(Step::MustEnrol(w)) => (Stage::MustEnrol(w), "/login/enrol"),
