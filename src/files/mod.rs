@@ -1310,6 +1310,53 @@ mod tests {
         assert_eq!(FsError::ReadOnly.to_string(), "read-only account");
     }
 
+    #[test]
+    fn homes_open_beneath_the_files_root_and_never_through_a_link() {
+        let t = tempfile::tempdir().unwrap();
+        let files = t.path().join("files");
+        std::fs::create_dir(&files).unwrap();
+        let home = |s: &str| HomeFolder::parse(s).unwrap();
+
+        // Checking creates nothing; opening creates every part, mode 0700.
+        check_home(&files, &home("a/b/c")).unwrap();
+        assert!(!files.join("a").exists());
+        let root = Root::open_home(&files, &home("a/b/c"), "c", FULL).unwrap();
+        assert_eq!(root.account(), "c");
+        let mode = std::fs::metadata(files.join("a/b/c")).unwrap().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+
+        // A link at any part, even one pointing inside the files root.
+        std::os::unix::fs::symlink("a", files.join("l")).unwrap();
+        std::os::unix::fs::symlink("../..", files.join("a/b/up")).unwrap();
+        std::os::unix::fs::symlink("/nowhere", files.join("a/dangling")).unwrap();
+        for (folder, part) in [
+            ("l", "l"),
+            ("l/b", "l"),
+            ("a/b/up", "a/b/up"),
+            ("a/b/up/x", "a/b/up"),
+            ("a/dangling/x", "a/dangling"),
+        ] {
+            for err in [
+                check_home(&files, &home(folder)).unwrap_err(),
+                Root::open_home(&files, &home(folder), "x", FULL).unwrap_err(),
+            ] {
+                assert!(err.is_refusal(), "{folder}: {err}");
+                assert!(
+                    matches!(&err, HomeError::Link { part: p, .. } if p == part),
+                    "{folder}: {err}"
+                );
+                assert!(err.to_string().contains("symbolic link"), "{err}");
+            }
+        }
+        assert!(!t.path().join("x").exists() && !files.join("nowhere").exists());
+
+        // A file where a folder should be.
+        std::fs::write(files.join("a/f"), b"x").unwrap();
+        let err = Root::open_home(&files, &home("a/f/g"), "g", FULL).unwrap_err();
+        assert!(matches!(err, HomeError::NotFolder { .. }), "{err}");
+        assert!(err.is_refusal());
+    }
+
     const FULL: Permissions = Permissions {
         write: true,
         delete: true,
