@@ -130,3 +130,20 @@ def test_a_link_planted_on_another_accounts_home_path_does_not_escape(box):
     for name in ["bob", "carol"]:
         assert os.readlink(box.data / "files" / "team" / name) == "../.."
     assert not (box.data / "bob").exists() and not (box.data / "carol").exists()
+
+
+def test_a_web_session_whose_home_path_gets_a_link_is_refused_file_access(box):
+    box.cli("group", "add", "team", "--home-template", "team/${USER}")
+    box.add_user("manager", "user", PASSWORD, "--home", "team")
+    box.add_user("dave", "user", PASSWORD, "--group", "team")
+    dave = Api(box.https_port, Api(box.https_port).token_for("dave", PASSWORD))
+    assert dave.get("/files").status_code == 200
+    tm, manager = sftp_as(box, "manager")
+    manager.rename("dave", "dave-moved")
+    manager.symlink("../..", "dave")
+    tm.close()
+    body = error(dave.get("/files"), 403, "home_refused")
+    assert "symbolic link" in body["message"] and "team/dave" in body["message"], body
+    error(dave.put("/files/content", params={"path": "/x"}, data=b"x"), 403, "home_refused")
+    assert not (box.data / "x").exists()
+    assert box.audit(user="dave", event="home_refused")
