@@ -872,18 +872,18 @@ impl AwaitCode {
                     Ok(home) => home,
                     Err(step) => return *step,
                 };
-                {
-                    Step::Granted(session(
-                        &ctx,
-                        &account,
-                        group.as_ref(),
-                        home,
-                        Some(factor),
-                        None,
-                        false,
-                        now,
-                    ))
-                }
+                // Checked again: the account may have changed while the
+                // code was typed.
+                Step::Granted(session(
+                    &ctx,
+                    &account,
+                    group.as_ref(),
+                    home,
+                    Some(factor),
+                    None,
+                    false,
+                    now,
+                ))
             }
         }
     }
