@@ -868,12 +868,12 @@ impl AwaitCode {
                     Ok(x) => x,
                     Err(e) => return internal(e),
                 };
+                // Checked again: the account may have changed while the
+                // code was typed.
                 let home = match admit(auth, &ctx, &account, group.as_ref(), factor.as_str()) {
                     Ok(home) => home,
                     Err(step) => return *step,
                 };
-                // Checked again: the account may have changed while the
-                // code was typed.
                 Step::Granted(session(
                     &ctx,
                     &account,
