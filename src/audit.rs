@@ -74,6 +74,14 @@ events! {
     EnrolmentRequired = 1007, "enrolment_required";
     /// A web or API session ended: signed out, expired, or revoked.
     SessionEnded = 1008, "session_ended";
+    /// A login with valid credentials was refused because the account's name
+    /// is outside the account-name alphabet (a store from before the rule);
+    /// an administrator must rename the account.
+    LoginNameRefused = 1009, "login_name_refused";
+    /// An account's home folder was refused: its path (after `${USER}`
+    /// substitution) is not a safe relative path, or a symbolic link or a
+    /// non-folder sits on it. The login or the file session is refused.
+    HomeRefused = 1010, "home_refused";
     /// A second-factor code was accepted.
     CodeAccepted = 1100, "code_accepted";
     /// A second-factor code was wrong or malformed.

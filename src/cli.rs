@@ -704,7 +704,7 @@ fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
                 hash_cost,
             } = &cli.command
             {
-                crate::auth::accounts::validate_name("user", admin)?;
+                crate::auth::accounts::validate_account_name(admin)?;
                 if let Some(c) = hash_cost {
                     c.parse::<HashCost>()
                         .map_err(|e| anyhow!("--hash-cost: {e}"))?;

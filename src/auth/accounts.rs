@@ -1,7 +1,6 @@
 //! Accounts, groups, passwords and public keys: validation and changes.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -22,54 +21,151 @@ pub const MAX_KEYS: usize = 64;
 /// Most CIDR entries per list.
 pub const MAX_NETS: usize = 256;
 
-/// Checks an account or group name: 1-64 printable characters, no white
-/// space, not only dots. Characters `\/:*?"<>|` are allowed (they become `.`
-/// in folder names).
-pub fn validate_name(what: &str, name: &str) -> Result<(), AuthError> {
+/// Characters a local account name may use besides ASCII letters and digits.
+pub const NAME_PUNCTUATION: &str = ".-_@";
+
+/// Characters of names from elsewhere (domain forms such as `ACME\joe`)
+/// that become `.` in folder names; any other character outside the
+/// account-name alphabet becomes `_`.
+const FOLDER_DOTS: &str = "\\/:*?\"<>|";
+
+fn in_name_alphabet(c: char) -> bool {
+    c.is_ascii_alphanumeric() || NAME_PUNCTUATION.contains(c)
+}
+
+/// Checks a local account name: 1 to 64 characters from the alphabet
+/// `A-Z a-z 0-9 . - _ @`, not starting with a dot. Such a name is its own
+/// folder name. Uniqueness regardless of case is checked where accounts are
+/// created.
+pub fn validate_account_name(name: &str) -> Result<(), AuthError> {
     let n = name.chars().count();
     if n == 0 || n > MAX_NAME_CHARS {
         return Err(AuthError::Invalid(format!(
-            "a {what} name has 1 to {MAX_NAME_CHARS} characters"
+            "a user name has 1 to {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if !name.chars().all(in_name_alphabet) {
+        return Err(AuthError::Invalid(
+            "a user name may contain only letters A-Z and a-z, digits, '.', '-', '_' and '@'"
+                .into(),
+        ));
+    }
+    if name.starts_with('.') {
+        return Err(AuthError::Invalid(
+            "a user name may not start with a dot".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a group name: 1-64 printable characters, no white space, not
+/// only dots. (A group name never becomes a folder name.)
+pub fn validate_group_name(name: &str) -> Result<(), AuthError> {
+    let n = name.chars().count();
+    if n == 0 || n > MAX_NAME_CHARS {
+        return Err(AuthError::Invalid(format!(
+            "a group name has 1 to {MAX_NAME_CHARS} characters"
         )));
     }
     if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(AuthError::Invalid(format!(
-            "a {what} name may not contain spaces or control characters"
-        )));
+        return Err(AuthError::Invalid(
+            "a group name may not contain spaces or control characters".into(),
+        ));
     }
     if name.chars().all(|c| c == '.') {
         return Err(AuthError::Invalid(format!(
-            "{name:?} is not a usable {what} name"
+            "{name:?} is not a usable group name"
         )));
     }
     Ok(())
 }
 
-/// The folder name for a user: `\/:*?"<>|` become `.`.
+/// The folder name for a user name, the one mapping from names to folders:
+/// characters of the account-name alphabet stay, `\/:*?"<>|` become `.`,
+/// every other character becomes `_`, and a leading `.` becomes `_`. A
+/// valid local name maps to itself; a name from elsewhere (`ACME\joe`,
+/// `joe@acme`) maps to `ACME.joe`, `joe@acme`. The result is never empty,
+/// never `.` or `..`, and never holds a separator or a control character.
 pub fn folder_name(user: &str) -> String {
-    user.chars()
-        .map(|c| if "\\/:*?\"<>|".contains(c) { '.' } else { c })
-        .collect()
+    let mut folder: String = user
+        .chars()
+        .map(|c| {
+            if in_name_alphabet(c) {
+                c
+            } else if FOLDER_DOTS.contains(c) {
+                '.'
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if folder.starts_with('.') {
+        folder.replace_range(..1, "_");
+    }
+    if folder.is_empty() {
+        folder.push('_');
+    }
+    folder
 }
 
-/// Checks a home path or template: relative, no `..`, no empty parts.
-pub fn validate_home(text: &str) -> Result<(), AuthError> {
-    let bad = |why: &str| AuthError::Invalid(format!("home {text:?}: {why}"));
-    if text.is_empty() || text.len() > 1024 {
-        return Err(bad("must be 1 to 1024 bytes"));
-    }
-    if text.starts_with('/') {
-        return Err(bad("must be relative to the files root"));
-    }
-    if text.chars().any(|c| c.is_control() || c == '\\') {
-        return Err(bad("may not contain control characters or backslashes"));
-    }
-    for part in text.split('/') {
-        if part.is_empty() || part == "." || part == ".." {
-            return Err(bad("may not contain empty, '.' or '..' parts"));
+/// Longest home folder path, in bytes.
+pub const MAX_HOME_BYTES: usize = 1024;
+/// Longest part of a home folder path, in bytes (the file system's limit).
+pub const MAX_HOME_PART_BYTES: usize = 255;
+
+/// A home folder relative to the files root that passed [`HomeFolder::parse`]:
+/// relative, every part neither empty nor `.` nor `..`, no backslash and no
+/// control character. The only way to a session's home.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct HomeFolder(String);
+
+impl HomeFolder {
+    /// Checks a home path, after `${USER}` was substituted (or a template
+    /// as written: `${USER}` passes as an ordinary part).
+    pub fn parse(text: &str) -> Result<HomeFolder, AuthError> {
+        let bad = |why: &str| AuthError::Invalid(format!("home {text:?}: {why}"));
+        if text.is_empty() || text.len() > MAX_HOME_BYTES {
+            return Err(bad("must be 1 to 1024 bytes"));
         }
+        if text.starts_with('/') {
+            return Err(bad("must be relative to the files root"));
+        }
+        if text.chars().any(|c| c.is_control() || c == '\\') {
+            return Err(bad("may not contain control characters or backslashes"));
+        }
+        for part in text.split('/') {
+            if part.is_empty() || part == "." || part == ".." {
+                return Err(bad("may not contain empty, '.' or '..' parts"));
+            }
+            if part.len() > MAX_HOME_PART_BYTES {
+                return Err(bad("a part is longer than 255 bytes"));
+            }
+        }
+        Ok(HomeFolder(text.to_string()))
     }
-    Ok(())
+
+    /// The path, parts joined by `/`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The parts, from the files root down.
+    pub fn parts(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+}
+
+impl std::fmt::Display for HomeFolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Checks a home path or template an administrator sets (see
+/// [`HomeFolder::parse`]).
+pub fn validate_home(text: &str) -> Result<(), AuthError> {
+    HomeFolder::parse(text).map(|_| ())
 }
 
 /// Parses a list of CIDR networks (`10.0.0.0/8,192.168.1.7`); `none` is empty.
@@ -296,14 +392,39 @@ pub struct MfaView {
     pub recovery_codes_left: usize,
 }
 
-/// The effective home folder (relative to the files root).
-pub fn home_folder(account: &Account, group: Option<&Group>) -> String {
+/// The effective home folder as written: the account's own home, or its
+/// group's template (else `${USER}`) with `${USER}` replaced by the
+/// account's [`folder_name`]. Unchecked: for display; sessions use
+/// [`home_folder`].
+pub fn home_text(account: &Account, group: Option<&Group>) -> String {
     match &account.home {
         Some(h) => h.clone(),
         None => group
             .map_or(DEFAULT_HOME_TEMPLATE, |g| g.home_template.as_str())
             .replace("${USER}", &folder_name(&account.name)),
     }
+}
+
+/// The effective home folder (relative to the files root), checked after
+/// substitution by [`HomeFolder::parse`].
+pub fn home_folder(account: &Account, group: Option<&Group>) -> Result<HomeFolder, AuthError> {
+    HomeFolder::parse(&home_text(account, group))
+}
+
+/// Fails when an account has `name`, compared regardless of case (`Alice`
+/// is taken when `alice` exists); the error names the existing account.
+fn check_name_free(r: &impl Read, name: &str) -> Result<(), AuthError> {
+    if let Some((taken, _)) = r
+        .all(ACCOUNTS)?
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+    {
+        return Err(AuthError::Exists {
+            what: "account",
+            name: taken,
+        });
+    }
+    Ok(())
 }
 
 /// The effective permissions: the stricter of account and group.
@@ -352,7 +473,7 @@ impl Auth {
         password: &str,
         hash_cost: Option<password::HashCost>,
     ) -> Result<(), AuthError> {
-        validate_name("user", owner)?;
+        validate_account_name(owner)?;
         let mut policy = self.policy()?;
         password::check(password, owner, &policy.password)
             .map_err(|r| AuthError::PasswordRefused(r.0))?;
@@ -365,12 +486,7 @@ impl Auth {
             if tx.get(META, "claimed_by")?.is_some() {
                 return Err(AuthError::AlreadyClaimed);
             }
-            if tx.get(ACCOUNTS, owner)?.is_some() {
-                return Err(AuthError::Exists {
-                    what: "account",
-                    name: owner.to_string(),
-                });
-            }
+            check_name_free(tx, owner)?;
             let account = new_account(owner, Role::SystemAdmin, None, None, now);
             tx.put(ACCOUNTS, owner, &account)?;
             tx.put(
@@ -410,7 +526,7 @@ impl Auth {
         if new.role == Role::SystemAdmin {
             actor.require_owner()?;
         }
-        validate_name("user", &new.name)?;
+        validate_account_name(&new.name)?;
         if let Some(h) = &new.home {
             validate_home(h)?;
         }
@@ -443,12 +559,7 @@ impl Auth {
             None => None,
         };
         self.store.write(|tx| {
-            if tx.get(ACCOUNTS, &new.name)?.is_some() {
-                return Err(AuthError::Exists {
-                    what: "account",
-                    name: new.name.clone(),
-                });
-            }
+            check_name_free(tx, &new.name)?;
             check_group_exists(tx, &new.group)?;
             let account = new_account(
                 &new.name,
@@ -480,7 +591,7 @@ impl Auth {
                 actor.entry(Some(&new.name), format!("role {}", new.role)),
                 retain,
             )?;
-            Ok(())
+            Ok::<_, AuthError>(())
         })?;
         self.account(actor, &new.name)
     }
@@ -924,7 +1035,7 @@ impl Auth {
     /// Creates a group.
     pub fn create_group(&self, actor: &Actor, group: Group) -> Result<(), AuthError> {
         actor.require_admin()?;
-        validate_name("group", &group.name)?;
+        validate_group_name(&group.name)?;
         validate_home(&group.home_template)?;
         let now = self.now();
         self.store.write(|tx| {
@@ -1059,11 +1170,6 @@ impl Auth {
                 name: name.to_string(),
             })
     }
-
-    /// The absolute home folder of an account.
-    pub fn home_of(&self, account: &Account, group: Option<&Group>) -> PathBuf {
-        self.options.files_root.join(home_folder(account, group))
-    }
 }
 
 fn enabled_owners(r: &impl Read) -> Result<usize, AuthError> {
@@ -1141,7 +1247,7 @@ fn view(r: &impl Read, account: Account, now: Timestamp) -> Result<AccountView, 
         },
         tokens,
         locked: super::lockout::locks_of(r, &name, now)?,
-        home_folder: home_folder(&account, group.as_ref()),
+        home_folder: home_text(&account, group.as_ref()),
         permissions: permissions(&account, group.as_ref()),
         account,
     })
@@ -1164,33 +1270,109 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names() {
-        for ok in ["alice", "DOMAIN\\bob", "a:b*c?d\"e<f>g|h/i", "ünïcødé", "x"] {
-            validate_name("user", ok).unwrap();
+    fn account_names_come_from_a_conservative_alphabet() {
+        for ok in [
+            "alice",
+            "Bob-2",
+            "joe@acme.example",
+            "a.b_c",
+            "x",
+            &"x".repeat(64),
+        ] {
+            validate_account_name(ok).unwrap();
+            assert_eq!(folder_name(ok), ok, "a valid name is its own folder");
         }
-        for bad in ["", "..", ".", "has space", "tab\t", "nl\n", &"x".repeat(65)] {
-            assert!(validate_name("user", bad).is_err(), "{bad:?}");
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "**",
+            "//",
+            ".:",
+            "*",
+            "/",
+            "?",
+            "a/b",
+            "a\\b",
+            "DOMAIN\\bob",
+            "has space",
+            "tab\t",
+            "nl\n",
+            "ünïcødé",
+            "a:b",
+            "a|b",
+            &"x".repeat(65),
+        ] {
+            assert!(validate_account_name(bad).is_err(), "{bad:?}");
         }
+        let err = validate_account_name("**").unwrap_err().to_string();
+        assert!(err.contains("only letters"), "{err}");
+        validate_group_name("Staff team").unwrap_err();
+        validate_group_name("staff").unwrap();
+    }
+
+    #[test]
+    fn names_from_elsewhere_map_to_safe_folder_names() {
+        assert_eq!(folder_name("ACME\\joe"), "ACME.joe");
+        assert_eq!(folder_name("joe@acme"), "joe@acme");
         assert_eq!(folder_name("a\\b/c:d*e?f\"g<h>i|j"), "a.b.c.d.e.f.g.h.i.j");
+        assert_eq!(folder_name("ünï cødé"), "_n__c_d_");
+        // Names whose old mapping was `..` or `.`: the data dir or the files root.
+        for (name, folder) in [
+            ("**", "_."),
+            ("//", "_."),
+            (".:", "_."),
+            ("*", "_"),
+            ("/", "_"),
+            ("?", "_"),
+            ("..", "_."),
+            (".", "_"),
+            ("", "_"),
+        ] {
+            assert_eq!(folder_name(name), folder, "{name:?}");
+        }
+        for name in [
+            "**", "//", ".:", "*", "/", "?", "..", ".", "", "a/../..", "\u{0}", "\n",
+        ] {
+            let folder = folder_name(name);
+            HomeFolder::parse(&folder).unwrap();
+            let a = new_account(name, Role::User, None, None, 0);
+            assert_eq!(home_folder(&a, None).unwrap().as_str(), folder);
+        }
     }
 
     #[test]
     fn homes() {
-        for ok in ["alice", "homes/${USER}", "a/b/c"] {
+        for ok in ["alice", "homes/${USER}", "a/b/c", "team/.x"] {
             validate_home(ok).unwrap();
         }
         for bad in [
-            "", "/etc", "../x", "a/../b", "a//b", "./a", "a\\b", "a/.", "nul\0",
+            "", "/etc", "../x", "a/../b", "a//b", "./a", "a\\b", "a/.", "nul\0", "..", ".", "a/",
+            "x\u{7f}",
         ] {
             assert!(validate_home(bad).is_err(), "{bad:?}");
         }
+        assert!(validate_home(&"x".repeat(256)).is_err());
         let mut a = new_account("dom\\bob", Role::User, None, None, 0);
-        assert_eq!(home_folder(&a, None), "dom.bob");
+        assert_eq!(home_folder(&a, None).unwrap().as_str(), "dom.bob");
         let mut g = new_group("staff");
         g.home_template = "staff/${USER}".into();
-        assert_eq!(home_folder(&a, Some(&g)), "staff/dom.bob");
+        assert_eq!(home_folder(&a, Some(&g)).unwrap().as_str(), "staff/dom.bob");
+        let home = home_folder(&a, Some(&g)).unwrap();
+        let parts: Vec<&str> = home.parts().collect();
+        assert_eq!(parts, ["staff", "dom.bob"]);
         a.home = Some("elsewhere".into());
-        assert_eq!(home_folder(&a, Some(&g)), "elsewhere");
+        assert_eq!(home_folder(&a, Some(&g)).unwrap().as_str(), "elsewhere");
+        // Values that bypassed validation (an old store) are checked after
+        // substitution.
+        a.home = Some("../..".into());
+        assert!(home_folder(&a, Some(&g)).is_err());
+        a.home = None;
+        g.home_template = "${USER}/..".into();
+        assert!(home_folder(&a, Some(&g)).is_err());
+        g.home_template = "/${USER}".into();
+        assert!(home_folder(&a, Some(&g)).is_err());
     }
 
     #[test]

@@ -12,11 +12,10 @@
 //! the same hashing time as known ones and get the same answer.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::accounts::{self, address_allowed, load_group};
+use super::accounts::{self, HomeFolder, address_allowed, load_group};
 use super::lockout;
 use super::mfa::{EnrolmentStart, FactorError, RecoveryCodes, SecondFactor};
 use super::policy::{CodeDecision, FirstFactor, LockoutPolicy, decide};
@@ -28,6 +27,7 @@ use super::{
 };
 use crate::audit::{self, Entry, Event};
 use crate::clock::Timestamp;
+use crate::files::{HomeError, Root};
 use crate::store::{Read, StoreError, WriteTx};
 
 /// The prompt for the second factor (the SSH keyboard-interactive contract).
@@ -113,6 +113,12 @@ pub enum DenyReason {
     EnrolmentRequired,
     /// Too long between the first factor and the code.
     Expired,
+    /// The account's name is outside the account-name alphabet (a store
+    /// from before the rule): an administrator must rename it.
+    NameRefused,
+    /// The account's home folder is not safe to open (an invalid path, or a
+    /// symbolic link on it).
+    HomeRefused,
     /// No hashing slot came free in time.
     Busy,
     /// The store or data key failed.
@@ -133,6 +139,8 @@ impl DenyReason {
             DenyReason::CodeUnsupported => "This account needs an authentication code, which the password method cannot carry: use keyboard-interactive authentication (for OpenSSH: -o PreferredAuthentications=keyboard-interactive).".into(),
             DenyReason::EnrolmentRequired => "This account must set up two-factor authentication in the web interface before it can log in here.".into(),
             DenyReason::Expired => "The login took too long; please start again.".into(),
+            DenyReason::NameRefused => "This account's name is no longer allowed (user names may contain only letters, digits, '.', '-', '_' and '@'); an administrator must rename the account before it can log in.".into(),
+            DenyReason::HomeRefused => "This account's home folder is refused (it is not a safe path or a symbolic link is on its path); the administrator can find the details in the audit log.".into(),
             DenyReason::Busy => "The server is busy; please try again shortly.".into(),
             DenyReason::Internal => "Login failed because of an internal error; the administrator can find it in the log.".into(),
         };
@@ -173,8 +181,9 @@ pub struct Session {
     pub role: Role,
     /// Group.
     pub group: Option<String>,
-    /// Absolute home folder (not yet created: the front end creates it).
-    pub home: PathBuf,
+    /// Home folder relative to the files root, checked (not yet created:
+    /// the front end opens it with [`Auth::open_home`]).
+    pub home: HomeFolder,
     /// File permissions.
     pub permissions: Permissions,
     /// Protocol.
@@ -300,6 +309,70 @@ fn fail(
 fn audit_once(auth: &Auth, ctx: &Context, event: Event, method: &str, detail: &str) {
     if let Err(e) = auth.audit(event, ctx.entry(method, detail)) {
         tracing::error!(error = %e, "could not write an audit event");
+    }
+}
+
+/// Whether an account whose credentials passed may have a session: its
+/// name is in the account-name alphabet (a store from before the rule may
+/// hold others), its home folder is a safe path after substitution, and no
+/// symbolic link or non-folder sits on the part of it that exists. A
+/// refusal is audited and answered with a message saying what is wrong.
+fn admit(
+    auth: &Auth,
+    ctx: &Context,
+    account: &Account,
+    group: Option<&Group>,
+    method: &str,
+) -> Result<HomeFolder, Box<Step>> {
+    if let Err(e) = accounts::validate_account_name(&account.name) {
+        audit_once(
+            auth,
+            ctx,
+            Event::LoginNameRefused,
+            method,
+            &format!("{e}; rename the account"),
+        );
+        return Err(Box::new(Step::Denied(DenyReason::NameRefused.denied())));
+    }
+    let refused = |detail: String| {
+        audit_once(auth, ctx, Event::HomeRefused, method, &detail);
+        Box::new(Step::Denied(DenyReason::HomeRefused.denied()))
+    };
+    let home = accounts::home_folder(account, group).map_err(|e| refused(e.to_string()))?;
+    match crate::files::check_home(&auth.options.files_root, &home) {
+        Err(e) if e.is_refusal() => Err(refused(e.to_string())),
+        // A failing file system is reported when the session opens it.
+        _ => Ok(home),
+    }
+}
+
+impl Auth {
+    /// Opens a session's home folder beneath the files root, creating it on
+    /// first use, without following a symbolic link at any part
+    /// ([`Root::open_home`]). A link or non-folder on the path is audited
+    /// ([`Event::HomeRefused`]) and the home refused.
+    pub fn open_home(&self, session: &Session) -> Result<Root, HomeError> {
+        let opened = Root::open_home(
+            &self.options.files_root,
+            &session.home,
+            &session.account,
+            session.permissions,
+        );
+        if let Err(e) = &opened
+            && e.is_refusal()
+        {
+            let entry = Entry {
+                account: Some(&session.account),
+                address: Some(session.address),
+                protocol: Some(session.protocol.as_str()),
+                method: Some(session.method.as_str()),
+                detail: e.to_string(),
+            };
+            if let Err(e) = self.audit(Event::HomeRefused, entry) {
+                tracing::error!(error = %e, "could not write an audit event");
+            }
+        }
+        opened
     }
 }
 
@@ -546,12 +619,17 @@ fn after_first_factor(
     } else {
         ctx.method.as_str()
     };
+    let home = match admit(auth, &ctx, &account, group.as_ref(), method) {
+        Ok(home) => home,
+        Err(step) => return *step,
+    };
     match decide(&policy.mfa, &account, enrolled, ctx.protocol, first) {
         CodeDecision::NotNeeded => grant(
             auth,
             &ctx,
             &account,
             group.as_ref(),
+            home,
             None,
             token,
             false,
@@ -564,6 +642,7 @@ fn after_first_factor(
                 &ctx,
                 &account,
                 group.as_ref(),
+                home,
                 None,
                 token,
                 offer,
@@ -608,6 +687,7 @@ fn grant(
     ctx: &Context,
     account: &Account,
     group: Option<&Group>,
+    home: HomeFolder,
     second: Option<SecondFactor>,
     token: Option<String>,
     offer_enrolment: bool,
@@ -621,10 +701,10 @@ fn grant(
         return internal(e);
     }
     Step::Granted(session(
-        auth,
         ctx,
         account,
         group,
+        home,
         second,
         token,
         offer_enrolment,
@@ -670,10 +750,10 @@ fn grant_in(
 
 #[allow(clippy::too_many_arguments)] // every piece is part of the session
 fn session(
-    auth: &Auth,
     ctx: &Context,
     account: &Account,
     group: Option<&Group>,
+    home: HomeFolder,
     second: Option<SecondFactor>,
     token: Option<String>,
     offer_enrolment: bool,
@@ -683,7 +763,7 @@ fn session(
         account: account.name.clone(),
         role: account.role,
         group: account.group.clone(),
-        home: auth.home_of(account, group),
+        home,
         permissions: accounts::permissions(account, group),
         protocol: ctx.protocol,
         address: ctx.address,
@@ -807,19 +887,26 @@ impl AwaitCode {
                     let g = load_group(r, &a)?;
                     Ok::<_, AuthError>((a, g))
                 });
-                match loaded {
-                    Ok((account, group)) => Step::Granted(session(
-                        auth,
-                        &ctx,
-                        &account,
-                        group.as_ref(),
-                        Some(factor),
-                        None,
-                        false,
-                        now,
-                    )),
-                    Err(e) => internal(e),
-                }
+                let (account, group) = match loaded {
+                    Ok(x) => x,
+                    Err(e) => return internal(e),
+                };
+                // Checked again: the account may have changed while the
+                // code was typed.
+                let home = match admit(auth, &ctx, &account, group.as_ref(), factor.as_str()) {
+                    Ok(home) => home,
+                    Err(step) => return *step,
+                };
+                Step::Granted(session(
+                    &ctx,
+                    &account,
+                    group.as_ref(),
+                    home,
+                    Some(factor),
+                    None,
+                    false,
+                    now,
+                ))
             }
         }
     }
@@ -872,6 +959,16 @@ impl AwaitEnrolment {
             Ok(x) => x,
             Err(e) => return Err((Box::new(self), e)),
         };
+        let home = match admit(auth, &self.ctx, &account, group.as_ref(), "totp") {
+            Ok(home) => home,
+            Err(step) => {
+                let message = match *step {
+                    Step::Denied(d) => d.message,
+                    _ => "this account may not log in".into(),
+                };
+                return Err((Box::new(self), AuthError::Forbidden(message)));
+            }
+        };
         let wrote = auth.store.write(|tx| {
             lockout::record_success(tx, &account.name, self.ctx.address)?;
             grant_in(tx, &self.ctx, Some(SecondFactor::Totp), None, now)
@@ -880,15 +977,192 @@ impl AwaitEnrolment {
             return Err((Box::new(self), e.into()));
         }
         let s = session(
-            auth,
             &self.ctx,
             &account,
             group.as_ref(),
+            home,
             Some(SecondFactor::Totp),
             None,
             false,
             now,
         );
         Ok((s, codes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::auth::Options;
+    use crate::auth::accounts::{NewAccount, new_group};
+    use crate::clock::ManualClock;
+    use crate::seal::DataKey;
+    use crate::store::{OpenMode, Store};
+
+    const PASSWORD: &str = "correct-horse-battery-staple-9";
+
+    fn auth(dir: &std::path::Path) -> Auth {
+        let store = Store::open(dir, OpenMode::Create).unwrap();
+        let (key, _) = DataKey::generate().unwrap();
+        let auth = Auth::new(
+            store,
+            key,
+            Arc::new(ManualClock::new(1_800_000_000)),
+            Options::for_data_dir(dir),
+        );
+        std::fs::create_dir_all(&auth.options.files_root).unwrap();
+        auth.claim(
+            &Actor::cli(),
+            "owner",
+            PASSWORD,
+            Some("m=64,t=1,p=1".parse().unwrap()),
+        )
+        .unwrap();
+        auth
+    }
+
+    fn user(auth: &Auth, name: &str, group: Option<&str>, home: Option<&str>) {
+        auth.create_account(
+            &Actor::cli(),
+            NewAccount {
+                name: name.into(),
+                role: Role::User,
+                group: group.map(Into::into),
+                password: Some(zeroize::Zeroizing::new(PASSWORD.into())),
+                home: home.map(Into::into),
+                public_keys: vec![],
+            },
+        )
+        .unwrap();
+    }
+
+    fn login(auth: &Auth, name: &str, password: &str) -> Step {
+        Login::new(name, "192.0.2.7".parse().unwrap(), Protocol::Ssh).password(
+            auth,
+            Method::Password,
+            password,
+        )
+    }
+
+    fn last_event(auth: &Auth) -> (Event, String) {
+        let log = auth.audit_log(&audit::Filter::default()).unwrap();
+        let r = log.first().unwrap();
+        (r.event, r.detail.clone())
+    }
+
+    fn denied(step: Step) -> Denied {
+        match step {
+            Step::Denied(d) => d,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// Writes an account under `legacy`, copied from `template`, straight
+    /// into the store: what a store from before the name rule may hold.
+    fn plant_legacy(auth: &Auth, template: &str, legacy: &str) {
+        auth.store
+            .write(|tx| {
+                let mut a: Account = tx.get(ACCOUNTS, template)?.unwrap();
+                a.name = legacy.to_string();
+                tx.put(ACCOUNTS, legacy, &a)?;
+                let p = tx.get(PASSWORDS, template)?.unwrap();
+                tx.put(PASSWORDS, legacy, &p)?;
+                Ok::<_, AuthError>(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_stored_name_outside_the_alphabet_is_refused_login_with_its_own_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = auth(dir.path());
+        user(&auth, "template", None, None);
+        for legacy in ["..", "**", ".:", "*", "/", "ACME\\joe", "ünï"] {
+            plant_legacy(&auth, "template", legacy);
+            // The store still reads it: administrators see it.
+            auth.account(&Actor::cli(), legacy).unwrap();
+            let d = denied(login(&auth, legacy, PASSWORD));
+            assert_eq!(d.reason, DenyReason::NameRefused, "{legacy:?}");
+            assert!(d.message.contains("rename"), "{}", d.message);
+            let (event, detail) = last_event(&auth);
+            assert_eq!(event, Event::LoginNameRefused, "{legacy:?}");
+            assert!(detail.contains("rename the account"), "{detail}");
+            // A wrong password learns nothing more than for anyone else.
+            let d = denied(login(&auth, legacy, "wrong password here"));
+            assert_eq!(d.reason, DenyReason::InvalidCredentials);
+        }
+        // Nothing was created outside the files root on the way.
+        assert!(!dir.path().join("files").join("..").join("secrets").exists());
+    }
+
+    #[test]
+    fn a_stored_home_that_escapes_after_substitution_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = auth(dir.path());
+        user(&auth, "bob", None, None);
+        auth.store
+            .write(|tx| {
+                let mut a: Account = tx.get(ACCOUNTS, "bob")?.unwrap();
+                a.home = Some("../..".into());
+                tx.put(ACCOUNTS, "bob", &a)?;
+                Ok::<_, AuthError>(())
+            })
+            .unwrap();
+        let d = denied(login(&auth, "bob", PASSWORD));
+        assert_eq!(d.reason, DenyReason::HomeRefused);
+        assert_eq!(last_event(&auth).0, Event::HomeRefused);
+    }
+
+    #[test]
+    fn a_link_on_the_path_of_a_home_refuses_login_and_session_with_an_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = auth(dir.path());
+        let files = auth.options.files_root.clone();
+        let mut team = new_group("team");
+        team.home_template = "team/${USER}".into();
+        auth.create_group(&Actor::cli(), team).unwrap();
+        user(&auth, "manager", None, Some("team"));
+        user(&auth, "bob", Some("team"), None);
+        user(&auth, "carol", Some("team"), None);
+
+        // The manager (whose home holds the team's) plants a link where
+        // bob's home will be.
+        std::fs::create_dir_all(files.join("team")).unwrap();
+        std::os::unix::fs::symlink("../..", files.join("team/bob")).unwrap();
+        let d = denied(login(&auth, "bob", PASSWORD));
+        assert_eq!(d.reason, DenyReason::HomeRefused);
+        let (event, detail) = last_event(&auth);
+        assert_eq!(event, Event::HomeRefused);
+        assert!(detail.contains("symbolic link"), "{detail}");
+
+        // Carol logs in; the link is planted after the login: the session's
+        // home does not open, and that is audited too.
+        let Step::Granted(s) = login(&auth, "carol", PASSWORD) else {
+            panic!("carol");
+        };
+        assert_eq!(s.home.as_str(), "team/carol");
+        std::os::unix::fs::symlink("../..", files.join("team/carol")).unwrap();
+        let err = auth.open_home(&s).unwrap_err();
+        assert!(matches!(err, HomeError::Link { .. }), "{err}");
+        assert!(err.to_string().contains("\"team/carol\""), "{err}");
+        assert_eq!(last_event(&auth).0, Event::HomeRefused);
+
+        // A link higher up (the group's folder itself) is refused the same.
+        std::fs::remove_file(files.join("team/carol")).unwrap();
+        std::fs::rename(files.join("team"), files.join("team-moved")).unwrap();
+        std::os::unix::fs::symlink("team-moved", files.join("team")).unwrap();
+        let err = auth.open_home(&s).unwrap_err();
+        assert!(
+            matches!(&err, HomeError::Link { part, .. } if part == "team"),
+            "{err}"
+        );
+
+        // Without links the home is created and opened.
+        std::fs::remove_file(files.join("team")).unwrap();
+        let root = auth.open_home(&s).unwrap();
+        assert_eq!(root.account(), "carol");
+        assert!(files.join("team/carol").is_dir());
     }
 }

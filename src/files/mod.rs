@@ -41,7 +41,7 @@ pub mod stdio;
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
 use std::path::Path;
@@ -55,6 +55,7 @@ use cap_std::fs::{
 use rustix::fs::{AtFlags, RenameFlags, Timespec, Timestamps};
 
 use crate::auth::Permissions;
+use crate::auth::accounts::HomeFolder;
 use crate::clock::{Clock, SystemClock};
 
 pub use path::{MAX_PATH, VPath};
@@ -519,6 +520,124 @@ impl AsFd for Parent<'_> {
     }
 }
 
+/// Why an account's home folder was not opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HomeError {
+    /// A symbolic link sits on the home's path (or is the home).
+    #[error(
+        "the home folder {folder:?} is refused: {part:?} on its path is a symbolic link; an administrator must remove it"
+    )]
+    Link {
+        /// The home folder, relative to the files root.
+        folder: String,
+        /// The path up to the link, relative to the files root.
+        part: String,
+    },
+    /// Something other than a folder sits on the home's path.
+    #[error("the home folder {folder:?} is refused: {part:?} on its path is not a folder")]
+    NotFolder {
+        /// The home folder, relative to the files root.
+        folder: String,
+        /// The path up to the offending entry, relative to the files root.
+        part: String,
+    },
+    /// The file system failed.
+    #[error("cannot open the home folder {folder:?}: {}", os_text(source))]
+    Io {
+        /// The home folder, relative to the files root.
+        folder: String,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+impl HomeError {
+    /// Whether the home was refused for what is on its path (a link or a
+    /// non-folder), as opposed to a failing file system.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, HomeError::Link { .. } | HomeError::NotFolder { .. })
+    }
+}
+
+/// Checks an account's home `folder` beneath `files_root` without creating
+/// anything: the parts that exist must be folders, not symbolic links.
+pub fn check_home(files_root: &Path, folder: &HomeFolder) -> Result<(), HomeError> {
+    walk_home(files_root, folder, false).map(|_| ())
+}
+
+/// Walks `folder` beneath `files_root` one part at a time, each opened
+/// relative to its parent's descriptor with `O_NOFOLLOW | O_DIRECTORY`, so
+/// no symbolic link is followed anywhere and a rename on the way cannot
+/// redirect the walk. Missing parts are created (mode 0700) when `create`,
+/// else the walk ends with `None`.
+fn walk_home(
+    files_root: &Path,
+    folder: &HomeFolder,
+    create: bool,
+) -> Result<Option<OwnedFd>, HomeError> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::io::Errno;
+    let io_err = |e: Errno| HomeError::Io {
+        folder: folder.to_string(),
+        source: io::Error::from(e),
+    };
+    let mut dir = rustix::fs::open(
+        files_root,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io_err)?;
+    let mut walked = String::new();
+    for part in folder.parts() {
+        if !walked.is_empty() {
+            walked.push('/');
+        }
+        walked.push_str(part);
+        let opened = match open_part(&dir, part) {
+            Err(Errno::NOENT) if create => {
+                match rustix::fs::mkdirat(&dir, part, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(io_err(e)),
+                }
+                open_part(&dir, part)
+            }
+            Err(Errno::NOENT) => return Ok(None),
+            other => other,
+        };
+        dir = match opened {
+            Ok(fd) => fd,
+            Err(e) => {
+                return Err(
+                    match rustix::fs::statat(&dir, part, AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(st) if st.st_mode & S_IFMT == S_IFLNK => HomeError::Link {
+                            folder: folder.to_string(),
+                            part: walked,
+                        },
+                        Ok(st) if st.st_mode & S_IFMT != S_IFDIR => HomeError::NotFolder {
+                            folder: folder.to_string(),
+                            part: walked,
+                        },
+                        _ => io_err(e),
+                    },
+                );
+            }
+        };
+    }
+    Ok(Some(dir))
+}
+
+/// Opens one part (no `/` in it) beneath `dir`, never following a link.
+fn open_part(dir: &OwnedFd, part: &str) -> rustix::io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::openat(
+        dir,
+        part,
+        OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
 /// One account's home folder: every file operation of a session goes
 /// through it.
 pub struct Root {
@@ -545,15 +664,38 @@ impl std::fmt::Debug for Root {
 }
 
 impl Root {
-    /// Opens `home` for `account`, creating it (and missing parents, mode
-    /// 0700) if it does not exist.
+    /// Opens the folder `home` as given by the operator (`coffer
+    /// sftp-server --root`, tests), creating it (and missing parents, mode
+    /// 0700) if it does not exist. Accounts' homes open with
+    /// [`Root::open_home`].
     pub fn open(home: &Path, account: &str, permissions: Permissions) -> io::Result<Root> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(home)?;
         let dir = Dir::open_ambient_dir(home, cap_std::ambient_authority())?;
-        Ok(Root {
+        Ok(Root::with_dir(dir, account, permissions))
+    }
+
+    /// Opens an account's home `folder` beneath `files_root`, creating
+    /// missing folders (mode 0700) on the way. No symbolic link is followed
+    /// at any part: a link (or anything not a folder) on the path refuses
+    /// the home with [`HomeError::Link`] ([`HomeError::NotFolder`]).
+    pub fn open_home(
+        files_root: &Path,
+        folder: &HomeFolder,
+        account: &str,
+        permissions: Permissions,
+    ) -> Result<Root, HomeError> {
+        let fd = walk_home(files_root, folder, true)?.ok_or_else(|| HomeError::Io {
+            folder: folder.to_string(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        })?;
+        Ok(Root::with_dir(Dir::from(fd), account, permissions))
+    }
+
+    fn with_dir(dir: Dir, account: &str, permissions: Permissions) -> Root {
+        Root {
             dir,
             account: account.to_string(),
             permissions,
@@ -562,7 +704,7 @@ impl Root {
                 nix::unistd::geteuid().as_raw(),
                 nix::unistd::getegid().as_raw(),
             ),
-        })
+        }
     }
 
     /// Uses `clock` for listing dates instead of the system clock.
@@ -1166,6 +1308,53 @@ mod tests {
         let custom = FsError::Io(io::Error::other("/srv/coffer/homes/alice/x"));
         assert!(!custom.to_string().contains("/srv"));
         assert_eq!(FsError::ReadOnly.to_string(), "read-only account");
+    }
+
+    #[test]
+    fn homes_open_beneath_the_files_root_and_never_through_a_link() {
+        let t = tempfile::tempdir().unwrap();
+        let files = t.path().join("files");
+        std::fs::create_dir(&files).unwrap();
+        let home = |s: &str| HomeFolder::parse(s).unwrap();
+
+        // Checking creates nothing; opening creates every part, mode 0700.
+        check_home(&files, &home("a/b/c")).unwrap();
+        assert!(!files.join("a").exists());
+        let root = Root::open_home(&files, &home("a/b/c"), "c", FULL).unwrap();
+        assert_eq!(root.account(), "c");
+        let mode = std::fs::metadata(files.join("a/b/c")).unwrap().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+
+        // A link at any part, even one pointing inside the files root.
+        std::os::unix::fs::symlink("a", files.join("l")).unwrap();
+        std::os::unix::fs::symlink("../..", files.join("a/b/up")).unwrap();
+        std::os::unix::fs::symlink("/nowhere", files.join("a/dangling")).unwrap();
+        for (folder, part) in [
+            ("l", "l"),
+            ("l/b", "l"),
+            ("a/b/up", "a/b/up"),
+            ("a/b/up/x", "a/b/up"),
+            ("a/dangling/x", "a/dangling"),
+        ] {
+            for err in [
+                check_home(&files, &home(folder)).unwrap_err(),
+                Root::open_home(&files, &home(folder), "x", FULL).unwrap_err(),
+            ] {
+                assert!(err.is_refusal(), "{folder}: {err}");
+                assert!(
+                    matches!(&err, HomeError::Link { part: p, .. } if p == part),
+                    "{folder}: {err}"
+                );
+                assert!(err.to_string().contains("symbolic link"), "{err}");
+            }
+        }
+        assert!(!t.path().join("x").exists() && !files.join("nowhere").exists());
+
+        // A file where a folder should be.
+        std::fs::write(files.join("a/f"), b"x").unwrap();
+        let err = Root::open_home(&files, &home("a/f/g"), "g", FULL).unwrap_err();
+        assert!(matches!(err, HomeError::NotFolder { .. }), "{err}");
+        assert!(err.is_refusal());
     }
 
     const FULL: Permissions = Permissions {

@@ -13,8 +13,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::handler::FilesKind;
+use crate::auth::Auth;
 use crate::auth::flow::Session;
-use crate::files::Root;
 
 /// The channel's stream, lent to a file server. Dropping a russh stream
 /// closes the channel; a lent stream instead goes back to its owner, who
@@ -280,16 +280,16 @@ pub(super) async fn run(
     channel: Channel<Msg>,
     kind: FilesKind,
     login: &Session,
+    auth: Arc<Auth>,
 ) -> (u32, Option<ChannelStream<Msg>>) {
-    let home = login.home.clone();
-    let account = login.account.clone();
-    let permissions = login.permissions;
-    let root = match tokio::task::spawn_blocking(move || Root::open(&home, &account, permissions))
-        .await
-    {
+    let session = login.clone();
+    let root = match tokio::task::spawn_blocking(move || auth.open_home(&session)).await {
         Ok(Ok(root)) => Arc::new(root),
         Ok(Err(e)) => {
             tracing::error!(account = %login.account, error = %e, "cannot open the home folder");
+            // The client sees why on the channel's standard error.
+            let text = Bytes::from(format!("{e}\r\n"));
+            let _ = channel.extended_data_bytes(1, text).await;
             return (1, None);
         }
         Err(e) => {

@@ -204,8 +204,9 @@ impl Connection {
         let active = self.active.clone();
         active.fetch_add(1, Ordering::SeqCst);
         let peer = self.peer;
+        let auth = self.shared.auth.clone();
         tokio::spawn(async move {
-            let (code, stream) = super::files::run(channel, kind, &login).await;
+            let (code, stream) = super::files::run(channel, kind, &login, auth).await;
             tracing::info!(peer = %peer, account = %login.account, status = code, "file session ended");
             let _ = handle.exit_status_request(id, code).await;
             let _ = handle.eof(id).await;

@@ -31,24 +31,32 @@ const MAX_ENTRIES: usize = 10_000;
 /// Deepest folder tree a recursive delete walks.
 const MAX_DEPTH: usize = 64;
 
-/// Opens the caller's home (creating it on first use).
-pub async fn open_root(current: &Current) -> Result<Arc<Root>> {
-    let home = current.session.home.clone();
-    let account = current.session.account.clone();
-    let permissions = current.session.permissions;
-    tokio::task::spawn_blocking(move || Root::open(&home, &account, permissions))
+/// Opens the caller's home (creating it on first use) through the core,
+/// which refuses (and audits) a home with a symbolic link on its path.
+pub async fn open_root(web: &Web, current: &Current) -> Result<Arc<Root>> {
+    let auth = web.auth.clone();
+    let session = current.session.clone();
+    match tokio::task::spawn_blocking(move || auth.open_home(&session))
         .await
         .map_err(ApiError::internal)?
-        .map(Arc::new)
-        .map_err(ApiError::internal)
+    {
+        Ok(root) => Ok(Arc::new(root)),
+        Err(e) if e.is_refusal() => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "home_refused",
+            e.to_string(),
+        )),
+        Err(e) => Err(ApiError::internal(e)),
+    }
 }
 
 /// Runs a blocking file operation on the caller's home folder.
 pub(crate) async fn on_root<T: Send + 'static>(
+    web: &Web,
     current: &Current,
     f: impl FnOnce(&Root) -> std::result::Result<T, FsError> + Send + 'static,
 ) -> Result<T> {
-    let root = open_root(current).await?;
+    let root = open_root(web, current).await?;
     tokio::task::spawn_blocking(move || f(&root))
         .await
         .map_err(ApiError::internal)?
@@ -157,18 +165,20 @@ pub fn list_folder(root: &Root, path: &VPath) -> std::result::Result<FolderListi
 
 /// `GET /files?path=`: a folder listing.
 pub async fn list(
+    State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
     q: std::result::Result<Query<PathQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<FolderListing>> {
     let q = query(q)?;
     let path = vpath(q.path.as_deref().unwrap_or("/"))?;
     Ok(Json(
-        on_root(&current, move |root| list_folder(root, &path)).await?,
+        on_root(&web, &current, move |root| list_folder(root, &path)).await?,
     ))
 }
 
 /// `GET /files/content?path=`: streams a file.
 pub async fn download(
+    State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
     q: std::result::Result<Query<PathQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
@@ -180,13 +190,13 @@ pub async fn download(
     if path.is_root() {
         return Err(ApiError::bad_request("the home folder is not a file"));
     }
-    download_response(&current, path).await
+    download_response(&web, &current, path).await
 }
 
 /// The streaming answer for a file (shared with the file browser).
-pub async fn download_response(current: &Current, path: VPath) -> Result<Response> {
+pub async fn download_response(web: &Web, current: &Current, path: VPath) -> Result<Response> {
     let name = String::from_utf8_lossy(path.file_name().unwrap_or(b"download")).into_owned();
-    let (file, size) = on_root(current, move |root| {
+    let (file, size) = on_root(web, current, move |root| {
         let file = root.open_file(
             &path,
             &OpenHow {
@@ -270,7 +280,7 @@ pub async fn store_upload(
     temp_name.extend_from_slice(&name);
     temp_name.extend_from_slice(format!(".upload-{}", random_suffix()?).as_bytes());
     let temp = parent.child(&temp_name).map_err(ApiError::from)?;
-    let root = open_root(current).await?;
+    let root = open_root(web, current).await?;
     let (target, temp_open) = (path.clone(), temp.clone());
     let file = {
         let root = root.clone();
@@ -380,6 +390,7 @@ pub struct MkdirRequest {
 
 /// `POST /files/mkdir`
 pub async fn mkdir(
+    State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
     JsonBody(body): JsonBody<MkdirRequest>,
 ) -> Result<Response> {
@@ -392,7 +403,7 @@ pub async fn mkdir(
         ));
     }
     let shown = String::from_utf8_lossy(path.as_bytes()).into_owned();
-    on_root(&current, move |root| root.mkdir(&path, None)).await?;
+    on_root(&web, &current, move |root| root.mkdir(&path, None)).await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({"path": shown})),
@@ -415,6 +426,7 @@ pub struct RenameRequest {
 
 /// `POST /files/rename`
 pub async fn rename(
+    State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
     JsonBody(body): JsonBody<RenameRequest>,
 ) -> Result<Json<serde_json::Value>> {
@@ -426,7 +438,7 @@ pub async fn rename(
         ));
     }
     let shown = String::from_utf8_lossy(to.as_bytes()).into_owned();
-    on_root(&current, move |root| {
+    on_root(&web, &current, move |root| {
         root.rename(&from, &to, body.overwrite)
     })
     .await?;
@@ -435,6 +447,7 @@ pub async fn rename(
 
 /// `DELETE /files?path=[&recursive=true]`
 pub async fn remove(
+    State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
     q: std::result::Result<Query<PathQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<StatusCode> {
@@ -449,7 +462,10 @@ pub async fn remove(
         ));
     }
     let recursive = q.recursive.unwrap_or(false);
-    on_root(&current, move |root| delete_path(root, &path, recursive, 0)).await?;
+    on_root(&web, &current, move |root| {
+        delete_path(root, &path, recursive, 0)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

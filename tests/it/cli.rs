@@ -577,7 +577,7 @@ fn refused_setup_creates_nothing() {
             ),
             refused(
                 &["setup", "--admin", "has space", "--password-file", "@pw"],
-                "may not contain spaces",
+                "a user name may contain only letters",
             ),
             refused(
                 &["setup", "--admin", "", "--password-file", "@pw"],
@@ -724,8 +724,26 @@ fn refused_user_commands() {
                 &["user", "add", "carol", "--key", "ssh-ed25519 not-base64!"],
                 "not an OpenSSH public key",
             ),
-            refused(&["user", "add", "has space"], "may not contain spaces"),
-            refused(&["user", "add", ".."], "is not a usable user name"),
+            refused(
+                &["user", "add", "has space"],
+                "a user name may contain only letters A-Z and a-z, digits, '.', '-', '_' and '@'",
+            ),
+            refused(
+                &["user", "add", ".."],
+                "a user name may not start with a dot",
+            ),
+            refused(
+                &["user", "add", ".:"],
+                "a user name may contain only letters",
+            ),
+            refused(
+                &["user", "add", "ACME\\joe"],
+                "a user name may contain only letters",
+            ),
+            refused(
+                &["user", "add", "ALICE"],
+                "account \"alice\" already exists",
+            ),
             refused(
                 &["user", "add", "carol", "--home", "/etc"],
                 "must be relative to the files root",

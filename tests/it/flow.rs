@@ -20,7 +20,7 @@ fn password_login_without_mfa_is_granted_with_session_details() {
     ));
     assert_eq!(s.account, "bob");
     assert_eq!(s.role, Role::User);
-    assert!(s.home.ends_with("files/bob"), "{:?}", s.home);
+    assert_eq!(s.home.as_str(), "bob");
     assert!(s.permissions.write && s.permissions.delete);
     assert_eq!(b.events()[0], Event::LoginGranted);
 }
@@ -788,7 +788,7 @@ fn home_folder_template_and_permissions_from_the_group() {
         .create_account(
             &Actor::cli(),
             coffer::auth::accounts::NewAccount {
-                name: "ACME\\joe".into(),
+                name: "joe@acme".into(),
                 role: Role::User,
                 group: Some("guests".into()),
                 password: Some(zeroize::Zeroizing::new(PASSWORD.into())),
@@ -798,12 +798,50 @@ fn home_folder_template_and_permissions_from_the_group() {
         )
         .unwrap();
     let s = granted(b.login(
-        "ACME\\joe",
+        "joe@acme",
         "192.0.2.10",
         Protocol::Ssh,
         Method::Password,
         PASSWORD,
     ));
-    assert!(s.home.ends_with("files/guests/ACME.joe"), "{:?}", s.home);
+    assert_eq!(s.home.as_str(), "guests/joe@acme");
     assert!(!s.permissions.write && !s.permissions.delete);
+}
+
+#[test]
+fn account_names_are_checked_and_unique_regardless_of_case() {
+    let b = Box::new();
+    b.user("alice", Role::User);
+    let new = |name: &str| coffer::auth::accounts::NewAccount {
+        name: name.into(),
+        role: Role::User,
+        group: None,
+        password: Some(zeroize::Zeroizing::new(PASSWORD.into())),
+        home: None,
+        public_keys: vec![],
+    };
+    let err = b
+        .auth
+        .create_account(&Actor::cli(), new("Alice"))
+        .unwrap_err();
+    assert!(
+        matches!(&err, coffer::auth::AuthError::Exists { name, .. } if name == "alice"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("\"alice\" already exists"),
+        "{err}"
+    );
+    // Names whose folder would be the data dir or the files root.
+    for bad in ["..", "**", "//", ".:", "*", "/", "?", ".alice", "ACME\\joe"] {
+        let err = b.auth.create_account(&Actor::cli(), new(bad)).unwrap_err();
+        assert!(
+            matches!(err, coffer::auth::AuthError::Invalid(_)),
+            "{bad:?}: {err}"
+        );
+    }
+    // An administrator's own home for an account is checked as well.
+    let mut escaping = new("bob");
+    escaping.home = Some("../..".into());
+    assert!(b.auth.create_account(&Actor::cli(), escaping).is_err());
 }

@@ -124,7 +124,8 @@ pub(crate) async fn users(State(web): State<Arc<Web>>, signed: Signed) -> Respon
                 div.grid {
                     div.field {
                         label for="username" { "User name" }
-                        input #username name="username" type="text" required autocomplete="off" autocapitalize="none" spellcheck="false";
+                        input #username name="username" type="text" required maxlength="64" autocomplete="off" autocapitalize="none" spellcheck="false" aria-describedby="username_help";
+                        p.help #username_help { "Letters, digits, '.', '-', '_' and '@'; not starting with a dot." }
                     }
                     div.field {
                         label for="password" { "Password" }

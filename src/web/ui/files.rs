@@ -52,7 +52,7 @@ pub(crate) async fn browse(
         Err(e) => return error_page(current, &ApiError::from(e)),
     };
     let p = path.clone();
-    let listing = match on_root(current, move |root| transfer::list_folder(root, &p)).await {
+    let listing = match on_root(&web, current, move |root| transfer::list_folder(root, &p)).await {
         Ok(l) => l,
         Err(e) => return error_page(current, &e),
     };
@@ -190,7 +190,11 @@ fn folder(current: &Current, path: &VPath, listing: &FolderListing) -> Markup {
 }
 
 /// `GET /files/download?path=`
-pub(crate) async fn download(signed: Signed, Query(q): Query<HashMap<String, String>>) -> Response {
+pub(crate) async fn download(
+    State(web): State<Arc<Web>>,
+    signed: Signed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let current = &signed.current;
     let raw = q.get("path").map_or("", String::as_str);
     let path = match VPath::parse(raw.as_bytes()) {
@@ -203,7 +207,7 @@ pub(crate) async fn download(signed: Signed, Query(q): Query<HashMap<String, Str
         }
         Err(e) => return error_page(current, &ApiError::from(e)),
     };
-    match transfer::download_response(current, path).await {
+    match transfer::download_response(&web, current, path).await {
         Ok(r) => r.into_response(),
         Err(e) => error_page(current, &e),
     }
@@ -246,7 +250,7 @@ pub(crate) async fn mkdir(State(web): State<Arc<Web>>, posted: Posted) -> Respon
         Err(e) => return done(&web, &current, &home, Err(e)),
     };
     let name = posted.fields.trimmed("name").to_string();
-    let made = on_root(&current, move |root| root.mkdir(&path, None)).await;
+    let made = on_root(&web, &current, move |root| root.mkdir(&path, None)).await;
     done(
         &web,
         &current,
@@ -275,7 +279,7 @@ pub(crate) async fn rename(State(web): State<Arc<Web>>, posted: Posted) -> Respo
     }
     let name = posted.fields.trimmed("to").to_string();
     // Without replace, the rename itself refuses an existing target.
-    let renamed = on_root(&current, move |root| root.rename(&from, &to, false))
+    let renamed = on_root(&web, &current, move |root| root.rename(&from, &to, false))
         .await
         .map_err(|e| {
             if e.error == "exists" {
@@ -304,7 +308,7 @@ pub(crate) async fn delete(State(web): State<Arc<Web>>, posted: Posted) -> Respo
         Err(e) => return done(&web, &current, &home, Err(e)),
     };
     let name = posted.fields.trimmed("name").to_string();
-    let removed = on_root(&current, move |root| {
+    let removed = on_root(&web, &current, move |root| {
         transfer::delete_path(root, &path, true, 0)
     })
     .await;

@@ -79,7 +79,9 @@ fn claim_page(csrf: &str, retry: &Retry<'_>) -> Markup {
                 div.field {
                     label for="username" { "Owner's user name" }
                     input #username name="username" type="text" required autocomplete="username"
-                        autocapitalize="none" spellcheck="false" value=(username);
+                        maxlength="64" autocapitalize="none" spellcheck="false" value=(username)
+                        aria-describedby="username_help";
+                    p.help #username_help { "Letters, digits, '.', '-', '_' and '@'; not starting with a dot." }
                 }
                 div.field {
                     label for="password" { "Password" }
