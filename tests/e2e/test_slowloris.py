@@ -36,7 +36,7 @@ class Flood:
     def __init__(self, box, bodies, handshakes, ssh):
         self.box = box
         self.plan = (bodies, handshakes, ssh)
-        self.held = {"body": 0, "handshake": 0, "ssh": 0}
+        self.opened = {"body": 0, "handshake": 0, "ssh": 0}
         self.writers = []
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -55,7 +55,7 @@ class Flood:
                              b"{\"username\": ")
                 await writer.drain()
             self.writers.append(writer)
-            self.held[kind] += 1
+            self.opened[kind] += 1
         except (OSError, asyncio.TimeoutError, ssl.SSLError):
             pass
 
@@ -114,11 +114,14 @@ def test_the_owner_logs_in_while_one_address_holds_300_slow_connections(box):
     # TLS on the HTTPS port, and 300 silent connections on the SSH port.
     flood = Flood(box, bodies=250, handshakes=50, ssh=300)
     try:
-        assert flood.held["body"] >= 1, flood.held
+        # Only the bodies' count says what the server took: the others are
+        # TCP connections, which the kernel completes before the server
+        # decides whether to keep them.
+        assert 1 <= flood.opened["body"] <= 16, flood.opened
         time.sleep(0.5)
         status, https_took = https_login(box)
         sftp_took = sftp_login(box)
-        print(f"\nowner logins with the flood held ({flood.held}): "
+        print(f"\nowner logins with the flood held (opened: {flood.opened}): "
               f"HTTPS {https_took:.3f} s, SFTP {sftp_took:.3f} s")
         # The figure is well under 2 s; the margin is for a loaded machine.
         assert https_took < 5, f"HTTPS login took {https_took:.1f} s"
