@@ -232,19 +232,9 @@ pub fn for_terminal(text: &str) -> String {
     out
 }
 
-/// Whether two addresses count as one source: equal IPv4 addresses, or
-/// IPv6 addresses in one /64 (IPv4-mapped IPv6 counts as IPv4).
+/// Whether two addresses count as one source (see [`crate::address::peer_key`]).
 fn same_source(a: IpAddr, b: IpAddr) -> bool {
-    let norm = |ip: IpAddr| match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(std::net::Ipv6Addr::from(
-                u128::from(v6) & !((1u128 << 64) - 1),
-            )),
-        },
-        v4 => v4,
-    };
-    norm(a) == norm(b)
+    crate::address::peer_key(a) == crate::address::peer_key(b)
 }
 
 impl std::fmt::Display for Event {

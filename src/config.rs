@@ -113,6 +113,19 @@ pub struct HttpsSection {
     pub session_lifetime: Option<String>,
     /// Most HTTPS connections at once.
     pub max_connections: Option<usize>,
+    /// Most HTTPS connections one address (an IPv4 address or an IPv6 /64)
+    /// holds at once.
+    pub max_connections_per_address: Option<usize>,
+    /// Time allowed for the TLS handshake.
+    pub handshake_timeout: Option<String>,
+    /// Time allowed for a request head, from the handshake or the end of
+    /// the previous answer (so also the idle time between requests).
+    pub request_timeout: Option<String>,
+    /// Time to a request body's first byte, and the window its rate is
+    /// averaged over.
+    pub body_timeout: Option<String>,
+    /// Slowest request body accepted, in bytes per second.
+    pub min_body_rate: Option<u64>,
     /// Largest file upload in bytes (0: only the disk limits it).
     pub max_upload: Option<u64>,
     /// Login, code and claim attempts per source address per minute.
@@ -394,6 +407,37 @@ impl FileConfig {
                 ..crate::web::session::Limits::default()
             },
             max_connections: within("https.max_connections", h.max_connections, 256, 1, 100_000)?,
+            max_connections_per_address: within(
+                "https.max_connections_per_address",
+                h.max_connections_per_address,
+                crate::web::MAX_CONNECTIONS_PER_ADDRESS,
+                1,
+                100_000,
+            )?,
+            handshake_timeout: duration(
+                "https.handshake_timeout",
+                h.handshake_timeout.as_ref(),
+                "10s",
+                1,
+                600,
+            )?,
+            request_timeout: duration(
+                "https.request_timeout",
+                h.request_timeout.as_ref(),
+                "10s",
+                1,
+                3600,
+            )?,
+            body_pace: crate::web::slow_clients::Pace {
+                window: duration("https.body_timeout", h.body_timeout.as_ref(), "10s", 1, 600)?,
+                min_rate: within(
+                    "https.min_body_rate",
+                    h.min_body_rate,
+                    crate::web::BODY_PACE.min_rate,
+                    0,
+                    1 << 30,
+                )?,
+            },
             max_upload: h.max_upload.unwrap_or(0),
             login_rate: within("https.login_rate", h.login_rate, 30, 1, 10_000)?,
             host_names: h.host_names.clone().unwrap_or_default(),
@@ -490,6 +534,12 @@ mod tests {
         assert_eq!(c.https_listen.to_string(), "0.0.0.0:8443");
         assert_eq!(c.files_root, PathBuf::from("d/files"));
         assert_eq!(c.sftp.login_grace_time, Duration::from_secs(30));
+        assert_eq!(c.https.max_connections, 256);
+        assert_eq!(c.https.max_connections_per_address, 16);
+        assert_eq!(c.https.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(c.https.request_timeout, Duration::from_secs(10));
+        assert_eq!(c.https.body_pace.window, Duration::from_secs(10));
+        assert_eq!(c.https.body_pace.min_rate, 1024);
     }
 
     #[test]
@@ -517,6 +567,11 @@ mod tests {
                 "sftp.login_grace_time",
             ),
             ("[seal]\nbackend = \"hsm\"", "seal.backend"),
+            (
+                "[https]\nmax_connections_per_address = 0",
+                "https.max_connections_per_address",
+            ),
+            ("[https]\nbody_timeout = \"0s\"", "https.body_timeout"),
             ("this is not toml", "expected"),
             (
                 "[sftp]\nmax_connections = 1\nmax_unauthenticated = 2",

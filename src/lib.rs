@@ -21,6 +21,7 @@
 //! No secret is stored in clear: passwords are argon2id hashes, recovery codes
 //! and tokens are keyed hashes, TOTP seeds are encrypted with the data key.
 
+pub mod address;
 pub mod audit;
 pub mod auth;
 pub mod cli;

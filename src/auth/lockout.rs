@@ -6,6 +6,9 @@
 //! account for another address. A second record under `\0address` counts
 //! failures from the address across all accounts (unknown names included) and
 //! locks that address for everyone once `address_max_failures` is reached.
+//! An address here is what every per-address limit counts
+//! ([`peer_key`]): an IPv6 /64 is one address, so a host cannot step
+//! around its lock by moving inside its /64.
 //! Every check-and-update happens inside the caller's write transaction.
 
 use std::net::IpAddr;
@@ -14,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::FAILURES;
 use super::policy::{LockoutPolicy, MAX_REMEMBERED_FAILURES};
+use crate::address::peer_key;
 use crate::clock::Timestamp;
 use crate::store::{Read, StoreError, WriteTx};
 
@@ -41,11 +45,11 @@ impl Failures {
 }
 
 fn pair_key(account: &str, address: IpAddr) -> String {
-    format!("{account}\0{address}")
+    format!("{account}\0{}", peer_key(address))
 }
 
 fn address_key(address: IpAddr) -> String {
-    format!("\0{address}")
+    format!("\0{}", peer_key(address))
 }
 
 /// When the account (from this address), or the address itself, is locked:
@@ -265,5 +269,28 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn an_ipv6_64_is_locked_as_one_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let p = LockoutPolicy::default();
+        for i in 0..5u64 {
+            let from = ip(&format!("2001:db8:0:7::{:x}", i + 1));
+            store
+                .write(|tx| record_failure(tx, "bob", true, from, &p, 1000 + i))
+                .unwrap();
+        }
+        let locked = |s: &str| store.read(|r| locked_until(r, "bob", ip(s), 1010)).unwrap();
+        assert!(locked("2001:db8:0:7:ffff::1").is_some());
+        assert!(locked("2001:db8:0:8::1").is_none());
+        // A dual-stack listener's IPv4-mapped form is the IPv4 address.
+        for i in 0..5u64 {
+            store
+                .write(|tx| record_failure(tx, "bob", true, ip("::ffff:192.0.2.5"), &p, 1000 + i))
+                .unwrap();
+        }
+        assert!(locked("192.0.2.5").is_some());
     }
 }

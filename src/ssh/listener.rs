@@ -1,11 +1,14 @@
 //! The accept loop and the life of one connection.
 //!
 //! Limits that keep the owner able to log in during a flood:
-//! - at most `max_connections` connections; beyond that, new ones are closed;
-//! - at most a few unauthenticated connections per source address, and
-//!   `max_unauthenticated` in all: when all are taken, the oldest connection
-//!   of the address that holds the most is dropped to make room, so a flood
-//!   from some addresses cannot crowd out a newcomer from another;
+//! - at most `max_connections` connections (default 1024); beyond that, new
+//!   ones are closed;
+//! - at most [`MAX_UNAUTHENTICATED_PER_ADDRESS`] (10) unauthenticated
+//!   connections per source address (an IPv6 /64 counts as one address,
+//!   [`peer_key`]), and `max_unauthenticated` (default 64) in all: when all
+//!   are taken, the oldest connection of the address that holds the most is
+//!   dropped to make room, so a flood from some addresses cannot crowd out a
+//!   newcomer from another; a connection leaves this count once logged in;
 //! - a login grace time, after which an unauthenticated connection is closed;
 //! - the accept loop survives accept errors (EMFILE) with a short pause.
 //!
@@ -27,11 +30,13 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 
 use super::handler::Connection;
+use crate::address::peer_key;
 use crate::auth::Auth;
 use crate::config::SftpLimits;
 
-/// Unauthenticated connections one address may hold.
-const MAX_UNAUTHENTICATED_PER_ADDRESS: usize = 10;
+/// Unauthenticated connections one address (an IPv4 address or an IPv6
+/// /64) may hold; beyond it, its new connections are closed at once.
+pub const MAX_UNAUTHENTICATED_PER_ADDRESS: usize = 10;
 
 /// What every connection shares.
 pub struct Shared {
@@ -82,6 +87,7 @@ impl PreAuth {
 
     /// Admits a new unauthenticated connection, evicting one when full.
     fn admit(&mut self, addr: IpAddr, limit: usize) -> Option<(u64, oneshot::Receiver<()>)> {
+        let addr = peer_key(addr);
         let mine = self.count(addr);
         if mine >= MAX_UNAUTHENTICATED_PER_ADDRESS.min(limit) {
             return None;
@@ -370,5 +376,19 @@ mod tests {
             .filter_map(|(_, rx)| rx.try_recv().ok())
             .count();
         assert_eq!(evicted, 1);
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_address() {
+        let mut p = PreAuth::default();
+        let mut held = Vec::new();
+        for i in 0..MAX_UNAUTHENTICATED_PER_ADDRESS {
+            held.push(
+                p.admit(ip(&format!("2001:db8:0:1::{:x}", i + 1)), 64)
+                    .unwrap(),
+            );
+        }
+        assert!(p.admit(ip("2001:db8:0:1:ffff::1"), 64).is_none());
+        assert!(p.admit(ip("2001:db8:0:2::1"), 64).is_some());
     }
 }

@@ -233,9 +233,16 @@ pub fn reload(running: &ServeConfig) -> anyhow::Result<(ServeConfig, Vec<String>
     Ok((applied, notes))
 }
 
+/// The `[https]` settings other than `listen` (reported on its own).
+fn https_but_listen(c: &ServeConfig) -> String {
+    let mut https = c.https.clone();
+    https.listen = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    format!("{https:?}")
+}
+
 /// Keys whose new value needs a restart.
 fn restart_only_changes(a: &ServeConfig, b: &ServeConfig) -> Vec<&'static str> {
-    let pairs: [(&'static str, String, String); 11] = [
+    let pairs: [(&'static str, String, String); 12] = [
         (
             "data_dir",
             format!("{:?}", a.data_dir),
@@ -263,6 +270,7 @@ fn restart_only_changes(a: &ServeConfig, b: &ServeConfig) -> Vec<&'static str> {
             b.https_listen.to_string(),
         ),
         ("sftp", format!("{:?}", a.sftp), format!("{:?}", b.sftp)),
+        ("https", https_but_listen(a), https_but_listen(b)),
         (
             "auth",
             format!("{} {:?}", a.max_concurrent_hashes, a.code_timeout),
@@ -319,6 +327,12 @@ mod tests {
         assert_eq!(applied.sftp_listen, running.sftp_listen);
         assert!(
             notes.iter().any(|n| n.contains("sftp.listen changed")),
+            "{notes:?}"
+        );
+        std::fs::write(&path, "[https]\nmin_body_rate = 10\n").unwrap();
+        let (_, notes) = reload(&running).unwrap();
+        assert!(
+            notes.iter().any(|n| n.starts_with("https changed")),
             "{notes:?}"
         );
         std::fs::write(&path, "[sftp]\nlisen = 1\n").unwrap();

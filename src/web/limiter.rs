@@ -1,6 +1,8 @@
 //! Attempts per source address: logins, codes and claim codes.
 //!
-//! A fixed window per address, counted on the core's clock. The table is
+//! A fixed window per address, counted on the core's clock. Addresses are
+//! grouped as every per-address limit groups them
+//! ([`peer_key`](crate::address::peer_key): an IPv6 /64 counts as one). The table is
 //! bounded; when full, windows that have ended are dropped first, then the
 //! oldest. The core's lockout still applies on top: this only stops a
 //! client from spending the server's hashing time at will.
@@ -35,6 +37,7 @@ impl RateLimiter {
     /// Counts an attempt. `Err(seconds)` says how long until the next one is
     /// allowed.
     pub fn attempt(&self, address: IpAddr, now: Timestamp) -> Result<(), u64> {
+        let address = crate::address::peer_key(address);
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
         if table.len() >= MAX_ADDRESSES && !table.contains_key(&address) {
             let window = self.window;
@@ -75,6 +78,16 @@ mod tests {
         assert_eq!(limiter.attempt(a, 1010), Err(50));
         limiter.attempt(b, 1010).unwrap();
         limiter.attempt(a, 1060).unwrap();
+    }
+
+    #[test]
+    fn an_ipv6_64_shares_one_quota() {
+        let limiter = RateLimiter::new(2, 60);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        limiter.attempt(ip("2001:db8:0:1::1"), 1000).unwrap();
+        limiter.attempt(ip("2001:db8:0:1::2"), 1000).unwrap();
+        assert!(limiter.attempt(ip("2001:db8:0:1:ffff::3"), 1000).is_err());
+        limiter.attempt(ip("2001:db8:0:2::1"), 1000).unwrap();
     }
 
     #[test]

@@ -10,12 +10,19 @@
 //! - [`ui`]: the server-rendered pages (maud), one stylesheet and one small
 //!   script, all inside the binary.
 //! - [`transfer`]: streaming upload and download shared by both.
+//! - [`slow_clients`]: the share of connections each address may hold, and
+//!   the pace a request body must keep.
 //!
 //! Every response carries the security headers (HSTS, a CSP without inline
 //! script, frame-ancestors none, no referrer, nosniff, no-store). Bodies are
 //! limited to [`Settings::max_body`] except file uploads, which stream to
-//! disk. Connections are capped; the TLS handshake and the request head
-//! must arrive within [`HANDSHAKE_TIMEOUT`].
+//! disk. What one client can hold is bounded (defaults in brackets):
+//! connections in all (256) and per address (16; an IPv6 /64 is one
+//! address), the TLS handshake (10 s), each request head counted from the
+//! end of the previous answer, so also the idle time between requests
+//! (10 s), and each request body: its first byte within 10 s of the server
+//! asking for it, then at least 1 KiB/s averaged over 10 s, or `408` and
+//! the connection closes.
 
 pub mod api;
 mod certinfo;
@@ -23,12 +30,14 @@ pub mod error;
 mod extract;
 mod limiter;
 pub mod session;
+pub mod slow_clients;
 pub mod tls;
 mod transfer;
 pub mod ui;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -47,8 +56,24 @@ use crate::seal::SealStatus;
 
 pub use limiter::RateLimiter;
 
-/// Time allowed for the TLS handshake and for the request head.
+/// Default time allowed for the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default time allowed for a request head, counted from the handshake or
+/// from the end of the previous answer (so also the longest idle time
+/// between two requests on one connection).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default pace of a request body: the first byte within 10 s of the
+/// server asking for it, then at least 1 KiB/s averaged over 10 s.
+pub const BODY_PACE: slow_clients::Pace = slow_clients::Pace {
+    window: Duration::from_secs(10),
+    min_rate: 1024,
+};
+
+/// Default share of the connections one address (an IPv4 address or an
+/// IPv6 /64) may hold: 16 of the default 256.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 16;
 
 /// Settings of the HTTPS front end (from `[https]`).
 #[derive(Clone, Debug)]
@@ -61,6 +86,16 @@ pub struct Settings {
     pub sessions: session::Limits,
     /// Most connections at once.
     pub max_connections: usize,
+    /// Most connections one address (an IPv4 address or an IPv6 /64) holds
+    /// at once; beyond it, that address's new connections are closed.
+    pub max_connections_per_address: usize,
+    /// Time allowed for the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Time allowed for a request head, from the handshake or the end of
+    /// the previous answer (the idle timeout between requests).
+    pub request_timeout: Duration,
+    /// How fast a request body must arrive.
+    pub body_pace: slow_clients::Pace,
     /// Largest request body other than a file upload.
     pub max_body: usize,
     /// Largest file upload (0: no limit but the disk).
@@ -78,6 +113,10 @@ impl Default for Settings {
             redirect_listen: None,
             sessions: session::Limits::default(),
             max_connections: 256,
+            max_connections_per_address: MAX_CONNECTIONS_PER_ADDRESS,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+            body_pace: BODY_PACE,
             max_body: 64 * 1024,
             max_upload: 0,
             login_rate: 30,
@@ -205,7 +244,14 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let app = router(web.clone());
-    let slots = Arc::new(Semaphore::new(web.settings.max_connections.max(1)));
+    let settings = &web.settings;
+    let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let shares = slow_clients::Shares::new(settings.max_connections_per_address);
+    let (handshake_timeout, request_timeout, pace) = (
+        settings.handshake_timeout,
+        settings.request_timeout,
+        settings.body_pace,
+    );
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -219,8 +265,16 @@ pub async fn serve(
                 continue;
             }
         };
-        // Over the cap, the newest connection is closed at once.
+        // Beyond its address's share, or over the cap, the newest
+        // connection is closed at once. The share comes first, so an
+        // address over its share never takes one of the cap's slots.
+        let Some(share) = shares.take(peer.ip()) else {
+            tracing::debug!(peer = %peer, "HTTPS connection over its address's share; closed");
+            drop(stream);
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(peer = %peer, "too many HTTPS connections; closed");
             drop(stream);
             continue;
         };
@@ -229,24 +283,38 @@ pub async fn serve(
         let app = app.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _held = (permit, share);
             let Ok(Ok(tls)) =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
             else {
                 return;
             };
-            let service =
-                hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            let service = hyper::service::service_fn(
+                move |mut request: Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(Peer(peer));
+                    let too_slow = Arc::new(AtomicBool::new(false));
+                    let request = request.map(|body| {
+                        axum::body::Body::new(slow_clients::PacedBody::new(
+                            body,
+                            pace,
+                            too_slow.clone(),
+                        ))
+                    });
                     let app = app.clone();
                     async move {
                         use tower::ServiceExt as _;
-                        app.oneshot(request.map(axum::body::Body::new)).await
+                        let response = app.oneshot(request).await;
+                        if too_slow.load(Ordering::Relaxed) {
+                            tracing::info!(peer = %peer, "request body arrived too slowly; closing the connection");
+                            return Ok(slow_clients::too_slow_response());
+                        }
+                        response
                     }
-                });
+                },
+            );
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HANDSHAKE_TIMEOUT)
+                .header_read_timeout(request_timeout)
                 .max_buf_size(64 * 1024)
                 .serve_connection(TokioIo::new(tls), service);
             tokio::pin!(connection);
@@ -261,22 +329,35 @@ pub async fn serve(
     }
 }
 
-/// Serves plain HTTP that only redirects to the HTTPS port.
+/// Serves plain HTTP that only redirects to the HTTPS port. Each connection
+/// lives at most 30 s; the defaults of the HTTPS port bound how many there
+/// are, in all and per address.
 pub async fn serve_redirect(
     listener: TcpListener,
     https_port: u16,
     mut stop: watch::Receiver<bool>,
 ) {
+    let defaults = Settings::default();
+    let slots = Arc::new(Semaphore::new(defaults.max_connections));
+    let shares = slow_clients::Shares::new(defaults.max_connections_per_address);
+    let request_timeout = defaults.request_timeout;
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => break,
         };
-        let Ok((stream, _)) = accepted else {
+        let Ok((stream, peer)) = accepted else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        let Some(share) = shares.take(peer.ip()) else {
+            continue;
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
         tokio::spawn(async move {
+            let _held = (permit, share);
             let service = hyper::service::service_fn(
                 move |request: Request<hyper::body::Incoming>| async move {
                     Ok::<_, std::convert::Infallible>(redirect_to_https(&request, https_port))
@@ -284,7 +365,7 @@ pub async fn serve_redirect(
             );
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HANDSHAKE_TIMEOUT)
+                .header_read_timeout(request_timeout)
                 .serve_connection(TokioIo::new(stream), service);
             let _ = tokio::time::timeout(Duration::from_secs(30), connection).await;
         });
