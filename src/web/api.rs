@@ -633,7 +633,7 @@ async fn remove_own_mfa(
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ProofBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     code: Option<String>,
 }
 
