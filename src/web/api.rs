@@ -768,14 +768,20 @@ async fn totp_confirm(
                 "recovery_codes".into(),
                 json!(codes.0.iter().map(|c| c.as_str()).collect::<Vec<_>>()),
             );
-            if current.carrier == Carrier::Bearer && !current.id.starts_with("token:") {
-                answer.insert("token".into(), json!(token.expose()));
-            } else {
-                // Cookie sessions get the new value from the UI pages; an
-                // access token stays what it was.
-                web.sessions.end(&web.auth, &token, "replaced");
+            // (An access token never gets here: the core refuses it.)
+            match current.carrier {
+                Carrier::Bearer => {
+                    answer.insert("token".into(), json!(token.expose()));
+                    answer.insert(
+                        "expires_at".into(),
+                        json!(now.saturating_add(web.settings.sessions.lifetime)),
+                    );
+                    Ok(Json(answer).into_response())
+                }
+                // A browser's session continues under the new value in its
+                // (HttpOnly) cookie, never in the body.
+                Carrier::Cookie => Ok(super::ui::with_cookie(Json(answer).into_response(), &token)),
             }
-            Ok(Json(answer).into_response())
         }
         Caller::MustEnrol(token) => {
             let now = web.now();
