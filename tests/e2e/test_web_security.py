@@ -233,3 +233,23 @@ def test_an_api_enrolment_with_the_cookie_rotates_the_cookie_not_the_body(box):
     b.http.cookies.clear()
     assert b.http.get(box.url + "/api/v1/me", headers={"Cookie": f"{COOKIE}={new}"}).status_code == 200
     assert b.http.get(box.url + "/api/v1/me", headers={"Cookie": f"{COOKIE}={old}"}).status_code == 401
+
+
+def test_wrong_current_passwords_on_the_security_page_lock_like_logins(box):
+    b = Browser(box)
+    b.login()
+    token = b.csrf("/security")
+    change = {"csrf": token, "new_password": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    for _ in range(5):
+        r = b.post("/security/password", {**change, "current_password": "a wrong guess"})
+        assert r.status_code == 400 and "current password is not correct" in r.text
+    r = b.post("/security/password", {**change, "current_password": PASSWORD})
+    assert r.status_code == 400 and "Too many failed attempts" in r.text
+    failed = box.audit(user=OWNER, event="login_failed")
+    assert len(failed) == 5 and all("wrong current password" in e["detail"] for e in failed), failed
+    assert box.audit(user=OWNER, event="account_locked")
+    # The password did not change, and this address cannot log in now.
+    r = Browser(box)
+    t = r.csrf("/login")
+    page = r.post("/login", {"csrf": t, "username": OWNER, "password": PASSWORD})
+    assert "Too many failed attempts" in page.text
