@@ -1502,7 +1502,7 @@ fn group(ctx: &Ctx<'_>, me: &Actor, cmd: GroupCommand, out: &mut Output) -> anyh
 fn mfa(ctx: &Ctx<'_>, me: &Actor, cmd: MfaCommand, out: &mut Output) -> anyhow::Result<()> {
     match cmd {
         MfaCommand::Enroll { name, config } => {
-            let start = ctx.auth.totp_start(me, &name, config.as_deref())?;
+            let start = ctx.auth.totp_start(me, &name, config.as_deref(), None)?;
             outln!(
                 out,
                 "Add {name} to an authenticator app with this URI (or type the secret):"
@@ -1526,7 +1526,7 @@ fn mfa(ctx: &Ctx<'_>, me: &Actor, cmd: MfaCommand, out: &mut Output) -> anyhow::
             outln!(out, "two-factor authentication removed from {name}");
         }
         MfaCommand::RecoveryCodes { name } => {
-            let codes = ctx.auth.regenerate_recovery_codes(me, &name)?;
+            let codes = ctx.auth.regenerate_recovery_codes(me, &name, None)?;
             outln!(
                 out,
                 "New recovery codes for {name} (the old ones no longer work):"

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Serialize;
 
+use super::flow::Attempt;
 use super::{
     ACCOUNTS, Account, Actor, Auth, AuthError, DEFAULT_HOME_TEMPLATE, GROUPS, Group, PASSWORDS,
     PUBLIC_KEYS, PasswordRecord, Permissions, PublicKey, RECOVERY, Role, TOKENS, TOTP, password,
@@ -752,6 +753,10 @@ impl Auth {
 
     /// Sets a password. An account changing its own password must give the
     /// current one and be allowed to change it; an administrator need not.
+    /// A wrong current password counts toward the lockout of the account
+    /// from the caller's address and is audited, like a failed login; while
+    /// that lock holds, the current password is not checked at all
+    /// ([`AuthError::Locked`]).
     pub fn set_password(
         &self,
         actor: &Actor,
@@ -759,11 +764,17 @@ impl Auth {
         new_password: &str,
         current: Option<&str>,
     ) -> Result<(), AuthError> {
+        actor.may_manage_credentials()?;
         let (account, record) = self.store.read(|r| {
             let a = load_account(r, name)?;
             Ok::<_, AuthError>((a, r.get(PASSWORDS, name)?))
         })?;
         let by_self = actor.is_self(name);
+        let attempt = actor.address.filter(|_| by_self).map(|address| Attempt {
+            account: name,
+            address,
+            protocol: actor.protocol,
+        });
         if by_self {
             let group = self.store.read(|r| load_group(r, &account))?;
             let may = account
@@ -774,16 +785,7 @@ impl Auth {
                     "this account may not change its own password".into(),
                 ));
             }
-            let ok = match (&record, current) {
-                (Some(rec), Some(cur)) => self.verify_password(cur, Some(&rec.hash)) == Some(true),
-                (None, _) => true,
-                (Some(_), None) => false,
-            };
-            if !ok {
-                return Err(AuthError::Forbidden(
-                    "the current password is not correct".into(),
-                ));
-            }
+            self.check_current_password(actor, attempt.as_ref(), name, record.as_ref(), current)?;
         } else {
             actor.require_admin_over(&account)?;
         }
@@ -825,6 +827,9 @@ impl Auth {
                     history,
                 },
             )?;
+            if let Some(a) = &attempt {
+                a.succeed(tx)?;
+            }
             let retain = retain_of(tx)?;
             audit::append(
                 tx,
@@ -839,6 +844,75 @@ impl Auth {
         Ok(())
     }
 
+    /// Checks the current password an account gives to change its own,
+    /// under the login lockout: refused unchecked while the account is
+    /// locked from this address; a wrong one is counted and audited
+    /// (`login_failed`, method `password`).
+    fn check_current_password(
+        &self,
+        actor: &Actor,
+        attempt: Option<&Attempt<'_>>,
+        name: &str,
+        record: Option<&PasswordRecord>,
+        current: Option<&str>,
+    ) -> Result<(), AuthError> {
+        const PURPOSE: &str = "password change";
+        let now = self.now();
+        if let Some(a) = attempt {
+            let locked = self
+                .store
+                .write(|tx| a.refuse_if_locked(tx, now, "password", PURPOSE))?;
+            if let Some(until) = locked {
+                return Err(AuthError::Locked {
+                    until,
+                    retry_after: until.saturating_sub(now),
+                });
+            }
+        }
+        let ok = match (record, current) {
+            (Some(rec), Some(cur)) => match self.verify_password(cur, Some(&rec.hash)) {
+                Some(ok) => ok,
+                None => {
+                    return Err(AuthError::Invalid(
+                        "the server is busy hashing passwords; try again".into(),
+                    ));
+                }
+            },
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if ok {
+            return Ok(());
+        }
+        let detail = format!("wrong current password ({PURPOSE})");
+        match attempt {
+            Some(a) => {
+                let lockout = self.policy()?.lockout;
+                self.store.write(|tx| {
+                    a.fail(
+                        tx,
+                        true,
+                        &lockout,
+                        now,
+                        Event::LoginFailed,
+                        "password",
+                        &detail,
+                    )
+                })?;
+            }
+            None => {
+                let entry = audit::Entry {
+                    method: Some("password"),
+                    ..actor.entry(Some(name), detail)
+                };
+                self.audit(Event::LoginFailed, entry)?;
+            }
+        }
+        Err(AuthError::Forbidden(
+            "the current password is not correct".into(),
+        ))
+    }
+
     /// Applies an administrator's change of profile, password and public
     /// keys together (the REST `PATCH`). Everything that can be refused is
     /// checked before the first write: rights, the password against the
@@ -851,6 +925,9 @@ impl Auth {
         new_password: Option<&str>,
         public_keys: Option<Vec<String>>,
     ) -> Result<AccountView, AuthError> {
+        if new_password.is_some() || public_keys.is_some() {
+            actor.may_manage_credentials()?;
+        }
         let now = self.now();
         let target = self.store.read(|r| load_account(r, name))?;
         actor.require_admin_over(&target)?;
@@ -892,6 +969,7 @@ impl Auth {
         name: &str,
         mut keys: Vec<PublicKey>,
     ) -> Result<(), AuthError> {
+        actor.may_manage_credentials()?;
         let now = self.now();
         keys.dedup_by(|a, b| a.blob == b.blob);
         self.store.write(|tx| {
@@ -935,6 +1013,7 @@ impl Auth {
         name: &str,
         line: &str,
     ) -> Result<PublicKey, AuthError> {
+        actor.may_manage_credentials()?;
         let now = self.now();
         let key = parse_public_key(line, now)?;
         self.store.write(|tx| {
@@ -973,6 +1052,7 @@ impl Auth {
         name: &str,
         which: &str,
     ) -> Result<PublicKey, AuthError> {
+        actor.may_manage_credentials()?;
         let now = self.now();
         self.store.write(|tx| {
             let account = load_account(tx, name)?;

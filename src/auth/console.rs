@@ -62,6 +62,7 @@ impl Actor {
             account: None,
             protocol: "console",
             address: None,
+            access_token: None,
         }
     }
 }
@@ -350,7 +351,7 @@ mod tests {
     #[test]
     fn owner_reset_is_one_change_with_its_event() {
         let (auth, _clock, _d) = core();
-        auth.totp_start(&Actor::cli(), "owner", None).unwrap();
+        auth.totp_start(&Actor::cli(), "owner", None, None).unwrap();
         assert!(
             auth.console_reset_owner(&Actor::console(), "short")
                 .is_err()
@@ -371,6 +372,7 @@ mod tests {
             account: Some(("admin".into(), crate::auth::Role::Admin)),
             protocol: "ssh",
             address: None,
+            access_token: None,
         };
         assert!(auth.console_reset_owner(&session_actor, NEW).is_err());
         assert!(

@@ -284,26 +284,101 @@ fn fail(
     method: &str,
     detail: &str,
 ) -> Result<(), StoreError> {
-    let recorded = lockout::record_failure(tx, &ctx.user, known, ctx.address, lockout, now)?;
-    let retain = retain_of(tx)?;
-    audit::append(tx, now, event, ctx.entry(method, detail), retain)?;
-    let locks = [
-        (recorded.locked_pair, "locked for this address"),
-        (recorded.locked_address, "address locked for all accounts"),
-    ];
-    for (until, what) in locks {
-        if let Some(until) = until {
-            let detail = format!("{what} until {}", crate::clock::format_utc(until));
-            audit::append(
-                tx,
-                now,
-                Event::AccountLocked,
-                ctx.entry(method, detail),
-                retain,
-            )?;
+    let who = Attempt {
+        account: &ctx.user,
+        address: ctx.address,
+        protocol: ctx.protocol.as_str(),
+    };
+    who.fail(tx, known, lockout, now, event, method, detail)
+}
+
+/// Who tried a secret, from where: the key of the lockout and the fields
+/// of the audit events. Logins and the checks that guard a change of
+/// credentials (current password, a code to replace TOTP) count alike.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Attempt<'a> {
+    /// The account, as presented.
+    pub account: &'a str,
+    /// The source address.
+    pub address: IpAddr,
+    /// `ssh`, `https`, `ftps`.
+    pub protocol: &'a str,
+}
+
+impl<'a> Attempt<'a> {
+    fn entry(&self, method: &'a str, detail: impl Into<String>) -> Entry<'a> {
+        Entry {
+            account: Some(self.account),
+            address: Some(self.address),
+            protocol: Some(self.protocol),
+            method: Some(method),
+            detail: detail.into(),
         }
     }
-    Ok(())
+
+    /// When the account (from this address), or the address, is locked:
+    /// records the refused attempt and answers when the lock lifts.
+    pub(super) fn refuse_if_locked(
+        &self,
+        tx: &mut WriteTx,
+        now: Timestamp,
+        method: &'a str,
+        detail: &str,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let Some(until) = lockout::locked_until(tx, self.account, self.address, now)? else {
+            return Ok(None);
+        };
+        let retain = retain_of(tx)?;
+        audit::append(
+            tx,
+            now,
+            Event::LoginWhileLocked,
+            self.entry(method, format!("refused while locked: {detail}")),
+            retain,
+        )?;
+        Ok(Some(until))
+    }
+
+    /// Records a failure (and any lock it causes) with its audit events.
+    #[allow(clippy::too_many_arguments)] // the failure's context, spelled out at each call
+    pub(super) fn fail(
+        &self,
+        tx: &mut WriteTx,
+        known: bool,
+        lockout: &LockoutPolicy,
+        now: Timestamp,
+        event: Event,
+        method: &'a str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let recorded =
+            lockout::record_failure(tx, self.account, known, self.address, lockout, now)?;
+        let retain = retain_of(tx)?;
+        audit::append(tx, now, event, self.entry(method, detail), retain)?;
+        let locks = [
+            (recorded.locked_pair, "locked for this address"),
+            (recorded.locked_address, "address locked for all accounts"),
+        ];
+        for (until, what) in locks {
+            if let Some(until) = until {
+                let detail = format!("{what} until {}", crate::clock::format_utc(until));
+                audit::append(
+                    tx,
+                    now,
+                    Event::AccountLocked,
+                    self.entry(method, detail),
+                    retain,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the failures of the account from this address after the
+    /// right secret.
+    pub(super) fn succeed(&self, tx: &mut WriteTx) -> Result<(), StoreError> {
+        lockout::record_success(tx, self.account, self.address)
+    }
 }
 
 fn audit_once(auth: &Auth, ctx: &Context, event: Event, method: &str, detail: &str) {
@@ -923,12 +998,13 @@ impl AwaitEnrolment {
             account: Some((self.ctx.user.clone(), self.role)),
             protocol: self.ctx.protocol.as_str(),
             address: Some(self.ctx.address),
+            access_token: None,
         }
     }
 
     /// Starts (or restarts) the enrolment: the secret to show.
     pub fn start(&self, auth: &Auth) -> Result<EnrolmentStart, AuthError> {
-        auth.totp_start(&self.actor(), &self.ctx.user, None)
+        auth.totp_start(&self.actor(), &self.ctx.user, None, None)
     }
 
     /// Confirms with a code; on success the login is granted and the

@@ -6,14 +6,24 @@
 //! as base32 text and an otpauth:// URI. It becomes active only when the user
 //! proves it with a valid code; the step of that code counts as used.
 //! Confirmation issues ten single-use recovery codes, stored as keyed hashes.
+//!
+//! Once an account is enrolled, the account holder proves they hold the
+//! second factor before changing it: replacing the enrolment, making new
+//! recovery codes and removing it each take a current code or an unused
+//! recovery code in the same request ([`Auth::prove_presence`]). The code
+//! is consumed like at a login, and a wrong one counts toward the lockout
+//! and is audited like a failed login. An administrator acting on another
+//! account, and the local operator, need no code. No caller authenticated
+//! by an access token may change a second factor at all.
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::accounts::{audit_in, load_account};
+use super::flow::Attempt;
 use super::totp::{self, CodeError, Params};
-use super::{Actor, Auth, AuthError, RECOVERY, TOTP, keyed_hash};
-use crate::audit::Event;
+use super::{Actor, Auth, AuthError, RECOVERY, SETTINGS, TOTP, keyed_hash};
+use crate::audit::{Entry, Event};
 use crate::clock::Timestamp;
 use crate::store::{Read, WriteTx};
 
@@ -188,13 +198,17 @@ impl Auth {
 
     /// Starts a TOTP enrolment with a configuration (default when `None`).
     /// Replaces an earlier unconfirmed one; an active enrolment stays in force
-    /// until the new one is confirmed.
+    /// until the new one is confirmed. An account replacing its own active
+    /// enrolment gives `code`: a current code or an unused recovery code
+    /// ([`Auth::prove_presence`]).
     pub fn totp_start(
         &self,
         actor: &Actor,
         name: &str,
         config: Option<&str>,
+        code: Option<&str>,
     ) -> Result<EnrolmentStart, AuthError> {
+        actor.may_manage_credentials()?;
         let policy = self.policy()?;
         let now = self.now();
         let config = policy
@@ -218,6 +232,17 @@ impl Auth {
                     "the MFA policy does not allow enrolment".into(),
                 ));
             }
+            let replacing = tx.get(TOTP, name)?.is_some_and(|t| t.active.is_some());
+            if replacing
+                && actor.is_self(name)
+                && let Err(refused) =
+                    self.prove_presence(tx, actor, name, code, "replace two-factor sign-in", now)?
+            {
+                // Commit the failure's record (lockout, audit), nothing else.
+                return Ok(Err(refused));
+            }
+            // Read after the proof, which moved the active enrolment's
+            // last accepted step.
             let mut record = tx.get(TOTP, name)?.unwrap_or_default();
             record.pending = Some(Enrolment {
                 id: id.clone(),
@@ -229,13 +254,22 @@ impl Auth {
                 last_step: None,
             });
             tx.put(TOTP, name, &record)?;
+            let detail = if replacing {
+                format!(
+                    "config {}; replaces the active enrolment once confirmed",
+                    config.name
+                )
+            } else {
+                format!("config {}", config.name)
+            };
             audit_in(
                 tx,
                 now,
                 Event::EnrolmentStarted,
-                actor.entry(Some(name), format!("config {}", config.name)),
-            )
-        })?;
+                actor.entry(Some(name), detail),
+            )?;
+            Ok(Ok(()))
+        })??;
         Ok(EnrolmentStart {
             secret: Zeroizing::new(data_encoding::BASE32_NOPAD.encode(&seed)),
             otpauth_uri: totp::otpauth_uri(&config, name, &seed),
@@ -250,6 +284,7 @@ impl Auth {
         name: &str,
         code: &str,
     ) -> Result<RecoveryCodes, AuthError> {
+        actor.may_manage_credentials()?;
         let now = self.now();
         let rkey = self.recovery_key();
         let outcome = self.store.write(|tx| {
@@ -301,32 +336,26 @@ impl Auth {
     }
 
     /// Removes TOTP and recovery codes from an account. A user removing
-    /// their own must prove it with a current code (or a recovery code);
-    /// an administrator or the local operator need not.
+    /// their own must prove it with a current code (or a recovery code,
+    /// [`Auth::prove_presence`]); an administrator or the local operator
+    /// need not.
     pub fn mfa_reset(
         &self,
         actor: &Actor,
         name: &str,
         code: Option<&str>,
     ) -> Result<(), AuthError> {
+        actor.may_manage_credentials()?;
         let now = self.now();
-        let by_admin = !actor.is_self(name) || actor.account.is_none();
-        if !by_admin {
-            let code = code.ok_or_else(|| {
-                AuthError::Invalid(
-                    "enter a current code to remove two-factor authentication".into(),
-                )
-            })?;
-            self.store
-                .write(|tx| match self.check_second_factor(tx, name, code, now) {
-                    Ok(_) => Ok(()),
-                    Err(FactorError::Code(e)) => Err(AuthError::Code(e)),
-                    Err(_) => Err(AuthError::Code(CodeError::Wrong)),
-                })?;
-        }
         self.store.write(|tx| {
             let account = load_account(tx, name)?;
             actor.require_self_or_admin_over(&account)?;
+            if actor.is_self(name)
+                && let Err(refused) =
+                    self.prove_presence(tx, actor, name, code, "remove two-factor sign-in", now)?
+            {
+                return Ok(Err(refused));
+            }
             let had = tx.remove(TOTP, name)?;
             tx.remove(RECOVERY, name)?;
             if !had {
@@ -339,18 +368,24 @@ impl Auth {
                 now,
                 Event::MfaReset,
                 actor.entry(Some(name), String::new()),
-            )
-        })?;
+            )?;
+            Ok(Ok(()))
+        })??;
         self.credentials_changed(Some(name));
         Ok(())
     }
 
-    /// Issues new recovery codes (the old ones stop working).
+    /// Issues new recovery codes (the old ones stop working). An account
+    /// making its own gives `code`: a current code or an unused recovery
+    /// code ([`Auth::prove_presence`]); an administrator or the local
+    /// operator need not.
     pub fn regenerate_recovery_codes(
         &self,
         actor: &Actor,
         name: &str,
+        code: Option<&str>,
     ) -> Result<RecoveryCodes, AuthError> {
+        actor.may_manage_credentials()?;
         let now = self.now();
         let rkey = self.recovery_key();
         self.store.write(|tx| {
@@ -361,6 +396,12 @@ impl Auth {
                     "{name} has no confirmed two-factor enrolment"
                 )));
             }
+            if actor.is_self(name)
+                && let Err(refused) =
+                    self.prove_presence(tx, actor, name, code, "make new recovery codes", now)?
+            {
+                return Ok(Err(refused));
+            }
             let (codes, stored) = new_recovery_codes(&rkey, now)?;
             tx.put(RECOVERY, name, &stored)?;
             audit_in(
@@ -369,8 +410,107 @@ impl Auth {
                 Event::RecoveryCodesIssued,
                 actor.entry(Some(name), String::new()),
             )?;
-            Ok(codes)
-        })
+            Ok(Ok(codes))
+        })?
+    }
+
+    /// Checks that the holder of `name` is present before a change of their
+    /// second factor ("to {purpose}", in audit details), inside the
+    /// caller's write transaction: `code` is a current TOTP code or an
+    /// unused recovery code. It is consumed as at a login (a code accepted
+    /// once is never accepted again; a recovery code is used up). A wrong
+    /// code counts toward the lockout of the account from the caller's
+    /// address, and is audited, like a failed login; while that lock holds,
+    /// nothing is checked and the answer is [`AuthError::Locked`].
+    ///
+    /// The outer error is the store's (abort); the inner one is the refusal,
+    /// to be returned *after* the transaction commits, so that its records
+    /// stay.
+    pub(crate) fn prove_presence(
+        &self,
+        tx: &mut WriteTx,
+        actor: &Actor,
+        name: &str,
+        code: Option<&str>,
+        purpose: &str,
+        now: Timestamp,
+    ) -> Result<Result<(), AuthError>, AuthError> {
+        let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
+            return Ok(Err(AuthError::Invalid(format!(
+                "enter a current code from your authenticator app, or an unused recovery code, to {purpose}"
+            ))));
+        };
+        let attempt = actor.address.map(|address| Attempt {
+            account: name,
+            address,
+            protocol: actor.protocol,
+        });
+        if let Some(a) = &attempt
+            && let Some(until) = a.refuse_if_locked(tx, now, "code", purpose)?
+        {
+            return Ok(Err(AuthError::Locked {
+                until,
+                retry_after: until.saturating_sub(now),
+            }));
+        }
+        let (event, method, detail, refusal) = match self.check_second_factor(tx, name, code, now) {
+            Ok(factor) => {
+                if let Some(a) = &attempt {
+                    a.succeed(tx)?;
+                }
+                let event = match factor {
+                    SecondFactor::Totp => Event::CodeAccepted,
+                    SecondFactor::RecoveryCode => Event::RecoveryCodeUsed,
+                };
+                let entry = Entry {
+                    method: Some(factor.as_str()),
+                    ..actor.entry(Some(name), format!("to {purpose}"))
+                };
+                audit_in(tx, now, event, entry)?;
+                return Ok(Ok(()));
+            }
+            Err(FactorError::NotEnrolled) => {
+                return Ok(Err(AuthError::Invalid(format!(
+                    "{name} has no confirmed two-factor enrolment"
+                ))));
+            }
+            Err(FactorError::Code(CodeError::Replayed)) => (
+                Event::CodeReplayed,
+                "totp",
+                "code already used",
+                CodeError::Replayed,
+            ),
+            Err(FactorError::Code(CodeError::Malformed(n))) => (
+                Event::CodeRejected,
+                "totp",
+                "malformed code",
+                CodeError::Malformed(n),
+            ),
+            Err(FactorError::Code(CodeError::Wrong)) => {
+                (Event::CodeRejected, "totp", "wrong code", CodeError::Wrong)
+            }
+            Err(FactorError::RecoveryUnknown) => (
+                Event::CodeRejected,
+                "recovery-code",
+                "unknown or used recovery code",
+                CodeError::Wrong,
+            ),
+        };
+        let detail = format!("{detail} (to {purpose})");
+        match &attempt {
+            Some(a) => {
+                let lockout = tx.get(SETTINGS, "policy")?.unwrap_or_default().lockout;
+                a.fail(tx, true, &lockout, now, event, method, &detail)?;
+            }
+            None => {
+                let entry = Entry {
+                    method: Some(method),
+                    ..actor.entry(Some(name), detail)
+                };
+                audit_in(tx, now, event, entry)?;
+            }
+        }
+        Ok(Err(AuthError::Code(refusal)))
     }
 
     /// Checks a code or recovery code for `name` and consumes it, inside the
@@ -487,7 +627,7 @@ mod binding_tests {
             };
             auth.create_account(&cli, new).unwrap();
         }
-        let start = auth.totp_start(&cli, "bob", None).unwrap();
+        let start = auth.totp_start(&cli, "bob", None, None).unwrap();
         let seed = data_encoding::BASE32_NOPAD
             .decode(start.secret.as_bytes())
             .unwrap();

@@ -357,6 +357,33 @@ pub enum AuthError {
     /// Hashing failed.
     #[error(transparent)]
     Hash(#[from] password::HashError),
+    /// The caller was authenticated by an access token, which may not
+    /// manage credentials (tokens, TOTP, recovery codes, password, public
+    /// keys, sessions): otherwise a narrow or short-lived token could mint
+    /// a wider, permanent credential.
+    #[error(
+        "an access token cannot manage credentials (tokens, two-factor sign-in, recovery codes, password, keys, sessions); sign in with your password to do this"
+    )]
+    TokenCannotManageCredentials,
+    /// Too many wrong passwords or codes from this address: nothing is
+    /// checked until the lock lifts (the same lock as logins).
+    #[error("{}", locked_message(*retry_after))]
+    Locked {
+        /// When the lock lifts.
+        until: crate::clock::Timestamp,
+        /// Seconds from now.
+        retry_after: u64,
+    },
+}
+
+/// "too many failed attempts; try again in 4 minutes"
+fn locked_message(retry_after: u64) -> String {
+    let minutes = retry_after.div_ceil(60);
+    if minutes <= 1 {
+        "too many failed attempts; try again in a minute".into()
+    } else {
+        format!("too many failed attempts; try again in {minutes} minutes")
+    }
 }
 
 /// Who asks for a change; the core decides whether they may.
@@ -369,6 +396,11 @@ pub struct Actor {
     pub protocol: &'static str,
     /// Source address, when remote.
     pub address: Option<IpAddr>,
+    /// The id of the access token the caller was authenticated by (as the
+    /// bearer, or as the password of the login that made the session).
+    /// Such a caller may not manage credentials
+    /// ([`Actor::may_manage_credentials`]).
+    pub access_token: Option<String>,
 }
 
 impl Actor {
@@ -378,6 +410,7 @@ impl Actor {
             account: None,
             protocol: "cli",
             address: None,
+            access_token: None,
         }
     }
 
@@ -387,6 +420,19 @@ impl Actor {
             account: Some((session.account.clone(), session.role)),
             protocol: session.protocol.as_str(),
             address: Some(session.address),
+            access_token: session.token.clone(),
+        }
+    }
+
+    /// Whether this caller may manage credentials: tokens, TOTP, recovery
+    /// codes, passwords, public keys and sessions. A caller authenticated
+    /// by an access token may not ([`AuthError::TokenCannotManageCredentials`]).
+    /// Every credential method of [`Auth`] checks it; front ends that keep
+    /// credentials of their own (web sessions) ask it too.
+    pub fn may_manage_credentials(&self) -> Result<(), AuthError> {
+        match self.access_token {
+            Some(_) => Err(AuthError::TokenCannotManageCredentials),
+            None => Ok(()),
         }
     }
 

@@ -4,6 +4,10 @@
 //! A token reads `cft_<id>_<secret>`: the id (12 hex digits) finds the record,
 //! the secret (32 random bytes, base64url) is checked in constant time
 //! against its keyed hash. The value is shown once, at creation.
+//!
+//! A caller authenticated by an access token can neither create, list nor
+//! revoke tokens ([`Actor::may_manage_credentials`]): a narrow, short-lived
+//! token must not be able to mint a wide, permanent one.
 
 use std::collections::BTreeSet;
 
@@ -136,6 +140,7 @@ impl Auth {
         expires_at: Option<Timestamp>,
         scope: BTreeSet<Protocol>,
     ) -> Result<NewToken, AuthError> {
+        actor.may_manage_credentials()?;
         let label = label.trim();
         if label.is_empty() || label.chars().count() > 64 || label.chars().any(char::is_control) {
             return Err(AuthError::Invalid(
@@ -200,6 +205,7 @@ impl Auth {
         actor: &Actor,
         account: Option<&str>,
     ) -> Result<Vec<TokenInfo>, AuthError> {
+        actor.may_manage_credentials()?;
         let now = self.now();
         self.store.read(|r| {
             match account {
@@ -216,6 +222,7 @@ impl Auth {
 
     /// Revokes a token: its owner or an administrator may.
     pub fn revoke_token(&self, actor: &Actor, id: &str) -> Result<TokenInfo, AuthError> {
+        actor.may_manage_credentials()?;
         let now = self.now();
         self.store.write(|tx| {
             let not_found = || AuthError::NotFound {

@@ -375,6 +375,7 @@ fn web_actor(client: &Client) -> Actor {
         account: None,
         protocol: "https",
         address: Some(client.ip),
+        access_token: None,
     }
 }
 
@@ -623,14 +624,63 @@ async fn remove_own_mfa(
     ApiUser(current): ApiUser,
 ) -> Result<StatusCode> {
     rate(&web, &client)?;
-    let code = otp_header(&headers).ok_or_else(|| {
-        ApiError::bad_request("send a current code (or a recovery code) in the X-Coffer-OTP header")
-    })?;
+    let code = otp_header(&headers);
     let auth = web.auth.clone();
     let actor = actor(&current);
     let name = current.session.account.clone();
-    blocking(move || auth.mfa_reset(&actor, &name, Some(&code))).await?;
+    blocking(move || auth.mfa_reset(&actor, &name, code.as_deref())).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The body `{code?}` of a change that an enrolled account proves with a
+/// current code or a recovery code; an empty body is no code. The
+/// X-Coffer-OTP header is read when the body has none.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ProofBody {
+    #[serde(default, deserialize_with = "present")]
+    code: Option<String>,
+}
+
+/// Most bytes of a `{code?}` body.
+const PROOF_BODY_LIMIT: usize = 4096;
+
+async fn proof_code(headers: &HeaderMap, body: axum::body::Body) -> Result<Option<String>> {
+    let bytes = axum::body::to_bytes(body, PROOF_BODY_LIMIT)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the request body is larger than the server accepts",
+            )
+        })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(otp_header(headers));
+    }
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        });
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    let ProofBody { code } = serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid: {e}")))?;
+    Ok(code.or_else(|| otp_header(headers)))
 }
 
 #[derive(Serialize)]
@@ -646,13 +696,15 @@ async fn totp_start(
     State(web): State<Arc<Web>>,
     request: axum::extract::Request,
 ) -> Result<Json<TotpStart>> {
-    let (parts, _) = request.into_parts();
-    let start = match caller(&parts, &web).await? {
+    let (parts, body) = request.into_parts();
+    let who = caller(&parts, &web).await?;
+    let code = proof_code(&parts.headers, body).await?;
+    let start = match who {
         Caller::Granted(current) => {
             let auth = web.auth.clone();
             let actor = actor(&current);
             let name = current.session.account.clone();
-            blocking(move || auth.totp_start(&actor, &name, None)).await?
+            blocking(move || auth.totp_start(&actor, &name, None, code.as_deref())).await?
         }
         Caller::MustEnrol(token) => {
             let now = web.now();
@@ -721,14 +773,20 @@ async fn totp_confirm(
                 "recovery_codes".into(),
                 json!(codes.0.iter().map(|c| c.as_str()).collect::<Vec<_>>()),
             );
-            if current.carrier == Carrier::Bearer && !current.id.starts_with("token:") {
-                answer.insert("token".into(), json!(token.expose()));
-            } else {
-                // Cookie sessions get the new value from the UI pages; an
-                // access token stays what it was.
-                web.sessions.end(&web.auth, &token, "replaced");
+            // (An access token never gets here: the core refuses it.)
+            match current.carrier {
+                Carrier::Bearer => {
+                    answer.insert("token".into(), json!(token.expose()));
+                    answer.insert(
+                        "expires_at".into(),
+                        json!(now.saturating_add(web.settings.sessions.lifetime)),
+                    );
+                    Ok(Json(answer).into_response())
+                }
+                // A browser's session continues under the new value in its
+                // (HttpOnly) cookie, never in the body.
+                Carrier::Cookie => Ok(super::ui::with_cookie(Json(answer).into_response(), &token)),
             }
-            Ok(Json(answer).into_response())
         }
         Caller::MustEnrol(token) => {
             let now = web.now();
@@ -775,13 +833,17 @@ async fn totp_confirm(
 async fn new_recovery_codes(
     State(web): State<Arc<Web>>,
     client: Client,
+    headers: HeaderMap,
     ApiUser(current): ApiUser,
+    body: axum::body::Body,
 ) -> Result<Json<serde_json::Value>> {
     rate(&web, &client)?;
+    let code = proof_code(&headers, body).await?;
     let auth = web.auth.clone();
     let actor = actor(&current);
     let name = current.session.account.clone();
-    let codes = blocking(move || auth.regenerate_recovery_codes(&actor, &name)).await?;
+    let codes =
+        blocking(move || auth.regenerate_recovery_codes(&actor, &name, code.as_deref())).await?;
     Ok(Json(
         json!({"recovery_codes": codes.0.iter().map(|c| c.as_str()).collect::<Vec<_>>()}),
     ))
@@ -903,14 +965,15 @@ async fn revoke_my_token(
 async fn my_sessions(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
-) -> Json<Vec<super::session::SessionInfo>> {
+) -> Result<Json<Vec<super::session::SessionInfo>>> {
+    actor(&current).may_manage_credentials()?;
     let now = web.now();
-    Json(web.sessions.list(
+    Ok(Json(web.sessions.list(
         &current.session.account,
         Some(&current.token),
         now,
         &web.auth,
-    ))
+    )))
 }
 
 async fn end_my_session(
@@ -918,6 +981,7 @@ async fn end_my_session(
     ApiUser(current): ApiUser,
     PathParam(id): PathParam<String>,
 ) -> Result<StatusCode> {
+    actor(&current).may_manage_credentials()?;
     if web
         .sessions
         .end_by_id(&web.auth, &current.session.account, &id)

@@ -95,6 +95,15 @@ impl From<AuthError> for ApiError {
             }
             AuthError::Forbidden(_) => Self::forbidden(e.to_string()),
             AuthError::Code(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_code", e.to_string()),
+            AuthError::TokenCannotManageCredentials => Self::new(
+                StatusCode::FORBIDDEN,
+                "token_cannot_manage_credentials",
+                e.to_string(),
+            ),
+            AuthError::Locked { retry_after, .. } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "locked", e.to_string())
+                    .retry_after(*retry_after)
+            }
             AuthError::AlreadyClaimed => {
                 Self::new(StatusCode::CONFLICT, "already_claimed", e.to_string())
             }

@@ -219,8 +219,10 @@ def test_totp_enrolment_over_the_api_ends_other_sessions_and_removal_needs_a_cod
     me = a.get("/me", token=token).json()
     assert me["mfa"]["enrolled"] is True
     error(a.login("alice", USER_PASSWORD), 401, "otp_required")
-    # New recovery codes replace the old ones.
-    r = a.post("/me/mfa/recovery-codes", token=token)
+    # New recovery codes need a current code (here a recovery code) and
+    # replace the old ones.
+    error(a.post("/me/mfa/recovery-codes", token=token), 400, "invalid")
+    r = a.post("/me/mfa/recovery-codes", token=token, json={"code": codes[9]})
     assert r.status_code == 200 and len(r.json()["recovery_codes"]) == 10
     error(a.login("alice", USER_PASSWORD, codes[0]), 401)
     codes = r.json()["recovery_codes"]
@@ -280,9 +282,12 @@ def test_access_tokens_work_as_bearer_are_listed_without_values_and_revoke(box):
     assert made["token"] not in json.dumps(listed)
     me = a.get("/me", token=made["token"])
     assert me.status_code == 200 and me.json()["username"] == "alice", me.text
-    # The token in place of the password logs in without a code.
+    # The token in place of the password logs in without a code; that
+    # session manages no credentials, a password session does.
     secret, _ = box.enrol("alice")
-    session = a.token_for("alice", made["token"])
+    by_token = a.token_for("alice", made["token"])
+    error(a.post("/me/tokens", token=by_token, json={"label": "more"}), 403, "token_cannot_manage_credentials")
+    session = a.token_for("alice", USER_PASSWORD, fresh_code(secret))
     # SSH-only tokens do not open HTTPS.
     ssh_only = a.post("/me/tokens", token=session, json={"label": "sftp", "scope": ["ssh"]}).json()
     error(a.get("/me", token=ssh_only["token"]), 401, "unauthenticated")
@@ -324,6 +329,151 @@ def test_sessions_are_listed_and_can_be_signed_out(box):
     error(a.get("/me", token=other), 401)
     error(a.delete(f"/me/sessions/{victim}", token=mine), 404)
     assert a.get("/me", token=mine).status_code == 200
+
+
+# --- what an access token may not do, and proof for credential changes ----
+
+def credential_routes(token_id="abcdef012345", session_id="abcdef012345"):
+    """Every route that manages a credential of one's own."""
+    return [
+        ("POST", "/me/tokens", {"label": "forever"}),
+        ("GET", "/me/tokens", None),
+        ("DELETE", f"/me/tokens/{token_id}", None),
+        ("POST", "/me/mfa/totp", None),
+        ("POST", "/me/mfa/totp/confirm", {"code": "123456"}),
+        ("POST", "/me/mfa/recovery-codes", {"code": "123456"}),
+        ("DELETE", "/me/mfa", None),
+        ("PUT", "/me/password", {"current_password": USER_PASSWORD, "new_password": "saffron-lighthouse-mosaic-77"}),
+        ("GET", "/me/sessions", None),
+        ("DELETE", f"/me/sessions/{session_id}", None),
+    ]
+
+
+def test_an_access_token_manages_no_credentials(box):
+    """An https-only, one-day token cannot mint an unscoped, permanent one
+    (nor touch TOTP, recovery codes, the password or sessions), as the
+    bearer or as the password of a login."""
+    add_user(box)
+    secret, _ = box.enrol("alice")
+    a = Api(box.https_port)
+    session = a.token_for("alice", USER_PASSWORD, fresh_code(secret))
+    r = a.post("/me/tokens", token=session,
+               json={"label": "web, a day", "scope": ["https"], "expires_at": int(time.time()) + 86400})
+    assert r.status_code == 201, r.text
+    narrow = r.json()
+    session_id = next(s["id"] for s in a.get("/me/sessions", token=session).json() if s["current"])
+    by_login = a.token_for("alice", narrow["token"])
+    for bearer in (narrow["token"], by_login):
+        assert a.get("/me", token=bearer).status_code == 200
+        for method, path, body in credential_routes(narrow["id"], session_id):
+            kw = {"json": body} if body is not None else {}
+            error(a.call(method, path, token=bearer, headers={"X-Coffer-OTP": "123456"}, **kw),
+                  403, "token_cannot_manage_credentials")
+    # Nothing changed: one token, the session alive, the same password.
+    assert [t["id"] for t in a.get("/me/tokens", token=session).json()] == [narrow["id"]]
+    assert a.get("/me", token=session).status_code == 200
+    assert a.login("alice", USER_PASSWORD).status_code == 401  # otp_required, not a new password
+    error(a.login("alice", "saffron-lighthouse-mosaic-77"), 401, "invalid_credentials")
+
+
+def test_an_administrators_token_manages_no_credentials_of_others(box):
+    add_user(box)
+    owner = Api(box.https_port)
+    token = owner.post("/me/tokens", token=owner.token_for(), json={"label": "automation"}).json()["token"]
+    for method, path, body in (
+        ("POST", "/users/alice/tokens", {"label": "x"}),
+        ("GET", "/users/alice/tokens", None),
+        ("DELETE", "/users/alice/mfa", None),
+        ("PATCH", "/users/alice", {"password": "saffron-lighthouse-mosaic-77"}),
+        ("PATCH", "/users/alice", {"public_keys": [ED25519]}),
+    ):
+        kw = {"json": body} if body is not None else {}
+        error(owner.call(method, path, token=token, **kw), 403, "token_cannot_manage_credentials")
+    # Account settings are no credential.
+    r = owner.patch("/users/alice", token=token, json={"read_only": True})
+    assert r.status_code == 200 and r.json()["read_only"] is True, r.text
+    assert owner.get("/users/alice", token=token).json()["public_keys"] == []
+
+
+def test_replacing_totp_needs_a_current_code_and_rotates_the_session(box):
+    add_user(box)
+    secret, recovery = box.enrol("alice")
+    a = Api(box.https_port)
+    login_code = fresh_code(secret)
+    token = a.token_for("alice", USER_PASSWORD, login_code)
+    other = a.token_for("alice", USER_PASSWORD, recovery[0])
+    # Without a code, a wrong one, the one the login used: refused.
+    error(a.post("/me/mfa/totp", token=token), 400, "invalid")
+    wrong = "000000" if totp(secret, offset=1) != "000000" else "111111"
+    error(a.post("/me/mfa/totp", token=token, json={"code": wrong}), 400, "invalid_code")
+    error(a.post("/me/mfa/totp", token=token, json={"code": login_code}), 400, "invalid_code")
+    error(a.post("/me/mfa/totp", token=token, json={"code": recovery[0]}), 400, "invalid_code")
+    error(a.post("/me/mfa/totp", token=token, json={"code": 123456}), 400, "invalid")
+    error(a.post("/me/mfa/totp", token=token, json={"code": "1", "extra": 1}), 400, "invalid")
+    assert a.get("/me", token=other).status_code == 200
+    # The next step's code proves it.
+    r = a.post("/me/mfa/totp", token=token, json={"code": totp(secret, offset=1)})
+    assert r.status_code == 200, r.text
+    new_secret = r.json()["secret"]
+    assert new_secret != secret
+    # The old app works until the new one is confirmed.
+    r = a.post("/me/mfa/totp/confirm", token=token, json={"code": fresh_code(new_secret)})
+    assert r.status_code == 200, r.text
+    assert {"recovery_codes", "token"} <= set(r.json())
+    fresh = r.json()["token"]
+    error(a.get("/me", token=token), 401)
+    error(a.get("/me", token=other), 401)
+    assert a.get("/me", token=fresh).status_code == 200
+    error(a.login("alice", USER_PASSWORD, totp(secret, offset=1)), 401, "invalid_credentials")
+    events = box.audit(user="alice")
+    rejected = [e["detail"] for e in events if e["event"] in ("code_rejected", "code_replayed")]
+    assert any("replace two-factor sign-in" in d for d in rejected), rejected
+    assert any(e["event"] == "code_accepted" and "replace two-factor sign-in" in e["detail"] for e in events)
+    # A recovery code of the new set proves a replacement too, once.
+    codes = r.json()["recovery_codes"]
+    r = a.post("/me/mfa/totp", token=fresh, json={"code": codes[0]})
+    assert r.status_code == 200, r.text
+    error(a.post("/me/mfa/totp", token=fresh, json={"code": codes[0]}), 400, "invalid_code")
+
+
+def test_wrong_current_passwords_are_counted_audited_and_lock(box):
+    add_user(box)
+    a = Api(box.https_port)
+    token = a.token_for("alice", USER_PASSWORD)
+    for _ in range(5):
+        error(a.put("/me/password", token=token,
+                    json={"current_password": "guess", "new_password": "saffron-lighthouse-mosaic-77"}), 403)
+    r = a.put("/me/password", token=token,
+              json={"current_password": USER_PASSWORD, "new_password": "saffron-lighthouse-mosaic-77"})
+    error(r, 429, "locked")
+    assert int(r.headers["Retry-After"]) > 0
+    # The login's lock: this address cannot log in either.
+    error(a.login("alice", USER_PASSWORD), 401, "locked")
+    events = box.audit(user="alice")
+    failed = [e for e in events if e["event"] == "login_failed"]
+    assert len(failed) == 5 and all("wrong current password" in e["detail"] for e in failed), failed
+    assert all(e["address"] == "127.0.0.1" and e["method"] == "password" for e in failed), failed
+    assert any(e["event"] == "account_locked" for e in events)
+    assert any(e["event"] == "login_while_locked" for e in events)
+    box.cli("unlock", "alice")
+    r = a.put("/me/password", token=token,
+              json={"current_password": USER_PASSWORD, "new_password": "saffron-lighthouse-mosaic-77"})
+    assert r.status_code == 200, r.text
+
+
+def test_wrong_codes_when_removing_mfa_are_counted_audited_and_lock(box):
+    add_user(box)
+    secret, recovery = box.enrol("alice")
+    a = Api(box.https_port)
+    token = a.token_for("alice", USER_PASSWORD, fresh_code(secret))
+    for _ in range(5):
+        error(a.delete("/me/mfa", token=token, headers={"X-Coffer-OTP": "aaaa-bbbb-cccc-dddd"}), 400, "invalid_code")
+    r = a.delete("/me/mfa", token=token, headers={"X-Coffer-OTP": recovery[1]})
+    error(r, 429, "locked")
+    rejected = [e for e in box.audit(user="alice", event="code_rejected")]
+    assert len(rejected) == 5 and all("remove two-factor sign-in" in e["detail"] for e in rejected), rejected
+    assert box.audit(user="alice", event="account_locked")
+    assert a.get("/me", token=token).json()["mfa"]["enrolled"] is True
 
 
 # --- administration --------------------------------------------------------

@@ -8,7 +8,7 @@ import warnings
 import pytest
 import requests
 
-from conftest import OWNER, PASSWORD
+from conftest import OWNER, PASSWORD, fresh_code
 
 NEW_PASSWORD = "another-long-passphrase-for-tests-42"
 COOKIE = "__Host-coffer"
@@ -212,3 +212,44 @@ def test_admin_pages_refuse_users_and_the_wizard_is_gone(box):
     # A claimed box has no wizard.
     r = Browser(box).get("/setup")
     assert r.status_code == 303 and r.headers["Location"] == "/login"
+
+
+def test_an_api_enrolment_with_the_cookie_rotates_the_cookie_not_the_body(box):
+    """A browser session that confirms TOTP through the API keeps going under
+    a new cookie value; the old value ends and no value is in the body."""
+    b = Browser(box)
+    b.login()
+    old = b.cookie
+    page_token = b.csrf("/files")
+    headers = {"Cookie": f"{COOKIE}={old}", "X-CSRF-Token": page_token}
+    r = b.http.post(box.url + "/api/v1/me/mfa/totp", headers=headers)
+    assert r.status_code == 200, r.text
+    code = fresh_code(r.json()["secret"])
+    r = b.http.post(box.url + "/api/v1/me/mfa/totp/confirm", json={"code": code}, headers=headers)
+    assert r.status_code == 200, r.text
+    assert set(r.json()) == {"recovery_codes"}
+    new = re.match(rf"{COOKIE}=([^;]+)", r.headers["Set-Cookie"]).group(1)
+    assert new != old and "HttpOnly" in r.headers["Set-Cookie"]
+    b.http.cookies.clear()
+    assert b.http.get(box.url + "/api/v1/me", headers={"Cookie": f"{COOKIE}={new}"}).status_code == 200
+    assert b.http.get(box.url + "/api/v1/me", headers={"Cookie": f"{COOKIE}={old}"}).status_code == 401
+
+
+def test_wrong_current_passwords_on_the_security_page_lock_like_logins(box):
+    b = Browser(box)
+    b.login()
+    token = b.csrf("/security")
+    change = {"csrf": token, "new_password": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    for _ in range(5):
+        r = b.post("/security/password", {**change, "current_password": "a wrong guess"})
+        assert r.status_code == 400 and "current password is not correct" in r.text
+    r = b.post("/security/password", {**change, "current_password": PASSWORD})
+    assert r.status_code == 400 and "Too many failed attempts" in r.text
+    failed = box.audit(user=OWNER, event="login_failed")
+    assert len(failed) == 5 and all("wrong current password" in e["detail"] for e in failed), failed
+    assert box.audit(user=OWNER, event="account_locked")
+    # The password did not change, and this address cannot log in now.
+    r = Browser(box)
+    t = r.csrf("/login")
+    page = r.post("/login", {"csrf": t, "username": OWNER, "password": PASSWORD})
+    assert "Too many failed attempts" in page.text

@@ -5,6 +5,7 @@ Every page is photographed on a phone and a desktop viewport."""
 
 import os
 import re
+import time
 
 import pytest
 
@@ -279,4 +280,63 @@ def test_lockout_message_and_admin_pages_refused(box, chromium):
     shoot(page, "23-forbidden")
     response = page.goto("/no/such/page")
     assert response.status == 404
+    page.context.close()
+
+
+def test_a_new_phone_and_new_recovery_codes_need_a_code(box, chromium):
+    box.add_user("erin", "user", NEW_USER_PW)
+    secret, recovery = box.enrol("erin")
+    page = new_page(chromium, box)
+    sign_in(page, "erin", NEW_USER_PW)
+    page.wait_for_url("**/login/code")
+    step, code = next_code(secret, int(time.time()) // 30 - 1)
+    page.fill("#code", code)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/files*")
+
+    # New recovery codes: the code box is required, a wrong code is refused,
+    # a recovery code proves it.
+    page.goto("/security")
+    assert page.get_attribute("#recovery_code", "required") is not None
+    page.fill("#recovery_code", "aaaa-bbbb-cccc-dddd")
+    page.click("form[action='/security/recovery'] button[type=submit]")
+    assert "not valid" in page.inner_text(".notice.error")
+    assert page.locator("#recovery-codes").count() == 0
+    page.fill("#recovery_code", recovery[0])
+    page.click("form[action='/security/recovery'] button[type=submit]")
+    page.wait_for_selector("#recovery-codes")
+    assert page.locator("#recovery-codes li").count() == 10
+    shoot(page, "24-new-recovery-codes")
+
+    # A new phone: not without a code, then the next code of the old app.
+    page.goto("/security/totp")
+    assert "current code" in page.inner_text(".notice.error")
+    page.fill("#replace_code", code)
+    page.click("form[action='/security/totp/replace'] button[type=submit]")
+    assert "already used" in page.inner_text(".notice.error")
+    _, code = next_code(secret, step)
+    page.fill("#replace_code", code)
+    page.click("form[action='/security/totp/replace'] button[type=submit]")
+    page.wait_for_selector(".qr svg")
+    new_secret = page.get_attribute("#totp-secret", "data-secret")
+    assert new_secret and new_secret != secret
+    _, new_code = next_code(new_secret, -1)
+    page.fill("#code", new_code)
+    page.click("form[action='/security/totp'] button[type=submit]")
+    page.wait_for_selector("#recovery-codes")
+    events = {e["event"] for e in box.audit(user="erin")}
+    assert {"code_rejected", "code_replayed", "recovery_code_used", "enrolment_confirmed"} <= events, events
+    page.context.close()
+
+
+def test_a_session_opened_with_an_access_token_manages_no_credentials(box, chromium):
+    box.add_user("fred", "user", NEW_USER_PW)
+    token = box.token("fred")
+    page = new_page(chromium, box)
+    sign_in(page, "fred", token)
+    page.wait_for_url("**/files*")
+    page.goto("/security")
+    assert "access token cannot manage credentials" in page.inner_text("#token-session")
+    assert page.locator("form[action='/security/tokens']").count() == 0
+    assert page.locator("form[action='/security/password']").count() == 0
     page.context.close()

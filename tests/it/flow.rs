@@ -179,7 +179,7 @@ fn recovery_codes_work_once_in_place_of_a_code() {
     b.enrol("bob");
     let codes = b
         .auth
-        .regenerate_recovery_codes(&Actor::cli(), "bob")
+        .regenerate_recovery_codes(&Actor::cli(), "bob", None)
         .unwrap();
     let first = codes.0[0].to_string();
     let ask = need_code(b.login("bob", "192.0.2.10", Protocol::Https, Method::Form, PASSWORD));
@@ -300,6 +300,7 @@ fn tokens_are_revocable_by_their_owner_or_an_admin_only() {
         account: Some((name.to_string(), role)),
         protocol: "https",
         address: Some(ip("192.0.2.1")),
+        access_token: None,
     };
     assert!(
         b.auth
@@ -682,11 +683,13 @@ fn users_cannot_administer_and_admins_cannot_touch_the_owner() {
         account: Some(("bob".into(), Role::User)),
         protocol: "https",
         address: None,
+        access_token: None,
     };
     let ada = Actor {
         account: Some(("ada".into(), Role::Admin)),
         protocol: "https",
         address: None,
+        access_token: None,
     };
     assert!(b.auth.accounts(&bob).is_err());
     assert!(b.auth.unlock(&bob, "ada").is_err());
@@ -723,6 +726,7 @@ fn password_changes_follow_policy_and_history() {
         account: Some(("bob".into(), Role::User)),
         protocol: "https",
         address: None,
+        access_token: None,
     };
     let err = b
         .auth

@@ -81,7 +81,10 @@ impl Box {
 
     /// Enrols TOTP for `name`; returns the seed.
     pub fn enrol(&self, name: &str) -> Vec<u8> {
-        let start = self.auth.totp_start(&Actor::cli(), name, None).unwrap();
+        let start = self
+            .auth
+            .totp_start(&Actor::cli(), name, None, None)
+            .unwrap();
         let seed = data_encoding::BASE32_NOPAD
             .decode(start.secret.as_bytes())
             .unwrap();

@@ -11,6 +11,7 @@
 
 mod cli;
 mod crash;
+mod credentials;
 mod files;
 mod flow;
 mod harness;

@@ -36,7 +36,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn raw_files_hold_no_seed_code_token_or_password() {
     let b = Box::new();
     b.user("bob", Role::User);
-    let start = b.auth.totp_start(&Actor::cli(), "bob", None).unwrap();
+    let start = b.auth.totp_start(&Actor::cli(), "bob", None, None).unwrap();
     let seed = data_encoding::BASE32_NOPAD
         .decode(start.secret.as_bytes())
         .unwrap();

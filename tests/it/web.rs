@@ -242,6 +242,7 @@ fn web_actor() -> Actor {
         account: None,
         protocol: "https",
         address: Some(ip("192.0.2.7")),
+        access_token: None,
     }
 }
 

@@ -263,11 +263,13 @@ pub(crate) async fn user(
     let actor = Actor::session(&current.session);
     let n = name.clone();
     let loaded = core(move || {
-        Ok((
-            auth.account(&actor, &n)?,
-            auth.tokens(&actor, Some(&n))?,
-            auth.groups()?,
-        ))
+        // A session opened with an access token sees no tokens (it may
+        // not manage them); the rest of the page stays usable.
+        let tokens = match actor.may_manage_credentials() {
+            Ok(()) => auth.tokens(&actor, Some(&n))?,
+            Err(_) => Vec::new(),
+        };
+        Ok((auth.account(&actor, &n)?, tokens, auth.groups()?))
     })
     .await;
     let (a, tokens, groups) = match loaded {

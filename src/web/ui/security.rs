@@ -14,7 +14,7 @@ use super::{
     with_cookie,
 };
 use crate::auth::mfa::RecoveryCodes;
-use crate::auth::{Actor, Protocol};
+use crate::auth::{Actor, AuthError, Protocol};
 use crate::web::Web;
 use crate::web::session::{Current, PendingEnrolment};
 
@@ -159,10 +159,16 @@ pub(crate) async fn overview(State(web): State<Arc<Web>>, signed: Signed) -> Res
 async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Response {
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
+    // A session opened with an access token manages no credentials: the
+    // core says so, the page shows why in place of the forms.
+    let token_notice = actor.may_manage_credentials().err().map(|e| say(&e));
     let name = current.session.account.clone();
     let loaded = core(move || {
         let account = auth.account(&actor, &name)?;
-        let tokens = auth.tokens(&actor, Some(&name))?;
+        let tokens = match actor.may_manage_credentials() {
+            Ok(()) => auth.tokens(&actor, Some(&name))?,
+            Err(_) => Vec::new(),
+        };
         let policy = auth.policy()?;
         let groups = auth.groups()?;
         Ok((account, tokens, policy, groups))
@@ -183,12 +189,16 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
             );
         }
     };
-    let sessions = web.sessions.list(
-        &current.session.account,
-        Some(&current.token),
-        web.now(),
-        &web.auth,
-    );
+    let sessions = if token_notice.is_none() {
+        web.sessions.list(
+            &current.session.account,
+            Some(&current.token),
+            web.now(),
+            &web.auth,
+        )
+    } else {
+        Vec::new()
+    };
     let group = groups
         .iter()
         .find(|g| Some(&g.name) == account.account.group.as_ref());
@@ -202,6 +212,13 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
     let now = web.now();
     let body = html! {
         (flash_box(message))
+        @if let Some(why) = &token_notice {
+            section.card #token-session aria-labelledby="tok-session-h" {
+                h2 #tok-session-h { "Signed in with an access token" }
+                p { (why) }
+                p.help { "Sign out, then sign in with your password, to change two-factor sign-in, your password, access tokens or sessions." }
+            }
+        } @else {
         section.card aria-labelledby="mfa-h" {
             h2 #mfa-h { "Two-factor sign-in" }
             @if account.mfa.enrolled {
@@ -210,6 +227,10 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
                 div.split {
                     form method="post" action="/security/recovery" {
                         (csrf_field(csrf))
+                        div.field {
+                            label for="recovery_code" { "Current code or recovery code" }
+                            input #recovery_code name="code" type="text" required autocomplete="one-time-code" spellcheck="false";
+                        }
                         p.help { "New recovery codes replace all earlier ones." }
                         button type="submit" { "Make new recovery codes" }
                     }
@@ -225,7 +246,16 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
                         button.danger type="submit" { "Turn off" }
                     }
                 }
-                p { a href="/security/totp" { "Move to a new phone" } " (set up again; the old app keeps working until the new one is confirmed)" }
+                form method="post" action="/security/totp/replace" {
+                    (csrf_field(csrf))
+                    h3 { "Move to a new phone" }
+                    p.help { "Set up again; the old app keeps working until the new one is confirmed." }
+                    div.field {
+                        label for="replace_code" { "Current code or recovery code" }
+                        input #replace_code name="code" type="text" required autocomplete="one-time-code" spellcheck="false";
+                    }
+                    button type="submit" { "Set up a new phone" }
+                }
             } @else {
                 p { span.badge.warn { "Off" } " Only your password protects this account." }
                 @if policy.mfa.allowed || required {
@@ -331,6 +361,7 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
                     }
                 }
             }
+        }
         }
     };
     let status = if message.is_some_and(|m| m.starts_with('!')) {
@@ -450,7 +481,7 @@ pub(crate) async fn totp_form(
             let auth = web.auth.clone();
             let actor = Actor::session(&current.session);
             let name = current.session.account.clone();
-            match core(move || auth.totp_start(&actor, &name, None)).await {
+            match core(move || auth.totp_start(&actor, &name, None, None)).await {
                 Ok(start) => {
                     let p = PendingEnrolment {
                         secret: start.secret.clone(),
@@ -458,6 +489,11 @@ pub(crate) async fn totp_form(
                     };
                     web.sessions.set_enrolment(&current.token, Some(p.clone()));
                     p
+                }
+                // Replacing an enrolment starts from the security page's
+                // form, which carries the code it needs.
+                Err(e @ (AuthError::Invalid(_) | AuthError::Code(_))) => {
+                    return refused(&web, current, &say(&e)).await;
                 }
                 Err(e) => {
                     let body = html! {
@@ -497,6 +533,34 @@ fn enrol_page(
         None,
         body,
     )
+}
+
+/// `POST /security/totp/replace`: starts a new enrolment in place of the
+/// active one, proven with a current code or a recovery code.
+pub(crate) async fn totp_replace(State(web): State<Arc<Web>>, posted: Posted) -> Response {
+    let current = match posted.granted() {
+        Ok(c) => c.clone(),
+        Err(r) => return *r,
+    };
+    if let Some(wait) = super::over_rate(&web, posted.client.ip) {
+        return refused(&web, &current, &wait).await;
+    }
+    let auth = web.auth.clone();
+    let actor = Actor::session(&current.session);
+    let name = current.session.account.clone();
+    let code = zeroize::Zeroizing::new(posted.fields.trimmed("code").replace(' ', ""));
+    match core(move || auth.totp_start(&actor, &name, None, Some(&code))).await {
+        Ok(start) => {
+            let pending = PendingEnrolment {
+                secret: start.secret.clone(),
+                uri: start.otpauth_uri.clone(),
+            };
+            web.sessions
+                .set_enrolment(&current.token, Some(pending.clone()));
+            respond(StatusCode::OK, enrol_page(&current, &pending, None, false))
+        }
+        Err(e) => refused(&web, &current, &say(&e)).await,
+    }
 }
 
 /// `POST /security/totp`: confirms the enrolment with a code.
@@ -571,10 +635,14 @@ pub(crate) async fn recovery(State(web): State<Arc<Web>>, posted: Posted) -> Res
         Ok(c) => c.clone(),
         Err(r) => return *r,
     };
+    if let Some(wait) = super::over_rate(&web, posted.client.ip) {
+        return refused(&web, &current, &wait).await;
+    }
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
     let name = current.session.account.clone();
-    match core(move || auth.regenerate_recovery_codes(&actor, &name)).await {
+    let code = zeroize::Zeroizing::new(posted.fields.trimmed("code").replace(' ', ""));
+    match core(move || auth.regenerate_recovery_codes(&actor, &name, Some(&code))).await {
         Ok(codes) => respond(StatusCode::OK, codes_page(&current, &codes, false)),
         Err(e) => refused(&web, &current, &say(&e)).await,
     }
@@ -735,6 +803,9 @@ pub(crate) async fn session_end(
         Ok(c) => c.clone(),
         Err(r) => return *r,
     };
+    if let Err(e) = Actor::session(&current.session).may_manage_credentials() {
+        return refused(&web, &current, &say(&e)).await;
+    }
     if id == current.id {
         web.sessions.end(&web.auth, &current.token, "signed out");
         return super::without_cookie(see_other("/login?out=1"));

@@ -179,6 +179,7 @@ pub(crate) async fn claim(State(web): State<Arc<Web>>, posted: Posted) -> Respon
         account: None,
         protocol: "https",
         address: Some(posted.client.ip),
+        access_token: None,
     };
     let (code, user, pw) = (
         retry.claim_code.to_string(),
