@@ -162,6 +162,16 @@ pub(crate) fn record_success(
     Ok(())
 }
 
+/// Whether failures are recorded for `account` from `address` (a success
+/// from there has something to clear).
+pub(crate) fn has_failures(
+    r: &impl Read,
+    account: &str,
+    address: IpAddr,
+) -> Result<bool, StoreError> {
+    Ok(r.get(FAILURES, &pair_key(account, address))?.is_some())
+}
+
 /// Removes every record of `account`; returns how many.
 pub(crate) fn clear_account(tx: &mut WriteTx, account: &str) -> Result<usize, StoreError> {
     let prefix = format!("{account}\0");

@@ -13,7 +13,6 @@
 //! [`finish_pending`] before they open anything, so a box is never left
 //! half reset.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -47,19 +46,22 @@ pub fn reset(data_dir: &Path, files_root: &Path, user_files: bool) -> anyhow::Re
         check_files_root(data_dir, files_root)?;
     }
     let marker = data_dir.join(MARKER);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&marker)
-        .with_context(|| format!("cannot start the factory reset: {}", marker.display()))?;
-    f.write_all(if user_files {
-        b"user_files=yes\n"
-    } else {
-        b"user_files=no\n"
-    })?;
-    f.sync_all()?;
-    sync_dir(data_dir);
+    // The data dir belongs to the service account: the marker is made
+    // afresh without following a link someone may have put in its place.
+    let written = super::files::open_dir(data_dir, super::files::Owner::Service).and_then(|dir| {
+        super::files::create_new(
+            &dir,
+            MARKER,
+            0o600,
+            if user_files {
+                b"user_files=yes\n"
+            } else {
+                b"user_files=no\n"
+            },
+        )?;
+        rustix::fs::fsync(&dir).map_err(std::io::Error::from)
+    });
+    written.with_context(|| format!("cannot start the factory reset: {}", marker.display()))?;
     tracing::warn!(
         event_id = crate::audit::Event::FactoryReset.id(),
         event = crate::audit::Event::FactoryReset.slug(),

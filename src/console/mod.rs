@@ -22,6 +22,7 @@
 //! before the first change.
 
 pub mod factory;
+pub mod files;
 pub mod network;
 pub mod ops;
 pub mod settings;

@@ -6,7 +6,6 @@
 //! file, synced, renamed over the old one) and asks networkd to reload.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -162,25 +161,21 @@ pub fn write(dir: &Path, interface: &str, setting: &Setting) -> anyhow::Result<P
     check_interface(interface).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = file_for(dir, interface);
-    let tmp = dir.join(format!(".50-coffer-{interface}.network.tmp"));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let tmp = format!(".50-coffer-{interface}.network.tmp");
     let text = render(interface, setting);
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-        std::fs::rename(&tmp, &path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
+    // Root writes system configuration only into a folder root owns, and
+    // never through a link (see super::files).
+    let folder = super::files::open_dir(dir, super::files::Owner::Root)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let result = super::files::create_new(&folder, &tmp, 0o644, text.as_bytes())
+        .and_then(|()| super::files::replace(&folder, &tmp, &name));
     if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = rustix::fs::unlinkat(&folder, tmp.as_str(), rustix::fs::AtFlags::empty());
         bail!("cannot write {}: {e}", path.display());
     }
     Ok(path)

@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::address::peer_key;
 use crate::auth::flow::{AwaitCode, AwaitEnrolment, Session};
 use crate::auth::{Auth, AuthError};
 use crate::clock::Timestamp;
@@ -286,18 +287,26 @@ impl Sessions {
         let csrf = csrf_token()?;
         let mut table = self.lock();
         self.sweep(&mut table, now);
-        // Bound anonymous sessions per address: the oldest goes.
-        let mine: Vec<([u8; 32], Timestamp)> = table
-            .iter()
-            .filter(|(_, e)| matches!(e.stage, Stage::Anonymous) && e.address == address)
-            .map(|(k, e)| (*k, e.created))
-            .collect();
-        if mine.len() >= self.limits.max_anonymous_per_address
-            && let Some((oldest, _)) = mine.iter().min_by_key(|(_, t)| *t)
-        {
-            table.remove(oldest);
+        // Bound anonymous sessions per address (an IPv6 /64 is one): the
+        // oldest goes.
+        let source = peer_key(address);
+        let mine = |e: &Entry| matches!(e.stage, Stage::Anonymous) && peer_key(e.address) == source;
+        if table.values().filter(|e| mine(e)).count() >= self.limits.max_anonymous_per_address {
+            evict_oldest(&mut table, mine);
         }
-        self.make_room(&mut table);
+        // Anonymous sessions take at most a quarter of the table, and only
+        // ever push out other anonymous ones: a flood of page views from
+        // many addresses never ends a login that waits for its code, nor a
+        // signed-in session.
+        let anonymous = |e: &Entry| matches!(e.stage, Stage::Anonymous);
+        if table.values().filter(|e| anonymous(e)).count() >= self.max_anonymous() {
+            evict_oldest(&mut table, anonymous);
+        }
+        if table.len() >= self.limits.max_sessions && !evict_oldest(&mut table, anonymous) {
+            return Err(AuthError::Invalid(
+                "the server is busy; please try again shortly".into(),
+            ));
+        }
         table.insert(
             token.key(),
             Entry {
@@ -577,13 +586,24 @@ impl Sessions {
         });
     }
 
-    /// Keeps the table under its cap: anonymous and pending sessions go
-    /// first, oldest first; granted sessions only when nothing else is left.
+    /// The most anonymous sessions at once: a quarter of the table.
+    fn max_anonymous(&self) -> usize {
+        (self.limits.max_sessions / 4).max(1)
+    }
+
+    /// Keeps the table under its cap: anonymous sessions go first, then
+    /// logins waiting for a code or an enrolment, oldest first; granted
+    /// sessions only when nothing else is left.
     fn make_room(&self, table: &mut HashMap<[u8; 32], Entry>) {
         while table.len() >= self.limits.max_sessions {
+            let rank = |e: &Entry| match e.stage {
+                Stage::Anonymous => 0,
+                Stage::AwaitCode(_) | Stage::MustEnrol(_) => 1,
+                Stage::Granted(_) => 2,
+            };
             let victim = table
                 .iter()
-                .min_by_key(|(_, e)| (matches!(e.stage, Stage::Granted(_)), e.last_seen))
+                .min_by_key(|(_, e)| (rank(e), e.last_seen))
                 .map(|(k, _)| *k);
             match victim {
                 Some(k) => {
@@ -593,6 +613,17 @@ impl Sessions {
             }
         }
     }
+}
+
+/// Removes the least recently seen session that `which` picks; whether
+/// there was one.
+fn evict_oldest(table: &mut HashMap<[u8; 32], Entry>, which: impl Fn(&Entry) -> bool) -> bool {
+    let victim = table
+        .iter()
+        .filter(|(_, e)| which(e))
+        .min_by_key(|(_, e)| e.last_seen)
+        .map(|(k, _)| *k);
+    victim.is_some_and(|k| table.remove(&k).is_some())
 }
 
 fn ended(auth: &Auth, entry: &Entry, why: &str) {

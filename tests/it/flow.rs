@@ -849,3 +849,48 @@ fn account_names_are_checked_and_unique_regardless_of_case() {
     escaping.home = Some("../..".into());
     assert!(b.auth.create_account(&Actor::cli(), escaping).is_err());
 }
+
+#[test]
+fn a_token_used_many_times_a_minute_is_recorded_once_a_minute() {
+    let b = Box::new();
+    b.user("bob", Role::User);
+    let t = b
+        .auth
+        .create_token(&Actor::cli(), "bob", "sync", None, Default::default())
+        .unwrap();
+    let uses = |b: &Box| {
+        b.events()
+            .iter()
+            .filter(|e| **e == Event::TokenUsed)
+            .count()
+    };
+    let last_used = |b: &Box| {
+        b.auth
+            .tokens(&Actor::cli(), Some("bob"))
+            .unwrap()
+            .into_iter()
+            .find(|i| i.id == t.info.id)
+            .and_then(|i| i.last_used)
+    };
+    for _ in 0..50 {
+        granted(b.login("bob", "192.0.2.10", Protocol::Https, Method::Api, &t.value));
+        b.clock.advance(1);
+    }
+    // 50 requests in 50 s: one use on record, at the first.
+    assert_eq!(uses(&b), 1);
+    assert_eq!(last_used(&b), Some(T0));
+    b.clock.advance(10);
+    granted(b.login("bob", "192.0.2.10", Protocol::Https, Method::Api, &t.value));
+    assert_eq!(uses(&b), 2);
+    assert_eq!(last_used(&b), Some(T0 + 60));
+    // A failure from an address is still cleared by the next use from there.
+    denied(b.login(
+        "bob",
+        "192.0.2.11",
+        Protocol::Https,
+        Method::Api,
+        "wrong password",
+    ));
+    granted(b.login("bob", "192.0.2.11", Protocol::Https, Method::Api, &t.value));
+    assert_eq!(uses(&b), 3);
+}

@@ -12,6 +12,7 @@ use coffer::store::{OpenMode, Store};
 use coffer::web::session::{Carrier, Found, Limits, Sessions, Stage, Token};
 
 use crate::harness::{Box, CHEAP, PASSWORD, T0, granted, ip};
+use coffer::auth::flow::Step;
 
 fn limits() -> Limits {
     Limits {
@@ -315,4 +316,65 @@ fn the_claim_code_is_not_stored_in_clear() {
             "the claim code is in the store file"
         );
     }
+}
+
+#[test]
+fn an_anonymous_flood_from_many_addresses_never_ends_a_login_at_its_code_step() {
+    let b = Box::new();
+    b.user("bob", Role::User);
+    b.enrol("bob");
+    let sessions = Sessions::new(limits());
+    let signed_in = granted_token(&b, &sessions, "owner");
+    let waiting = match b.login("bob", "10.0.0.2", Protocol::Https, Method::Form, PASSWORD) {
+        Step::NeedCode(w) => w,
+        _ => panic!("bob needs a code"),
+    };
+    let at_code = sessions
+        .advance(
+            &b.auth,
+            Stage::AwaitCode(waiting),
+            Carrier::Cookie,
+            ip("10.0.0.2"),
+            "bob's browser",
+            now(&b),
+        )
+        .unwrap();
+    // Page views from 1,000 addresses of one IPv6 /48, each a new /64:
+    // many times the table's 64 places.
+    let mut made = 0;
+    for i in 0..1000u32 {
+        let address = ip(&format!("2001:db8:0:{i:x}::1"));
+        if sessions.anonymous(address, "flood", now(&b)).is_ok() {
+            made += 1;
+        }
+    }
+    assert_eq!(
+        made, 1000,
+        "anonymous sessions push out older anonymous ones"
+    );
+    assert!(matches!(
+        sessions.find(&b.auth, &at_code, now(&b)),
+        Found::Pending {
+            stage: "await_code",
+            ..
+        }
+    ));
+    assert!(is_granted(&sessions.find(&b.auth, &signed_in, now(&b))));
+    // And the anonymous ones hold at most a quarter of the table.
+    assert!(sessions.len() <= 2 + 64 / 4, "{} sessions", sessions.len());
+    // One /64 counts as one address for the per-address cap.
+    let same_net: Vec<Token> = (0..20u32)
+        .map(|i| {
+            b.clock.advance(1);
+            sessions
+                .anonymous(ip(&format!("2001:db8:1:2::{i:x}")), "flood", now(&b))
+                .unwrap()
+                .0
+        })
+        .collect();
+    let alive = same_net
+        .iter()
+        .filter(|t| !matches!(sessions.find(&b.auth, t, now(&b)), Found::Nothing))
+        .count();
+    assert_eq!(alive, 4);
 }
