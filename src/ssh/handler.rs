@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::listener::Shared;
 use crate::auth::flow::{self, AwaitCode, CODE_PROMPT, Login, PASSWORD_PROMPT, Step};
+use crate::auth::password::Secret;
 use crate::auth::{Method, Protocol};
 
 /// Where a keyboard-interactive exchange stands.
@@ -151,7 +152,7 @@ impl Connection {
         Login::new(user, self.peer.ip(), Protocol::Ssh)
     }
 
-    async fn password_step(&mut self, user: &str, password: String, started: Instant) -> Auth {
+    async fn password_step(&mut self, user: &str, password: Secret, started: Instant) -> Auth {
         let login = self.login(user);
         let step = self
             .hashing(move |auth| login.password(auth, Method::KeyboardInteractive, &password))
@@ -170,7 +171,7 @@ impl Connection {
         }
     }
 
-    async fn code_step(&mut self, code: AwaitCode, answer: String, started: Instant) -> Auth {
+    async fn code_step(&mut self, code: AwaitCode, answer: Secret, started: Instant) -> Auth {
         let step = self.blocking(move |auth| code.code(auth, &answer)).await;
         match step {
             Step::Granted(s) => self.granted(s),
@@ -243,7 +244,7 @@ impl russh::server::Handler for Connection {
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         let started = Instant::now();
         let login = self.login(user);
-        let password = password.to_string();
+        let password = Secret::new(password.to_string());
         let step = self
             .hashing(move |auth| login.password(auth, Method::Password, &password))
             .await;
@@ -339,10 +340,12 @@ impl russh::server::Handler for Connection {
             self.ki = Ki::WantPassword(user.to_string());
             return Ok(prompt(PASSWORD_PROMPT));
         };
-        let answer = response
-            .next()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
+        let answer = Secret::new(
+            response
+                .next()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default(),
+        );
         match std::mem::replace(&mut self.ki, Ki::Idle) {
             Ki::WantPassword(asked) if asked == user => {
                 Ok(self.password_step(user, answer, started).await)

@@ -23,6 +23,7 @@ use super::session::{Carrier, Stage};
 use super::{Web, transfer};
 use crate::auth::accounts::{AccountChange, AccountView, MfaView, NewAccount};
 use crate::auth::flow::{DenyReason, Login, Step};
+use crate::auth::password::Secret;
 use crate::auth::{Actor, AuthError, Group, Method as LoginMethod, Permissions, Protocol, Role};
 
 /// The OpenAPI 3.1 document.
@@ -382,9 +383,9 @@ fn web_actor(client: &Client) -> Actor {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClaimRequest {
-    claim_code: String,
+    claim_code: Secret,
     username: String,
-    password: String,
+    password: Secret,
 }
 
 async fn claim(
@@ -417,9 +418,9 @@ async fn claim(
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     username: String,
-    password: String,
+    password: Secret,
     #[serde(default)]
-    code: Option<String>,
+    code: Option<Secret>,
 }
 
 #[derive(Serialize)]
@@ -447,7 +448,7 @@ async fn login(
         headers
             .get("x-coffer-otp")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+            .map(|v| Secret::new(v.to_string()))
     });
     let auth = web.auth.clone();
     let ip = client.ip;
@@ -569,8 +570,8 @@ async fn me(State(web): State<Arc<Web>>, ApiUser(current): ApiUser) -> Result<Js
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
-    current_password: String,
-    new_password: String,
+    current_password: Secret,
+    new_password: Secret,
 }
 
 async fn change_password(
@@ -610,11 +611,11 @@ async fn change_password(
 }
 
 /// The TOTP code of a request: JSON `{code}` or the X-Coffer-OTP header.
-fn otp_header(headers: &HeaderMap) -> Option<String> {
+fn otp_header(headers: &HeaderMap) -> Option<Secret> {
     headers
         .get("x-coffer-otp")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+        .map(|v| Secret::new(v.to_string()))
 }
 
 async fn remove_own_mfa(
@@ -628,7 +629,7 @@ async fn remove_own_mfa(
     let auth = web.auth.clone();
     let actor = actor(&current);
     let name = current.session.account.clone();
-    blocking(move || auth.mfa_reset(&actor, &name, code.as_deref())).await?;
+    blocking(move || auth.mfa_reset(&actor, &name, code.as_ref().map(|c| c.as_str()))).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -639,13 +640,13 @@ async fn remove_own_mfa(
 #[serde(deny_unknown_fields)]
 struct ProofBody {
     #[serde(default, deserialize_with = "present")]
-    code: Option<String>,
+    code: Option<Secret>,
 }
 
 /// Most bytes of a `{code?}` body.
 const PROOF_BODY_LIMIT: usize = 4096;
 
-async fn proof_code(headers: &HeaderMap, body: axum::body::Body) -> Result<Option<String>> {
+async fn proof_code(headers: &HeaderMap, body: axum::body::Body) -> Result<Option<Secret>> {
     let bytes = axum::body::to_bytes(body, PROOF_BODY_LIMIT)
         .await
         .map_err(|_| {
@@ -704,7 +705,10 @@ async fn totp_start(
             let auth = web.auth.clone();
             let actor = actor(&current);
             let name = current.session.account.clone();
-            blocking(move || auth.totp_start(&actor, &name, None, code.as_deref())).await?
+            blocking(move || {
+                auth.totp_start(&actor, &name, None, code.as_ref().map(|c| c.as_str()))
+            })
+            .await?
         }
         Caller::MustEnrol(token) => {
             let now = web.now();
@@ -734,7 +738,7 @@ async fn totp_start(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CodeBody {
-    code: String,
+    code: Secret,
 }
 
 async fn totp_confirm(
@@ -842,8 +846,10 @@ async fn new_recovery_codes(
     let auth = web.auth.clone();
     let actor = actor(&current);
     let name = current.session.account.clone();
-    let codes =
-        blocking(move || auth.regenerate_recovery_codes(&actor, &name, code.as_deref())).await?;
+    let codes = blocking(move || {
+        auth.regenerate_recovery_codes(&actor, &name, code.as_ref().map(|c| c.as_str()))
+    })
+    .await?;
     Ok(Json(
         json!({"recovery_codes": codes.0.iter().map(|c| c.as_str()).collect::<Vec<_>>()}),
     ))
@@ -1009,7 +1015,7 @@ async fn list_users(
 struct NewUser {
     username: String,
     #[serde(default)]
-    password: Option<String>,
+    password: Option<Secret>,
     #[serde(default = "default_role")]
     role: Role,
     #[serde(default)]
@@ -1038,7 +1044,7 @@ async fn create_user(
                 name: body.username,
                 role: body.role,
                 group: body.group,
-                password: body.password.map(zeroize::Zeroizing::new),
+                password: body.password,
                 home: body.home,
                 public_keys: body.public_keys,
             },
@@ -1085,7 +1091,7 @@ struct UserPatch {
     #[serde(default, deserialize_with = "object")]
     mfa: Option<MfaPatch>,
     #[serde(default, deserialize_with = "present")]
-    password: Option<String>,
+    password: Option<Secret>,
     #[serde(default, deserialize_with = "present")]
     public_keys: Option<Vec<String>>,
 }
@@ -1143,7 +1149,7 @@ async fn update_user(
             &actor,
             &name,
             change,
-            body.password.as_deref(),
+            body.password.as_ref().map(|p| p.as_str()),
             body.public_keys,
         )
     })

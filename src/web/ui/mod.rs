@@ -215,9 +215,19 @@ impl FromRequestParts<Arc<Web>> for Signed {
     }
 }
 
-/// The fields of a submitted form, in order.
-#[derive(Debug, Default)]
-pub(crate) struct Fields(Vec<(String, String)>);
+/// The fields of a submitted form, in order. Values may be passwords or
+/// codes: they are wiped when the form is dropped, and `Debug` shows the
+/// field names only.
+#[derive(Default)]
+pub(crate) struct Fields(Vec<(String, zeroize::Zeroizing<String>)>);
+
+impl std::fmt::Debug for Fields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| format!("{k}=***")))
+            .finish()
+    }
+}
 
 impl Fields {
     /// The first value of `name`, or "".
@@ -278,7 +288,12 @@ impl FromRequest<Arc<Web>> for Posted {
         };
         let request = Request::from_parts(parts, body);
         let fields = match axum::Form::<Vec<(String, String)>>::from_request(request, web).await {
-            Ok(axum::Form(pairs)) => Fields(pairs),
+            Ok(axum::Form(pairs)) => Fields(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k, zeroize::Zeroizing::new(v)))
+                    .collect(),
+            ),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(message_page(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -698,5 +713,25 @@ mod tests {
         assert_eq!(sentence("not allowed: x"), "Not allowed: x.");
         assert_eq!(sentence("Done."), "Done.");
         assert_eq!(when(0), "1970-01-01 00:00 UTC");
+    }
+}
+
+#[cfg(test)]
+mod fields_tests {
+    use super::Fields;
+
+    #[test]
+    fn form_values_never_print() {
+        let fields = Fields(vec![
+            ("username".into(), zeroize::Zeroizing::new("alice".into())),
+            (
+                "password".into(),
+                zeroize::Zeroizing::new("hunter2-secret".into()),
+            ),
+        ]);
+        let shown = format!("{fields:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("password=***"), "{shown}");
+        assert_eq!(fields.get("password"), "hunter2-secret");
     }
 }
