@@ -27,6 +27,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::auth::flow::{AwaitCode, AwaitEnrolment, Session};
+use crate::auth::live::{Revocation, SessionHolder};
 use crate::auth::{Auth, AuthError};
 use crate::clock::Timestamp;
 
@@ -398,7 +399,9 @@ impl Sessions {
     ) -> Result<Token, AuthError> {
         let token = Token::fresh()?;
         let (epoch, granted_at) = match &stage {
-            Stage::Granted(s) => (auth.credential_epoch(&s.account), Some(now)),
+            // The epoch of when the login began: a change written since
+            // ends the session at its first request.
+            Stage::Granted(s) => (s.epoch, Some(now)),
             _ => (0, None),
         };
         let mut table = self.lock();
@@ -458,6 +461,15 @@ impl Sessions {
             }
             None => false,
         }
+    }
+
+    /// Ends, without a word to the holders, the granted sessions a change
+    /// of credentials covers; returns how many (the core records them).
+    fn revoke(&self, revocation: &Revocation<'_>) -> usize {
+        let mut table = self.lock();
+        let before = table.len();
+        table.retain(|_, e| !matches!(&e.stage, Stage::Granted(s) if revocation.covers(s)));
+        before - table.len()
     }
 
     /// Ends a session of `account` by its public id.
@@ -592,6 +604,17 @@ impl Sessions {
                 None => break,
             }
         }
+    }
+}
+
+/// The web's sessions, for the core to end when credentials change.
+impl SessionHolder for super::Web {
+    fn kind(&self) -> &'static str {
+        "web"
+    }
+
+    fn end_sessions(&self, revocation: &Revocation<'_>) -> usize {
+        self.sessions.revoke(revocation)
     }
 }
 
