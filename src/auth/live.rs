@@ -346,6 +346,9 @@ mod tests {
             .collect()
     }
 
+    /// A change an administrator makes to `alice`.
+    type Change = Box<dyn Fn(&Auth)>;
+
     #[test]
     fn every_change_of_rights_ends_the_accounts_connections() {
         let (auth, _d) = core();
@@ -355,7 +358,7 @@ mod tests {
             .unwrap();
         add(&auth, "alice", Role::Admin, Some("staff"));
         add(&auth, "bob", Role::User, None);
-        let changes: Vec<(&str, Box<dyn Fn(&Auth)>)> = vec![
+        let changes: Vec<(&str, Change)> = vec![
             (
                 "disabled",
                 Box::new(|a| {
