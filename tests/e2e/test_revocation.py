@@ -121,6 +121,26 @@ def test_a_change_over_the_control_socket_closes_sftp(box):
     t.close()
 
 
+def test_an_scp_upload_in_progress_is_cut(box):
+    box.add_user("bob", "user", USER_PASSWORD)
+    t, _ = sftp_session(box, "bob", USER_PASSWORD)
+    chan = t.open_session()
+    chan.exec_command("scp -t .")
+    assert chan.recv(1) == b"\0"
+    chan.sendall(b"C0644 1048576 big.bin\n")
+    assert chan.recv(1) == b"\0"
+    chan.sendall(b"x" * 65536)
+    box.cli("user", "set", "bob", "--home", "elsewhere")
+    deadline = time.time() + 2
+    while t.is_active() and time.time() < deadline:
+        time.sleep(0.05)
+    assert not t.is_active(), "the SCP connection is still open"
+    with pytest.raises((OSError, EOFError, paramiko.SSHException)):
+        for _ in range(32):
+            chan.sendall(b"x" * 32768)
+    t.close()
+
+
 def test_revoking_a_token_closes_the_sessions_opened_with_it(box):
     box.add_user("bob", "user", USER_PASSWORD)
     token = box.token("bob")
