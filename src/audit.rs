@@ -132,6 +132,9 @@ events! {
     PublicKeyAdded = 1508, "public_key_added";
     /// A public key was removed from an account.
     PublicKeyRemoved = 1509, "public_key_removed";
+    /// A change of credentials ended an account's live sessions (web
+    /// sessions, SSH connections); the detail says how many, and why.
+    SessionsRevoked = 1510, "sessions_revoked";
     /// A group was created.
     GroupCreated = 1600, "group_created";
     /// A group's settings changed.

@@ -254,6 +254,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             console: console_state(&config),
         },
     );
+    // A change of credentials ends the web sessions of the account at once.
+    auth.hold_sessions(
+        Arc::downgrade(&web) as std::sync::Weak<dyn crate::auth::live::SessionHolder>
+    );
     let https_task = tokio::spawn(crate::web::serve(https_listener, web, tls, stop_rx.clone()));
     if let Some(l) = redirect_listener {
         tokio::spawn(crate::web::serve_redirect(

@@ -221,6 +221,155 @@ pub fn address_allowed(account: &Account, group: Option<&Group>, addr: IpAddr) -
     allow.is_empty() || contains(allow, addr)
 }
 
+/// The start of IPv4-mapped IPv6 addresses (`::ffff:0:0/96`), where the
+/// IPv4 space sits in the one number line of [`admits_some_address`]
+/// ([`contains`] compares a mapped address as IPv4).
+const MAPPED_V4: u128 = 0xffff_0000_0000;
+
+/// The addresses a list entry matches, as inclusive ranges on one number
+/// line: IPv4 inside `::ffff:0:0/96`, IPv6 outside it.
+fn spans(net: &IpNet) -> Vec<(u128, u128)> {
+    match net {
+        IpNet::V4(n) => vec![(
+            MAPPED_V4 + u128::from(u32::from(n.network())),
+            MAPPED_V4 + u128::from(u32::from(n.broadcast())),
+        )],
+        IpNet::V6(n) => {
+            let (a, b) = (u128::from(n.network()), u128::from(n.broadcast()));
+            let (ma, mb) = (MAPPED_V4, MAPPED_V4 + u128::from(u32::MAX));
+            if b < ma || a > mb {
+                return vec![(a, b)];
+            }
+            let mut out = Vec::new();
+            if a < ma {
+                out.push((a, ma - 1));
+            }
+            if b > mb {
+                out.push((mb + 1, b));
+            }
+            out
+        }
+    }
+}
+
+/// Whether at least one address may log in to `account` under its own and
+/// its group's IP lists ([`address_allowed`]): a change that leaves none
+/// shuts the account out from everywhere.
+pub fn admits_some_address(account: &Account, group: Option<&Group>) -> bool {
+    let allow_list = if !account.ip_allow.is_empty() {
+        &account.ip_allow
+    } else {
+        group.map_or(&account.ip_allow, |g| &g.ip_allow)
+    };
+    let allowed: Vec<(u128, u128)> = if allow_list.is_empty() {
+        vec![(0, u128::MAX)]
+    } else {
+        allow_list.iter().flat_map(spans).collect()
+    };
+    let mut denied: Vec<(u128, u128)> = account
+        .ip_deny
+        .iter()
+        .chain(group.map_or(&[][..], |g| &g.ip_deny[..]))
+        .flat_map(spans)
+        .collect();
+    denied.sort_unstable();
+    allowed.iter().any(|&(a, b)| {
+        // Walk the denied ranges from `a`: a gap before `b` is an address.
+        let mut next = a;
+        for &(s, e) in &denied {
+            if e < next {
+                continue;
+            }
+            if s > next {
+                return true;
+            }
+            match e.checked_add(1) {
+                Some(n) => next = n,
+                None => return false,
+            }
+            if next > b {
+                return false;
+            }
+        }
+        next <= b
+    })
+}
+
+/// Whether `account` is a system_admin that can log in: enabled, not in a
+/// disabled group, and admitted from some address.
+fn owner_can_log_in(account: &Account, group: Option<&Group>) -> bool {
+    account.role == Role::SystemAdmin
+        && !account.disabled
+        && group.is_none_or(|g| g.enabled)
+        && admits_some_address(account, group)
+}
+
+/// A change, as [`keep_an_owner`] weighs it.
+enum Proposed<'a> {
+    /// The account will look like this.
+    Account(&'a Account),
+    /// The account will be gone.
+    Removed(&'a str),
+    /// The group will look like this.
+    Group(&'a Group),
+}
+
+/// Refuses a change after which no system_admin could log in any more
+/// (disabled, removed, demoted, in a disabled group, or shut out of every
+/// address by IP lists), by whatever path it comes. A box that had no such
+/// account before the change is not made worse by it, and is let be.
+fn keep_an_owner(r: &impl Read, proposed: Proposed<'_>) -> Result<(), AuthError> {
+    let mut accounts: std::collections::BTreeMap<String, Account> =
+        r.all(ACCOUNTS)?.into_iter().collect();
+    let mut groups: std::collections::BTreeMap<String, Group> =
+        r.all(GROUPS)?.into_iter().collect();
+    let usable = |accounts: &std::collections::BTreeMap<String, Account>,
+                  groups: &std::collections::BTreeMap<String, Group>| {
+        accounts
+            .values()
+            .filter(|a| owner_can_log_in(a, a.group.as_ref().and_then(|g| groups.get(g))))
+            .count()
+    };
+    if usable(&accounts, &groups) == 0 {
+        return Ok(());
+    }
+    match proposed {
+        Proposed::Account(a) => {
+            accounts.insert(a.name.clone(), a.clone());
+        }
+        Proposed::Removed(name) => {
+            accounts.remove(name);
+        }
+        Proposed::Group(g) => {
+            groups.insert(g.name.clone(), g.clone());
+        }
+    }
+    if usable(&accounts, &groups) == 0 {
+        return Err(AuthError::Forbidden(
+            "this is the last enabled system_admin that can log in; the change would disable, \
+             remove, demote or shut it out (account, group or IP lists): create or enable \
+             another one first"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an actor who is not a system_admin when the group has one as a
+/// member: the group's settings are the owner's settings.
+fn require_owner_for_group(r: &impl Read, actor: &Actor, group: &str) -> Result<(), AuthError> {
+    let has_owner = r
+        .all(ACCOUNTS)?
+        .into_iter()
+        .any(|(_, a)| a.group.as_deref() == Some(group) && a.role == Role::SystemAdmin);
+    if has_owner && actor.require_owner().is_err() {
+        return Err(AuthError::Forbidden(format!(
+            "group {group:?} has a system_admin as a member: only a system_admin may change or remove it"
+        )));
+    }
+    Ok(())
+}
+
 /// Parses an authorized_keys line into a key (algorithm, blob, comment),
 /// checking that the blob is well-formed base64 whose embedded algorithm
 /// matches.
@@ -646,16 +795,6 @@ impl Auth {
                 check_group_exists(tx, &Some(g.clone()))?;
             }
             let was_disabled = a.disabled;
-            let loses_owner = a.role == Role::SystemAdmin
-                && !a.disabled
-                && (change.disabled == Some(true)
-                    || change.role.is_some_and(|r| r != Role::SystemAdmin));
-            if loses_owner && enabled_owners(tx)? <= 1 {
-                return Err(AuthError::Forbidden(
-                    "this is the last enabled system_admin; create or enable another one first"
-                        .into(),
-                ));
-            }
             if let Some(v) = change.role {
                 a.role = v;
             }
@@ -689,6 +828,7 @@ impl Auth {
             if let Some(v) = change.mfa_skip {
                 a.mfa_skip = v;
             }
+            keep_an_owner(tx, Proposed::Account(&a))?;
             tx.put(ACCOUNTS, name, &a)?;
             let retain = retain_of(tx)?;
             let event = match (was_disabled, a.disabled) {
@@ -708,7 +848,7 @@ impl Auth {
         })?;
         // "Don't ask again" changes no right: the account's sessions go on.
         if !change.only_mfa_skip() {
-            self.credentials_changed(Some(name));
+            self.credentials_changed(name, &change.describe());
         }
         self.account(actor, name)
     }
@@ -725,11 +865,7 @@ impl Auth {
         self.store.write(|tx| {
             let account = load_account(tx, name)?;
             actor.require_admin_over(&account)?;
-            if account.role == Role::SystemAdmin && !account.disabled && enabled_owners(tx)? <= 1 {
-                return Err(AuthError::Forbidden(
-                    "this is the last enabled system_admin; create another one first".into(),
-                ));
-            }
+            keep_an_owner(tx, Proposed::Removed(&account.name))?;
             tx.remove(ACCOUNTS, name)?;
             tx.remove(PASSWORDS, name)?;
             tx.remove(PUBLIC_KEYS, name)?;
@@ -745,9 +881,9 @@ impl Auth {
                 actor.entry(Some(name), String::new()),
                 retain,
             )?;
-            Ok(())
+            Ok::<_, AuthError>(())
         })?;
-        self.credentials_changed(Some(name));
+        self.credentials_changed(name, "account removed");
         Ok(())
     }
 
@@ -840,7 +976,7 @@ impl Auth {
             )?;
             Ok::<_, AuthError>(())
         })?;
-        self.credentials_changed(Some(name));
+        self.credentials_changed(name, "password changed");
         Ok(())
     }
 
@@ -1157,6 +1293,8 @@ impl Auth {
                     what: "group",
                     name: group.name.clone(),
                 })?;
+            require_owner_for_group(tx, actor, &group.name)?;
+            keep_an_owner(tx, Proposed::Group(&group))?;
             tx.put(
                 GROUPS,
                 &group.name,
@@ -1184,7 +1322,7 @@ impl Auth {
         // The members' sessions end (their rights may have changed); nobody
         // else's do.
         for name in members {
-            self.credentials_changed(Some(&name));
+            self.credentials_changed(&name, &format!("group {} changed", group.name));
         }
         Ok(())
     }
@@ -1194,6 +1332,7 @@ impl Auth {
         actor.require_admin()?;
         let now = self.now();
         self.store.write(|tx| {
+            require_owner_for_group(tx, actor, name)?;
             if !tx.remove(GROUPS, name)? {
                 return Err(AuthError::NotFound {
                     what: "group",
@@ -1250,13 +1389,6 @@ impl Auth {
                 name: name.to_string(),
             })
     }
-}
-
-fn enabled_owners(r: &impl Read) -> Result<usize, AuthError> {
-    Ok(r.all(ACCOUNTS)?
-        .into_iter()
-        .filter(|(_, a)| a.role == Role::SystemAdmin && !a.disabled)
-        .count())
 }
 
 fn new_account(
@@ -1420,6 +1552,44 @@ mod tests {
             let a = new_account(name, Role::User, None, None, 0);
             assert_eq!(home_folder(&a, None).unwrap().as_str(), folder);
         }
+    }
+
+    #[test]
+    fn an_account_shut_out_from_every_address_is_recognised() {
+        let nets = |t: &str| parse_nets(t).unwrap();
+        let mut a = new_account("owner", Role::SystemAdmin, None, None, 0);
+        let mut g = new_group("owners");
+        assert!(admits_some_address(&a, Some(&g)));
+        a.ip_deny = nets("0.0.0.0/0");
+        assert!(admits_some_address(&a, None), "IPv6 is still open");
+        a.ip_deny = nets("0.0.0.0/0,::/0");
+        assert!(!admits_some_address(&a, None));
+        a.ip_deny = nets("0.0.0.0/1,128.0.0.0/1,::/1,8000::/1");
+        assert!(!admits_some_address(&a, None), "halves add up");
+        a.ip_deny = nets("0.0.0.0/1,::/0");
+        assert!(admits_some_address(&a, None), "128.0.0.0/1 is open");
+        // An allow list that the deny list covers leaves nothing.
+        a.ip_deny.clear();
+        g.ip_allow = nets("10.0.0.0/8");
+        g.ip_deny = nets("10.0.0.0/9,10.128.0.0/9");
+        assert!(!admits_some_address(&a, Some(&g)));
+        g.ip_deny = nets("10.0.0.0/9");
+        assert!(admits_some_address(&a, Some(&g)));
+        // The account's own allow list replaces the group's.
+        g.ip_deny = nets("10.0.0.0/8");
+        assert!(!admits_some_address(&a, Some(&g)));
+        a.ip_allow = nets("192.0.2.1/32");
+        assert!(admits_some_address(&a, Some(&g)));
+        // IPv6 entries never match IPv4 clients (they are compared as IPv4).
+        a.ip_allow = nets("::ffff:0.0.0.0/96");
+        assert!(!admits_some_address(&a, None));
+        a.ip_allow = nets("::/0");
+        a.ip_deny = nets("::/1,8000::/1");
+        assert!(!admits_some_address(&a, None));
+        a.ip_deny = nets("255.255.255.255/32,ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128");
+        assert!(admits_some_address(&a, None));
+        a.ip_allow = nets("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128");
+        assert!(!admits_some_address(&a, None));
     }
 
     #[test]

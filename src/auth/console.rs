@@ -237,8 +237,11 @@ impl Auth {
                 Event::ConsoleReset,
                 actor.entry(Some(&owner), detail),
             )?;
-            Ok(owner.clone())
-        })
+            Ok::<_, AuthError>(())
+        })?;
+        // Whoever held the owner's sessions (an intruder, maybe) is out.
+        self.credentials_changed(&owner, "console owner reset");
+        Ok(owner)
     }
 
     /// Records a console action that happened outside the store (a network

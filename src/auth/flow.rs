@@ -42,6 +42,8 @@ struct Context {
     address: IpAddr,
     protocol: Protocol,
     method: Method,
+    /// The account's credential epoch when the login began.
+    epoch: u64,
 }
 
 impl Context {
@@ -200,6 +202,22 @@ pub struct Session {
     pub offer_enrolment: bool,
     /// When it was granted.
     pub granted_at: Timestamp,
+    /// The account's credential epoch when the login began
+    /// ([`Auth::credential_epoch`]): the session is over once it differs.
+    #[serde(skip)]
+    pub epoch: u64,
+}
+
+impl Session {
+    /// The same session, continuing after a change of credentials its
+    /// holder made (a new password, a new enrolment): it takes the current
+    /// epoch. The front end issues it under a new value.
+    pub fn renewed(&self, auth: &Auth) -> Session {
+        Session {
+            epoch: auth.credential_epoch(&self.account),
+            ..self.clone()
+        }
+    }
 }
 
 /// A login whose first factor passed, waiting for a code.
@@ -506,19 +524,22 @@ impl Login {
         &self.user
     }
 
-    fn context(&self, method: Method) -> Context {
+    /// The login's context; the epoch is read before anything else, so a
+    /// change written from now on ends the session this login may make.
+    fn context(&self, auth: &Auth, method: Method) -> Context {
         Context {
             user: self.user.clone(),
             address: self.address,
             protocol: self.protocol,
             method,
+            epoch: auth.credential_epoch(&self.user),
         }
     }
 
     /// The first factor is a password, or an access token typed as one.
     /// `method` says how it came (and so whether a code can follow).
     pub fn password(self, auth: &Auth, method: Method, password: &str) -> Step {
-        let ctx = self.context(method);
+        let ctx = self.context(auth, method);
         let now = auth.now();
         let snap = match open_attempt(auth, &ctx, now) {
             Ok(snap) => snap,
@@ -582,7 +603,7 @@ impl Login {
     /// has verified. `blob` is the key in SSH wire encoding. Unknown keys are
     /// not counted as failures (clients offer several keys in turn).
     pub fn public_key(self, auth: &Auth, blob: &[u8]) -> Step {
-        let ctx = self.context(Method::PublicKey);
+        let ctx = self.context(auth, Method::PublicKey);
         let now = auth.now();
         let snap = match open_attempt(auth, &ctx, now) {
             Ok(snap) => snap,
@@ -883,6 +904,7 @@ fn session(
         second_factor: second,
         offer_enrolment,
         granted_at: now,
+        epoch: ctx.epoch,
     }
 }
 
@@ -1058,6 +1080,12 @@ impl AwaitEnrolment {
                 AuthError::Invalid("the enrolment took too long; log in again".into()),
             ));
         }
+        if auth.credential_epoch(&self.ctx.user) != self.ctx.epoch {
+            return Err((
+                Box::new(self),
+                AuthError::Forbidden("the account changed during the login; log in again".into()),
+            ));
+        }
         let codes = match auth.totp_confirm(&self.actor(), &self.ctx.user, code) {
             Ok(c) => c,
             Err(e) => return Err((Box::new(self), e)),
@@ -1097,7 +1125,9 @@ impl AwaitEnrolment {
             None,
             false,
             now,
-        );
+        )
+        // The enrolment itself moved the epoch.
+        .renewed(auth);
         Ok((s, codes))
     }
 }

@@ -324,7 +324,7 @@ impl Auth {
             }
         })?;
         if outcome.is_ok() {
-            self.credentials_changed(Some(name));
+            self.credentials_changed(name, "second factor enrolled");
         }
         outcome.map_err(|e| {
             let _ = self.audit(
@@ -371,7 +371,7 @@ impl Auth {
             )?;
             Ok(Ok(()))
         })??;
-        self.credentials_changed(Some(name));
+        self.credentials_changed(name, "second factor reset");
         Ok(())
     }
 

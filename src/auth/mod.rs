@@ -15,6 +15,7 @@ pub mod accounts;
 pub mod claim;
 pub mod console;
 pub mod flow;
+pub mod live;
 mod lockout;
 pub mod mfa;
 pub mod password;
@@ -535,16 +536,9 @@ pub struct Auth {
     dummy_hash: OnceLock<String>,
     /// Bumped when an account's credentials, role or state change, so that
     /// sessions made before the change end (see [`Auth::credential_epoch`]).
-    epochs: Mutex<Epochs>,
-}
-
-/// Change counters for sessions to compare against.
-#[derive(Default)]
-struct Epochs {
-    /// Changes that concern every account (a group was changed).
-    all: u64,
-    /// Changes per account.
-    accounts: std::collections::HashMap<String, u64>,
+    epochs: Mutex<std::collections::HashMap<String, u64>>,
+    /// The front ends' live sessions, ended when credentials change.
+    holders: live::Holders,
 }
 
 impl std::fmt::Debug for Auth {
@@ -570,7 +564,8 @@ impl Auth {
             options,
             hashing,
             dummy_hash: OnceLock::new(),
-            epochs: Mutex::new(Epochs::default()),
+            epochs: Mutex::new(std::collections::HashMap::new()),
+            holders: live::Holders::default(),
         }
     }
 
@@ -579,21 +574,27 @@ impl Auth {
     /// when granted and ends when it differs.
     pub fn credential_epoch(&self, account: &str) -> u64 {
         let epochs = self.epochs.lock().unwrap_or_else(|p| p.into_inner());
-        epochs
-            .all
-            .wrapping_add(epochs.accounts.get(account).copied().unwrap_or(0))
+        epochs.get(account).copied().unwrap_or(0)
     }
 
-    /// Ends the sessions of `account` (or of everyone, for `None`).
-    pub fn credentials_changed(&self, account: Option<&str>) {
-        let mut epochs = self.epochs.lock().unwrap_or_else(|p| p.into_inner());
-        match account {
-            Some(name) => {
-                let n = epochs.accounts.entry(name.to_string()).or_insert(0);
-                *n = n.wrapping_add(1);
-            }
-            None => epochs.all = epochs.all.wrapping_add(1),
+    /// Ends every session of `account`: moves its credential epoch (so a
+    /// session checked per request fails its next check), then has every
+    /// front end end the account's live sessions at once and records how
+    /// many ended, saying `why` ([`Auth::end_sessions`]). Returns the count.
+    /// Called after the change is written.
+    pub fn credentials_changed(&self, account: &str, why: &str) -> usize {
+        {
+            let mut epochs = self.epochs.lock().unwrap_or_else(|p| p.into_inner());
+            let n = epochs.entry(account.to_string()).or_insert(0);
+            *n = n.wrapping_add(1);
         }
+        self.end_sessions(
+            &live::Revocation {
+                account,
+                token: None,
+            },
+            why,
+        )
     }
 
     /// The store.

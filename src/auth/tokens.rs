@@ -224,7 +224,7 @@ impl Auth {
     pub fn revoke_token(&self, actor: &Actor, id: &str) -> Result<TokenInfo, AuthError> {
         actor.may_manage_credentials()?;
         let now = self.now();
-        self.store.write(|tx| {
+        let (revoked, owner) = self.store.write(|tx| {
             let not_found = || AuthError::NotFound {
                 what: "token",
                 name: id.to_string(),
@@ -246,8 +246,17 @@ impl Auth {
                     format!("token {id} {:?}", token.label),
                 ),
             )?;
-            Ok(info(&token, now))
-        })
+            Ok::<_, AuthError>((info(&token, now), token.account))
+        })?;
+        // Sessions opened with the token end with it.
+        self.end_sessions(
+            &super::live::Revocation {
+                account: &owner,
+                token: Some(id),
+            },
+            "access token revoked",
+        );
+        Ok(revoked)
     }
 
     /// Checks a presented token for `account` on `protocol` (no write).

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use russh::server::{Auth, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::listener::Shared;
 use crate::auth::flow::{self, AwaitCode, CODE_PROMPT, Login, PASSWORD_PROMPT, Step};
+use crate::auth::live::Registration;
 use crate::auth::password::Secret;
 use crate::auth::{Method, Protocol};
 
@@ -33,6 +34,11 @@ pub(super) struct Connection {
     shared: Arc<Shared>,
     peer: SocketAddr,
     authed: watch::Sender<bool>,
+    /// Tells the connection's task to disconnect; moves into the
+    /// registration when the login is granted.
+    revoke: Option<oneshot::Sender<()>>,
+    /// The connection's place among the live ones, once logged in.
+    registration: Option<Registration>,
     /// A login whose key passed and that waits for a code (partial success).
     key_pending: Option<AwaitCode>,
     ki: Ki,
@@ -82,11 +88,18 @@ fn refusal(step: &Step) -> Option<String> {
 }
 
 impl Connection {
-    pub(super) fn new(shared: Arc<Shared>, peer: SocketAddr, authed: watch::Sender<bool>) -> Self {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        peer: SocketAddr,
+        authed: watch::Sender<bool>,
+        revoke: oneshot::Sender<()>,
+    ) -> Self {
         Self {
             shared,
             peer,
             authed,
+            revoke: Some(revoke),
+            registration: None,
             key_pending: None,
             ki: Ki::Idle,
             session: None,
@@ -138,6 +151,22 @@ impl Connection {
     }
 
     fn granted(&mut self, session: flow::Session) -> Auth {
+        let Some(revoke) = self.revoke.take() else {
+            return Auth::reject();
+        };
+        let registered = self
+            .shared
+            .live
+            .register(&self.shared.auth, &session, move || {
+                let _ = revoke.send(());
+            });
+        match registered {
+            Ok(r) => self.registration = Some(r),
+            Err(e) => {
+                tracing::info!(peer = %self.peer, account = %session.account, "login refused: {e}");
+                return Auth::reject();
+            }
+        }
         tracing::info!(
             peer = %self.peer,
             account = %session.account,

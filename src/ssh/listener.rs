@@ -32,6 +32,7 @@ use tokio::task::JoinSet;
 use super::handler::Connection;
 use crate::address::peer_key;
 use crate::auth::Auth;
+use crate::auth::live::{Connections, SessionHolder};
 use crate::config::SftpLimits;
 
 /// Unauthenticated connections one address (an IPv4 address or an IPv6
@@ -52,6 +53,9 @@ pub struct Shared {
     preauth: Mutex<PreAuth>,
     /// Time in-flight sessions get after a shutdown request.
     shutdown_grace: Duration,
+    /// Logged-in connections, which a change of their account's credentials
+    /// disconnects (the core holds it weakly: [`Auth::hold_sessions`]).
+    pub live: Arc<Connections>,
 }
 
 impl Shared {
@@ -62,7 +66,10 @@ impl Shared {
         limits: SftpLimits,
         shutdown_grace: Duration,
     ) -> Self {
+        let live = Connections::new("ssh");
+        auth.hold_sessions(Arc::downgrade(&live) as std::sync::Weak<dyn SessionHolder>);
         Self {
+            live,
             connections: Arc::new(Semaphore::new(limits.max_connections)),
             auth,
             config: Arc::new(config),
@@ -281,7 +288,9 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (authed_tx, mut authed) = watch::channel(false);
-    let handler = Connection::new(shared.clone(), peer, authed_tx);
+    // Fired when a change of the account's credentials ends the session.
+    let (revoke_tx, mut revoked) = oneshot::channel::<()>();
+    let handler = Connection::new(shared.clone(), peer, authed_tx, revoke_tx);
     let grace = tokio::time::sleep(shared.limits.login_grace_time);
     tokio::pin!(grace);
     let running = tokio::select! {
@@ -306,6 +315,7 @@ async fn connection(
     tokio::pin!(running);
     let mut cut_at: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let mut watching_login = true;
+    let mut watching_revocation = true;
     loop {
         let logged_in = *authed.borrow();
         tokio::select! {
@@ -332,6 +342,15 @@ async fn connection(
                     && let Ok(mut p) = shared.preauth.lock()
                 {
                     p.leave(id);
+                }
+            }
+            ended = &mut revoked, if watching_revocation => {
+                // An error only says the registration went away unused.
+                watching_revocation = false;
+                if ended.is_ok() {
+                    tracing::info!(peer = %peer, "account credentials changed; disconnected");
+                    let _ = handle.disconnect(russh::Disconnect::ByApplication, "the account's credentials changed; log in again".into(), String::new()).await;
+                    return;
                 }
             }
             _ = shutdown.changed(), if cut_at.is_none() => {

@@ -598,7 +598,7 @@ async fn change_password(
     let now = web.now();
     let token = web.sessions.advance(
         &web.auth,
-        Stage::Granted(current.session.clone()),
+        Stage::Granted(current.session.renewed(&web.auth)),
         current.carrier,
         client.ip,
         &client.agent,
@@ -766,7 +766,7 @@ async fn totp_confirm(
             let now = web.now();
             let token = web.sessions.advance(
                 &web.auth,
-                Stage::Granted(current.session.clone()),
+                Stage::Granted(current.session.renewed(&web.auth)),
                 current.carrier,
                 client.ip,
                 &client.agent,

@@ -28,6 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::address::peer_key;
 use crate::auth::flow::{AwaitCode, AwaitEnrolment, Session};
+use crate::auth::live::{Revocation, SessionHolder};
 use crate::auth::{Auth, AuthError};
 use crate::clock::Timestamp;
 
@@ -407,7 +408,9 @@ impl Sessions {
     ) -> Result<Token, AuthError> {
         let token = Token::fresh()?;
         let (epoch, granted_at) = match &stage {
-            Stage::Granted(s) => (auth.credential_epoch(&s.account), Some(now)),
+            // The epoch of when the login began: a change written since
+            // ends the session at its first request.
+            Stage::Granted(s) => (s.epoch, Some(now)),
             _ => (0, None),
         };
         let mut table = self.lock();
@@ -467,6 +470,15 @@ impl Sessions {
             }
             None => false,
         }
+    }
+
+    /// Ends, without a word to the holders, the granted sessions a change
+    /// of credentials covers; returns how many (the core records them).
+    fn revoke(&self, revocation: &Revocation<'_>) -> usize {
+        let mut table = self.lock();
+        let before = table.len();
+        table.retain(|_, e| !matches!(&e.stage, Stage::Granted(s) if revocation.covers(s)));
+        before - table.len()
     }
 
     /// Ends a session of `account` by its public id.
@@ -624,6 +636,17 @@ fn evict_oldest(table: &mut HashMap<[u8; 32], Entry>, which: impl Fn(&Entry) -> 
         .min_by_key(|(_, e)| e.last_seen)
         .map(|(k, _)| *k);
     victim.is_some_and(|k| table.remove(&k).is_some())
+}
+
+/// The web's sessions, for the core to end when credentials change.
+impl SessionHolder for super::Web {
+    fn kind(&self) -> &'static str {
+        "web"
+    }
+
+    fn end_sessions(&self, revocation: &Revocation<'_>) -> usize {
+        self.sessions.revoke(revocation)
+    }
 }
 
 fn ended(auth: &Auth, entry: &Entry, why: &str) {

@@ -449,7 +449,7 @@ pub(crate) fn over_rate(web: &Web, ip: IpAddr) -> Option<String> {
 /// The session value re-issued after the account's credentials changed
 /// (which ended every session of it, this one included).
 pub(crate) fn reissue(web: &Web, current: &Current, client: &Client) -> Result<Token, AuthError> {
-    let mut session = current.session.clone();
+    let mut session = current.session.renewed(&web.auth);
     session.offer_enrolment = false;
     web.sessions.advance(
         &web.auth,
