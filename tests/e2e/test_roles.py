@@ -293,6 +293,8 @@ PROBES = {
         "PATCH", f"/users/{me or 'alice'}", {"json": {"role": "system_admin"}}),
     ("PATCH", "/api/v1/users/{name}", "oneself, skip enrolment"): lambda w, me: (
         "PATCH", f"/users/{me or 'alice'}", {"json": {"mfa_skip": True}}),
+    ("PATCH", "/api/v1/users/{name}", "set password"): lambda w, me: (
+        "PATCH", f"/users/{w.user()}", {"json": {"password": "short"}}),
     ("DELETE", "/api/v1/users/{name}/mfa", "a system_admin"): api_probe("DELETE", "/users/owner2/mfa"),
     ("POST", "/api/v1/users/{name}/unlock", "a system_admin"): api_probe("POST", "/users/owner2/unlock"),
     ("GET", "/api/v1/users/{name}/tokens", "a system_admin"): api_probe("GET", "/users/owner2/tokens"),
@@ -379,6 +381,11 @@ PROBES.update({
                                                             action="unlock"),
     ("POST", "/admin/users/{name}", "disable a system_admin"): lambda w, me: (
         "POST", f"/admin/users/{w.user('system_admin')}", {"action": "disable"}),
+    ("POST", "/admin/users/{name}", "make system_admin"): lambda w, me: (
+        "POST", f"/admin/users/{w.user()}", {"action": "update", "role": "system_admin"}),
+    ("POST", "/admin/users/{name}", "set password"): lambda w, me: (
+        "POST", f"/admin/users/{w.user()}", {"action": "update", "role": "user",
+                                             "new_password": "short"}),
     ("POST", "/admin/users/{name}", "new token"): page("POST", "/admin/users/victim",
                                                        action="create_token", label="probe"),
     ("GET", "/admin/groups", None): page("GET", "/admin/groups"),
