@@ -969,7 +969,7 @@ pub(crate) fn execute(
             Ok(())
         }
         Command::Policy(PolicyCommand::Show { json }) => {
-            let policy = ctx.auth.policy()?;
+            let policy = ctx.auth.policy_for(me)?;
             if json {
                 return print_json(out, &policy);
             }
@@ -1020,12 +1020,15 @@ pub(crate) fn execute(
                 })
                 .transpose()?;
             let auth = ctx.auth;
-            let records = auth.audit_log(&audit::Filter {
-                account: user,
-                events,
-                since,
-                limit,
-            })?;
+            let records = auth.audit_log(
+                me,
+                &audit::Filter {
+                    account: user,
+                    events,
+                    since,
+                    limit,
+                },
+            )?;
             if json {
                 return print_json(out, &records);
             }
@@ -1116,7 +1119,7 @@ fn status(ctx: &Ctx<'_>, json: bool, out: &mut Output) -> anyhow::Result<()> {
     let (store_json, mut lines) = store_lines(ctx.auth.store(), ctx.data_dir)?;
     lines.push(format!("sealing:   {}", seal_line(ctx.seal)));
     let claimed = ctx.auth.owner()?;
-    let counts = ctx.auth.counts()?;
+    let counts = ctx.auth.counts(&Actor::cli())?;
     lines.push(format!(
         "claimed:   {}",
         claimed.as_ref().map_or_else(
@@ -1453,7 +1456,7 @@ fn group(ctx: &Ctx<'_>, me: &Actor, cmd: GroupCommand, out: &mut Output) -> anyh
             }
             let auth = ctx.auth;
             let current = auth
-                .groups()?
+                .groups_for(me)?
                 .into_iter()
                 .find(|x| x.name == name)
                 .ok_or_else(|| anyhow!("there is no group named {name:?}"))?;
@@ -1461,7 +1464,7 @@ fn group(ctx: &Ctx<'_>, me: &Actor, cmd: GroupCommand, out: &mut Output) -> anyh
             outln!(out, "changed group {name}");
         }
         GroupCommand::List { json } => {
-            let groups = ctx.auth.groups()?;
+            let groups = ctx.auth.groups_for(me)?;
             if json {
                 return print_json(out, &groups);
             }

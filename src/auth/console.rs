@@ -303,7 +303,7 @@ mod tests {
     }
 
     fn events(auth: &Auth) -> Vec<Event> {
-        auth.audit_log(&crate::audit::Filter::default())
+        auth.audit_log(&Actor::cli(), &crate::audit::Filter::default())
             .unwrap()
             .into_iter()
             .map(|r| r.event)

@@ -1189,7 +1189,9 @@ mod tests {
     }
 
     fn last_event(auth: &Auth) -> (Event, String) {
-        let log = auth.audit_log(&audit::Filter::default()).unwrap();
+        let log = auth
+            .audit_log(&Actor::cli(), &audit::Filter::default())
+            .unwrap();
         let r = log.first().unwrap();
         (r.event, r.detail.clone())
     }

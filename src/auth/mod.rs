@@ -437,6 +437,23 @@ impl Actor {
         }
     }
 
+    /// Whether this caller may administer accounts and read the box's
+    /// administrative state (accounts, groups, policy, audit log): an
+    /// admin, the system administrator or the local operator. The core
+    /// methods that need it check it themselves; front ends may ask it
+    /// first to refuse before they parse a body or draw a page.
+    pub fn may_administer_accounts(&self) -> Result<(), AuthError> {
+        self.require_admin()
+    }
+
+    /// Whether this caller may administer the box itself (policy changes,
+    /// system facts, the HTTPS certificate): the system administrator or
+    /// the local operator. Like [`Actor::may_administer_accounts`], the
+    /// core methods check it; front ends may ask it first.
+    pub fn may_administer_box(&self) -> Result<(), AuthError> {
+        self.require_owner()
+    }
+
     fn name(&self) -> &str {
         self.account
             .as_ref()
@@ -612,7 +629,16 @@ impl Auth {
         &self.options
     }
 
-    /// The current policy.
+    /// The policy as a caller reads it: administrators only
+    /// ([`Actor::may_administer_accounts`]).
+    pub fn policy_for(&self, actor: &Actor) -> Result<Policy, AuthError> {
+        actor.may_administer_accounts()?;
+        self.policy()
+    }
+
+    /// The current policy, for the core's own decisions and for what a
+    /// page shows a user about their own sign-in. A caller reading the
+    /// policy as such goes through [`Auth::policy_for`].
     pub fn policy(&self) -> Result<Policy, AuthError> {
         Ok(self
             .store
@@ -747,13 +773,21 @@ impl Auth {
         }
     }
 
-    /// Audit events, newest first.
-    pub fn audit_log(&self, filter: &audit::Filter) -> Result<Vec<audit::Record>, AuthError> {
+    /// Audit events, newest first: administrators only
+    /// ([`Actor::may_administer_accounts`]).
+    pub fn audit_log(
+        &self,
+        actor: &Actor,
+        filter: &audit::Filter,
+    ) -> Result<Vec<audit::Record>, AuthError> {
+        actor.may_administer_accounts()?;
         Ok(self.store.read(|r| audit::query(r, filter))?)
     }
 
-    /// Counts of what the store holds, for status displays.
-    pub fn counts(&self) -> Result<BTreeMap<&'static str, u64>, AuthError> {
+    /// Counts of what the store holds, for status displays: the system
+    /// administrator only ([`Actor::may_administer_box`]).
+    pub fn counts(&self, actor: &Actor) -> Result<BTreeMap<&'static str, u64>, AuthError> {
+        actor.may_administer_box()?;
         Ok(self.store.read(|r| {
             let mut m = BTreeMap::new();
             m.insert("accounts", r.count(ACCOUNTS)?);
@@ -866,4 +900,84 @@ pub(crate) fn random<const N: usize>() -> Result<[u8; N], AuthError> {
     getrandom::fill(&mut b)
         .map_err(|e| AuthError::Invalid(format!("no randomness available: {e}")))?;
     Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::OpenMode;
+
+    fn core() -> (Auth, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let (key, _) = DataKey::generate().unwrap();
+        let clock = ManualClock::new(1_795_392_000);
+        let auth = Auth::new(
+            store,
+            key,
+            Arc::new(clock),
+            Options::for_data_dir(dir.path()),
+        );
+        (auth, dir)
+    }
+
+    fn remote(role: Role) -> Actor {
+        Actor {
+            account: Some((format!("{role}-account"), role)),
+            protocol: "https",
+            address: None,
+            access_token: None,
+        }
+    }
+
+    #[test]
+    fn administrative_reads_are_decided_by_the_core() {
+        let (auth, _dir) = core();
+        let filter = audit::Filter::default();
+        let user = remote(Role::User);
+        let admin = remote(Role::Admin);
+        let owner = remote(Role::SystemAdmin);
+        let user_token = Actor {
+            access_token: Some("t0".into()),
+            ..user.clone()
+        };
+        for actor in [&user, &user_token] {
+            assert!(matches!(
+                auth.audit_log(actor, &filter),
+                Err(AuthError::Forbidden(_))
+            ));
+            assert!(matches!(
+                auth.policy_for(actor),
+                Err(AuthError::Forbidden(_))
+            ));
+            assert!(matches!(
+                auth.groups_for(actor),
+                Err(AuthError::Forbidden(_))
+            ));
+        }
+        for actor in [&admin, &owner, &Actor::cli()] {
+            auth.audit_log(actor, &filter).unwrap();
+            auth.policy_for(actor).unwrap();
+            auth.groups_for(actor).unwrap();
+        }
+        for actor in [&user, &admin] {
+            assert!(matches!(auth.counts(actor), Err(AuthError::Forbidden(_))));
+            assert!(matches!(
+                actor.may_administer_box(),
+                Err(AuthError::Forbidden(_))
+            ));
+        }
+        for actor in [&owner, &Actor::cli()] {
+            auth.counts(actor).unwrap();
+            actor.may_administer_box().unwrap();
+        }
+        // A token session is refused credentials, not administration.
+        let admin_token = Actor {
+            access_token: Some("t1".into()),
+            ..admin
+        };
+        admin_token.may_administer_accounts().unwrap();
+        auth.audit_log(&admin_token, &filter).unwrap();
+    }
 }

@@ -147,7 +147,7 @@ pub fn execute(core: &Core<'_>, request: Request) -> Reply {
     let text = |e: crate::auth::AuthError| e.to_string();
     match request {
         Request::Status => {
-            let counts = auth.counts().map_err(text)?;
+            let counts = auth.counts(&me).map_err(text)?;
             Ok(Answer::Status(CoreStatus {
                 store_bytes: std::fs::metadata(core.data_dir.join(STORE_FILE))
                     .ok()
@@ -180,10 +180,13 @@ pub fn execute(core: &Core<'_>, request: Request) -> Reply {
             .map(|owner| Answer::OwnerReset { owner })
             .map_err(text),
         Request::AuditTail { limit } => auth
-            .audit_log(&audit::Filter {
-                limit: limit.clamp(1, 500),
-                ..Default::default()
-            })
+            .audit_log(
+                &me,
+                &audit::Filter {
+                    limit: limit.clamp(1, 500),
+                    ..Default::default()
+                },
+            )
             .map(Answer::Audit)
             .map_err(text),
         Request::PinIsSet => auth

@@ -1404,13 +1404,9 @@ async fn show_policy(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
 ) -> Result<Json<crate::auth::policy::Policy>> {
-    if current.session.role == Role::User {
-        return Err(ApiError::forbidden(
-            "not allowed: this needs an administrator",
-        ));
-    }
     let auth = web.auth.clone();
-    Ok(Json(blocking(move || auth.policy()).await?))
+    let actor = actor(&current);
+    Ok(Json(blocking(move || auth.policy_for(&actor)).await?))
 }
 
 async fn replace_policy(
@@ -1418,11 +1414,8 @@ async fn replace_policy(
     ApiUser(current): ApiUser,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Json<crate::auth::policy::Policy>> {
-    if current.session.role != Role::SystemAdmin {
-        return Err(ApiError::forbidden(
-            "not allowed: this needs the system administrator",
-        ));
-    }
+    // Refused callers hear so before their body is looked at.
+    actor(&current).may_administer_box()?;
     require_objects(
         &body,
         &["/mfa", "/lockout", "/password", "/password/hash_cost"],
@@ -1461,11 +1454,9 @@ async fn audit(
     ApiUser(current): ApiUser,
     query: std::result::Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<crate::audit::Record>>> {
-    if current.session.role == Role::User {
-        return Err(ApiError::forbidden(
-            "not allowed: this needs an administrator",
-        ));
-    }
+    // Refused callers hear so before their query is looked at.
+    let actor = actor(&current);
+    actor.may_administer_accounts()?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let events = match q.event.as_deref() {
         None | Some("") => Vec::new(),
@@ -1489,7 +1480,9 @@ async fn audit(
         },
     };
     let auth = web.auth.clone();
-    Ok(Json(blocking(move || auth.audit_log(&filter)).await?))
+    Ok(Json(
+        blocking(move || auth.audit_log(&actor, &filter)).await?,
+    ))
 }
 
 /// What `GET /api/v1/system` answers.
@@ -1532,8 +1525,10 @@ pub struct Storage {
     pub available_bytes: u64,
 }
 
-/// Gathers the system facts (blocking: reads the store and the disk).
-pub fn system_view(web: &Web) -> std::result::Result<SystemView, AuthError> {
+/// Gathers the system facts for `actor` (blocking: reads the store and
+/// the disk); the core decides who may see them.
+pub fn system_view(web: &Web, actor: &Actor) -> std::result::Result<SystemView, AuthError> {
+    let counts = web.auth.counts(actor)?;
     let now = web.now();
     let storage = rustix::fs::statvfs(&web.auth.options().files_root)
         .ok()
@@ -1553,7 +1548,7 @@ pub fn system_view(web: &Web) -> std::result::Result<SystemView, AuthError> {
         certificate: web.certs.info(),
         storage,
         console: web.facts.console.clone(),
-        counts: web.auth.counts()?,
+        counts,
         sessions: web.sessions.len(),
     })
 }
@@ -1562,13 +1557,9 @@ async fn system(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
 ) -> Result<Json<SystemView>> {
-    if current.session.role != Role::SystemAdmin {
-        return Err(ApiError::forbidden(
-            "not allowed: this needs the system administrator",
-        ));
-    }
     let w = web.clone();
-    Ok(Json(blocking(move || system_view(&w)).await?))
+    let actor = actor(&current);
+    Ok(Json(blocking(move || system_view(&w, &actor)).await?))
 }
 
 #[derive(Deserialize)]
@@ -1583,11 +1574,7 @@ async fn replace_certificate(
     ApiUser(current): ApiUser,
     JsonBody(body): JsonBody<CertificateUpload>,
 ) -> Result<Json<super::tls::CertificateInfo>> {
-    if current.session.role != Role::SystemAdmin {
-        return Err(ApiError::forbidden(
-            "not allowed: this needs the system administrator",
-        ));
-    }
+    actor(&current).may_administer_box()?;
     let info = web
         .certs
         .replace(body.certificate.as_bytes(), body.private_key.as_bytes())

@@ -30,7 +30,7 @@ fn is_token_refusal(r: Result<impl std::fmt::Debug, AuthError>) -> bool {
 /// Details of the audit events of `name` with this event, newest first.
 fn details(b: &Box, name: &str, event: Event) -> Vec<String> {
     b.auth
-        .audit_log(&Filter::default())
+        .audit_log(&coffer::auth::Actor::cli(), &Filter::default())
         .unwrap()
         .into_iter()
         .filter(|r| r.event == event && r.account.as_deref() == Some(name))

@@ -116,7 +116,10 @@ impl Box {
 
     pub fn events(&self) -> Vec<coffer::audit::Event> {
         self.auth
-            .audit_log(&coffer::audit::Filter::default())
+            .audit_log(
+                &coffer::auth::Actor::cli(),
+                &coffer::audit::Filter::default(),
+            )
             .unwrap()
             .into_iter()
             .map(|r| r.event)

@@ -260,7 +260,10 @@ fn the_claim_code_is_stable_until_the_claim_and_dead_after_it() {
     assert!(wrong.to_string().contains("not this box's claim code"));
     assert!(!auth.is_claimed().unwrap());
     let refused = auth
-        .audit_log(&coffer::audit::Filter::default())
+        .audit_log(
+            &coffer::auth::Actor::cli(),
+            &coffer::audit::Filter::default(),
+        )
         .unwrap()
         .into_iter()
         .find(|r| r.event == Event::ClaimRefused)

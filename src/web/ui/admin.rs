@@ -31,12 +31,12 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-/// The admin check every page makes first.
+/// The admin check every page makes first, asked of the core (whose
+/// methods the page then calls check it again).
 fn admin_only(current: &Current) -> Result<(), Box<Response>> {
-    if current.session.role.is_admin() {
-        Ok(())
-    } else {
-        Err(Box::new(forbidden(current, "it is for administrators")))
+    match Actor::session(&current.session).may_administer_accounts() {
+        Ok(()) => Ok(()),
+        Err(_) => Err(Box::new(forbidden(current, "it is for administrators"))),
     }
 }
 
@@ -87,7 +87,7 @@ pub(crate) async fn users(State(web): State<Arc<Web>>, signed: Signed) -> Respon
     let message = flash(&web, current);
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
-    let loaded = core(move || Ok((auth.accounts(&actor)?, auth.groups()?))).await;
+    let loaded = core(move || Ok((auth.accounts(&actor)?, auth.groups_for(&actor)?))).await;
     let (accounts, groups) = match loaded {
         Ok(x) => x,
         Err(e) => return failed_page(current, Nav::Users, "Users", &e),
@@ -269,7 +269,7 @@ pub(crate) async fn user(
             Ok(()) => auth.tokens(&actor, Some(&n))?,
             Err(_) => Vec::new(),
         };
-        Ok((auth.account(&actor, &n)?, tokens, auth.groups()?))
+        Ok((auth.account(&actor, &n)?, tokens, auth.groups_for(&actor)?))
     })
     .await;
     let (a, tokens, groups) = match loaded {
@@ -618,7 +618,8 @@ pub(crate) async fn groups(State(web): State<Arc<Web>>, signed: Signed) -> Respo
     }
     let message = flash(&web, current);
     let auth = web.auth.clone();
-    let groups = match core(move || auth.groups()).await {
+    let actor = Actor::session(&current.session);
+    let groups = match core(move || auth.groups_for(&actor)).await {
         Ok(g) => g,
         Err(e) => return failed_page(current, Nav::Groups, "Groups", &e),
     };
@@ -795,7 +796,7 @@ pub(crate) async fn policy(State(web): State<Arc<Web>>, signed: Signed) -> Respo
     let message = flash(&web, current);
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
-    let loaded = core(move || Ok((auth.policy()?, auth.accounts(&actor)?))).await;
+    let loaded = core(move || Ok((auth.policy_for(&actor)?, auth.accounts(&actor)?))).await;
     let (p, accounts) = match loaded {
         Ok(x) => x,
         Err(e) => return failed_page(current, Nav::Policy, "Policy", &e),
@@ -1021,10 +1022,11 @@ pub(crate) async fn audit(
         limit: 500,
     };
     let auth = web.auth.clone();
+    let actor = Actor::session(&current.session);
     let records = if problem.is_some() {
         Vec::new()
     } else {
-        match core(move || auth.audit_log(&filter)).await {
+        match core(move || auth.audit_log(&actor, &filter)).await {
             Ok(r) => r,
             Err(e) => return failed_page(current, Nav::Audit, "Audit log", &e),
         }
@@ -1088,14 +1090,14 @@ pub(crate) async fn audit(
 // ---------------------------------------------------------------------------
 // System.
 
+/// The owner check of the system pages, asked of the core.
 fn owner_only(current: &Current) -> Result<(), Box<Response>> {
-    if current.session.role == Role::SystemAdmin {
-        Ok(())
-    } else {
-        Err(Box::new(forbidden(
+    match Actor::session(&current.session).may_administer_box() {
+        Ok(()) => Ok(()),
+        Err(_) => Err(Box::new(forbidden(
             current,
             "it is for the system administrator",
-        )))
+        ))),
     }
 }
 
@@ -1118,7 +1120,8 @@ pub(crate) async fn system(State(web): State<Arc<Web>>, signed: Signed) -> Respo
     }
     let message = flash(&web, current);
     let w = web.clone();
-    let view = match core(move || crate::web::api::system_view(&w)).await {
+    let actor = Actor::session(&current.session);
+    let view = match core(move || crate::web::api::system_view(&w, &actor)).await {
         Ok(v) => v,
         Err(e) => return failed_page(current, Nav::System, "System", &e),
     };
