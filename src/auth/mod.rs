@@ -477,6 +477,16 @@ impl Actor {
         self.require_admin_over(target)
     }
 
+    /// Before an account is looked up: the caller is that account or an
+    /// admin. Anyone else is refused alike whether the name exists or not,
+    /// so the answer does not tell.
+    fn require_self_or_admin(&self, name: &str) -> Result<(), AuthError> {
+        if self.is_self(name) {
+            return Ok(());
+        }
+        self.require_admin()
+    }
+
     fn require_admin_over(&self, target: &Account) -> Result<(), AuthError> {
         self.require_admin()?;
         if target.role == Role::SystemAdmin {
