@@ -1134,7 +1134,7 @@ impl Auth {
             let retain = retain_of(tx)?;
             let detail = format!(
                 "{} unlocked ({cleared} lock record(s) cleared)",
-                crate::address::peer_key(address)
+                crate::address::describe(address)
             );
             audit::append(
                 tx,

@@ -242,9 +242,9 @@ pub(crate) fn address_locks(
     Ok(r.all(FAILURES)?
         .into_iter()
         .filter_map(|(k, f)| {
-            let address = k.strip_prefix('\0')?;
-            address.parse::<IpAddr>().ok()?;
-            f.locked_at(now).map(|t| (address.to_string(), t))
+            let address = k.strip_prefix('\0')?.parse::<IpAddr>().ok()?;
+            f.locked_at(now)
+                .map(|t| (crate::address::describe(address), t))
         })
         .collect())
 }

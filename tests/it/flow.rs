@@ -1019,7 +1019,7 @@ fn an_address_lock_is_listed_and_cleared_only_by_unlocking_the_address() {
     let locks = b.auth.locks(&Actor::cli()).unwrap();
     assert_eq!(
         locks.addresses,
-        vec![("2001:db8:5:6::".to_string(), T0 + 300)]
+        vec![("2001:db8:5:6::/64".to_string(), T0 + 300)]
     );
     // Unlocking an account does not lift it.
     b.auth.unlock(&Actor::cli(), "bob").unwrap();
