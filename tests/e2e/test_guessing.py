@@ -219,3 +219,30 @@ def test_an_administrator_clears_an_address_lock_over_rest(box):
     hb = {"Authorization": "Bearer " + token(box, "127.0.0.1", "bob")}
     assert c.post(c.base + "/unlock", json={"address": sprayer}, headers=hb, timeout=60).status_code == 403
     assert c.get(c.base + "/locks", headers=hb, timeout=60).status_code == 403
+
+
+def test_the_console_lists_an_address_lock_and_unlocks_it(tmp_path):
+    import re
+    from test_console import Box as _Box, Console, console_section
+    cbox = _Box(tmp_path, console_section(tmp_path / "console"))
+    try:
+        for i in range(20):
+            login(cbox, "127.0.22.2", f"guess{i}", "123456")
+        c = Console(cbox)
+        c.send("3")
+        out = c.send("1")
+        assert re.search(r"\(all accounts\) +127\.0\.22\.2 +\d{4}-", out), out
+        c.send("4", then="Address to unlock")
+        c.send("not-an-address", then="Address to unlock")
+        assert "is not an IP address" in c.child.before
+        out = c.send("127.0.22.2")
+        assert "Unlocked 127.0.22.2 (" in out, out
+        out = c.send("1")
+        assert "No account is locked." in out, out
+        c.send("b")
+        c.leave()
+        assert login(cbox, "127.0.22.2", OWNER, PASSWORD).status_code == 200
+        events = [e for e in cbox.audit(event="address_unlocked")]
+        assert events and events[0]["protocol"] == "console", events
+    finally:
+        cbox.stop()
