@@ -20,6 +20,35 @@ pub fn peer_key(address: IpAddr) -> IpAddr {
     }
 }
 
+/// How a group is written for people: an IPv4 address as itself, an IPv6
+/// group as its network, `2001:db8:1:2::/64`.
+pub fn describe(address: IpAddr) -> String {
+    match peer_key(address) {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("{v6}/64"),
+    }
+}
+
+/// Reads an address as an administrator names it to clear its lock: an
+/// address, or a group as [`describe`] writes it (`2001:db8:1:2::/64`).
+/// Any IPv6 address names its /64.
+pub fn parse(text: &str) -> Result<IpAddr, String> {
+    let text = text.trim();
+    let (addr, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let address: IpAddr = addr.parse().map_err(|_| {
+        format!("{text:?} is not an IP address (e.g. 192.0.2.7 or 2001:db8:1:2::/64)")
+    })?;
+    match (address.to_canonical(), prefix) {
+        (_, None) | (IpAddr::V4(_), Some("32")) | (IpAddr::V6(_), Some("64")) => Ok(address),
+        _ => Err(format!(
+            "{text:?}: name one IPv4 address or an IPv6 /64 (addresses are counted that way)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,5 +74,23 @@ mod tests {
             peer_key(ip("2001:db8:1:3::1"))
         );
         assert_eq!(peer_key(ip("::1")), ip("::"));
+    }
+
+    #[test]
+    fn groups_are_written_and_read_back() {
+        assert_eq!(describe(ip("2001:db8:1:2::9")), "2001:db8:1:2::/64");
+        assert_eq!(describe(ip("::ffff:192.0.2.7")), "192.0.2.7");
+        for text in [
+            "2001:db8:1:2::/64",
+            "2001:db8:1:2::9",
+            "192.0.2.7",
+            "192.0.2.7/32",
+        ] {
+            let a = parse(text).unwrap();
+            assert_eq!(parse(&describe(a)).map(peer_key), Ok(peer_key(a)), "{text}");
+        }
+        assert!(parse("2001:db8::/48").is_err());
+        assert!(parse("192.0.2.0/24").is_err());
+        assert!(parse("bob").is_err());
     }
 }

@@ -82,6 +82,12 @@ events! {
     /// substitution) is not a safe relative path, or a symbolic link or a
     /// non-folder sits on it. The login or the file session is refused.
     HomeRefused = 1010, "home_refused";
+    /// Too many wrong second factors for one account, from all addresses
+    /// together: code entry for the account is locked (the owner's
+    /// dashboard shows it until it lifts or is cleared).
+    CodeEntryLocked = 1011, "code_entry_locked";
+    /// An address-wide lock was cleared by an administrator.
+    AddressUnlocked = 1012, "address_unlocked";
     /// A second-factor code was accepted.
     CodeAccepted = 1100, "code_accepted";
     /// A second-factor code was wrong or malformed.

@@ -117,10 +117,15 @@ pub(crate) enum Command {
     /// Manage access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Clear an account's lockouts.
+    /// Clear an account's lockouts, or an address's.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["name", "address"])))]
     Unlock {
-        /// User name
-        name: String,
+        /// User name: clears its locks from every address and its code-entry lock
+        name: Option<String>,
+        /// Clear the lock of this source address for every account (an IPv6
+        /// address stands for its /64)
+        #[arg(long, value_name = "ADDR")]
+        address: Option<String>,
     },
     /// Show or change the policy.
     #[command(subcommand)]
@@ -963,7 +968,21 @@ pub(crate) fn execute(
         Command::Group(cmd) => group(ctx, me, cmd, out),
         Command::Mfa(cmd) => mfa(ctx, me, cmd, out),
         Command::Token(cmd) => token(ctx, me, cmd, out),
-        Command::Unlock { name } => {
+        Command::Unlock { name, address } => {
+            if let Some(text) = address {
+                let address =
+                    crate::address::parse(&text).map_err(|e| anyhow!("--address: {e}"))?;
+                let n = ctx.auth.unlock_address(me, address)?;
+                outln!(
+                    out,
+                    "unlocked address {} ({n} lock record(s) cleared)",
+                    crate::address::describe(address)
+                );
+                return Ok(());
+            }
+            let Some(name) = name else {
+                bail!("name an account or --address ADDR");
+            };
             let n = ctx.auth.unlock(me, &name)?;
             outln!(out, "unlocked {name} ({n} lock record(s) cleared)");
             Ok(())
@@ -1152,6 +1171,19 @@ fn status(ctx: &Ctx<'_>, json: bool, out: &mut Output) -> anyhow::Result<()> {
         counts.get("totp_enrolments").copied().unwrap_or(0),
         counts.get("access_tokens").copied().unwrap_or(0)
     ));
+    let locks = ctx.auth.locks(&Actor::cli())?;
+    for (address, until) in &locks.addresses {
+        lines.push(format!(
+            "locked:    address {address} for all accounts until {} (coffer unlock --address {address})",
+            format_utc(*until)
+        ));
+    }
+    for (name, until) in &locks.code_entry {
+        lines.push(format!(
+            "locked:    code entry of {name} (too many wrong codes) until {} (coffer unlock {name})",
+            format_utc(*until)
+        ));
+    }
     lines.push(match &ctx.server {
         Some(s) => format!(
             "server:    running, pid {}, since {}; {}",
@@ -1171,6 +1203,7 @@ fn status(ctx: &Ctx<'_>, json: bool, out: &mut Output) -> anyhow::Result<()> {
             "claim_code": claim_code.as_ref().map(ToString::to_string),
             "certificate": certificate,
             "counts": counts,
+            "locks": locks,
             "server": ctx.server,
         });
         return print_json(out, &report);
@@ -1181,7 +1214,7 @@ fn status(ctx: &Ctx<'_>, json: bool, out: &mut Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn account_lines(v: &AccountView) -> Vec<String> {
+fn account_lines(v: &AccountView, address_locks: &[(String, Timestamp)]) -> Vec<String> {
     let a = &v.account;
     let nets = |n: &[ipnet::IpNet]| {
         if n.is_empty() {
@@ -1246,6 +1279,18 @@ fn account_lines(v: &AccountView) -> Vec<String> {
             format_utc(*until)
         ));
     }
+    if let Some(until) = v.code_entry_locked_until {
+        out.push(format!(
+            "locked:      code entry from every address (too many wrong codes) until {}",
+            format_utc(until)
+        ));
+    }
+    for (addr, until) in address_locks {
+        out.push(format!(
+            "locked:      address {addr} (all accounts) until {}",
+            format_utc(*until)
+        ));
+    }
     for k in &v.public_keys {
         out.push(format!("key:         {k}"));
     }
@@ -1302,7 +1347,7 @@ fn user(ctx: &Ctx<'_>, me: &Actor, cmd: UserCommand, out: &mut Output) -> anyhow
                 let a = &v.account;
                 let status = if a.disabled {
                     "disabled"
-                } else if v.locked.is_empty() {
+                } else if v.locked.is_empty() && v.code_entry_locked_until.is_none() {
                     "enabled"
                 } else {
                     "locked"
@@ -1329,10 +1374,19 @@ fn user(ctx: &Ctx<'_>, me: &Actor, cmd: UserCommand, out: &mut Output) -> anyhow
         }
         UserCommand::Show { name, json } => {
             let v = ctx.auth.account(me, &name)?;
+            // Address-wide locks keep this account out from there too.
+            let address_locks = ctx.auth.locks(me)?.addresses;
             if json {
-                return print_json(out, &v);
+                let mut value = serde_json::to_value(&v)?;
+                if let Some(map) = value.as_object_mut() {
+                    map.insert(
+                        "address_locks".into(),
+                        serde_json::to_value(&address_locks)?,
+                    );
+                }
+                return print_json(out, &value);
             }
-            for l in account_lines(&v) {
+            for l in account_lines(&v, &address_locks) {
                 outln!(out, "{l}");
             }
         }
@@ -1396,7 +1450,7 @@ fn user(ctx: &Ctx<'_>, me: &Actor, cmd: UserCommand, out: &mut Output) -> anyhow
                 bail!("nothing to change: give at least one option (see coffer user set --help)");
             }
             let v = ctx.auth.update_account(me, &s.name, change)?;
-            for l in account_lines(&v) {
+            for l in account_lines(&v, &[]) {
                 outln!(out, "{l}");
             }
         }

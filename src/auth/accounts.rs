@@ -521,10 +521,23 @@ pub struct AccountView {
     pub tokens: usize,
     /// Locked for these addresses until these times.
     pub locked: Vec<(String, Timestamp)>,
+    /// Code entry (TOTP and recovery codes) is locked from every address
+    /// until this time: too many wrong second factors.
+    pub code_entry_locked_until: Option<Timestamp>,
     /// Effective home folder (relative to the files root).
     pub home_folder: String,
     /// Effective file permissions.
     pub permissions: Permissions,
+}
+
+/// Locks wider than one account from one address ([`Auth::locks`]).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Locks {
+    /// Source addresses (an IPv6 /64 as its network) locked for every
+    /// account, and when each lock lifts.
+    pub addresses: Vec<(String, Timestamp)>,
+    /// Accounts whose code entry is locked from every address, and when.
+    pub code_entry: Vec<(String, Timestamp)>,
 }
 
 /// MFA state of an account.
@@ -762,6 +775,7 @@ impl Auth {
     pub fn account(&self, actor: &Actor, name: &str) -> Result<AccountView, AuthError> {
         let now = self.now();
         self.store.read(|r| {
+            actor.require_self_or_admin(name)?;
             let account = load_account(r, name)?;
             actor.require_self_or_admin_over(&account)?;
             view(r, account, now)
@@ -782,6 +796,7 @@ impl Auth {
         // Choosing "don't ask again" is the one change users make themselves.
         let self_service = change.only_mfa_skip();
         self.store.write(|tx| {
+            actor.require_self_or_admin(name)?;
             let mut a = load_account(tx, name)?;
             if self_service {
                 actor.require_self_or_admin_over(&a)?;
@@ -863,6 +878,7 @@ impl Auth {
         }
         let now = self.now();
         self.store.write(|tx| {
+            actor.require_admin()?;
             let account = load_account(tx, name)?;
             actor.require_admin_over(&account)?;
             keep_an_owner(tx, Proposed::Removed(&account.name))?;
@@ -1025,15 +1041,7 @@ impl Auth {
             Some(a) => {
                 let lockout = self.policy()?.lockout;
                 self.store.write(|tx| {
-                    a.fail(
-                        tx,
-                        true,
-                        &lockout,
-                        now,
-                        Event::LoginFailed,
-                        "password",
-                        &detail,
-                    )
+                    a.fail(tx, &lockout, now, Event::LoginFailed, "password", &detail)
                 })?;
             }
             None => {
@@ -1109,6 +1117,7 @@ impl Auth {
         let now = self.now();
         keys.dedup_by(|a, b| a.blob == b.blob);
         self.store.write(|tx| {
+            actor.require_self_or_admin(name)?;
             let account = load_account(tx, name)?;
             actor.require_self_or_admin_over(&account)?;
             let old = tx.get(PUBLIC_KEYS, name)?.unwrap_or_default();
@@ -1153,6 +1162,7 @@ impl Auth {
         let now = self.now();
         let key = parse_public_key(line, now)?;
         self.store.write(|tx| {
+            actor.require_self_or_admin(name)?;
             let account = load_account(tx, name)?;
             actor.require_self_or_admin_over(&account)?;
             let mut keys = tx.get(PUBLIC_KEYS, name)?.unwrap_or_default();
@@ -1191,6 +1201,7 @@ impl Auth {
         actor.may_manage_credentials()?;
         let now = self.now();
         self.store.write(|tx| {
+            actor.require_self_or_admin(name)?;
             let account = load_account(tx, name)?;
             actor.require_self_or_admin_over(&account)?;
             let mut keys = tx.get(PUBLIC_KEYS, name)?.unwrap_or_default();
@@ -1233,6 +1244,7 @@ impl Auth {
     pub fn unlock(&self, actor: &Actor, name: &str) -> Result<usize, AuthError> {
         let now = self.now();
         self.store.write(|tx| {
+            actor.require_admin()?;
             let account = load_account(tx, name)?;
             actor.require_admin_over(&account)?;
             let cleared = super::lockout::clear_account(tx, name)?;
@@ -1245,6 +1257,43 @@ impl Auth {
                 retain,
             )?;
             Ok(cleared)
+        })
+    }
+
+    /// Clears the lock of a source address (for every account; an IPv6
+    /// address stands for its /64) and the failures counted from it.
+    pub fn unlock_address(&self, actor: &Actor, address: IpAddr) -> Result<usize, AuthError> {
+        actor.require_admin()?;
+        let now = self.now();
+        self.store.write(|tx| {
+            let cleared = super::lockout::clear_address(tx, address)?;
+            let retain = retain_of(tx)?;
+            let detail = format!(
+                "{} unlocked ({cleared} lock record(s) cleared)",
+                crate::address::describe(address)
+            );
+            audit::append(
+                tx,
+                now,
+                Event::AddressUnlocked,
+                actor.entry(None, detail),
+                retain,
+            )?;
+            Ok(cleared)
+        })
+    }
+
+    /// The locks that hold now beyond one account and one address: source
+    /// addresses locked for every account, and accounts whose code entry is
+    /// locked from every address. Administrators only.
+    pub fn locks(&self, actor: &Actor) -> Result<Locks, AuthError> {
+        actor.require_admin()?;
+        let now = self.now();
+        self.store.read(|r| {
+            Ok(Locks {
+                addresses: super::lockout::address_locks(r, now)?,
+                code_entry: super::lockout::code_locks(r, now)?,
+            })
         })
     }
 
@@ -1459,6 +1508,7 @@ fn view(r: &impl Read, account: Account, now: Timestamp) -> Result<AccountView, 
         },
         tokens,
         locked: super::lockout::locks_of(r, &name, now)?,
+        code_entry_locked_until: super::lockout::code_locked_until(r, &name, now)?,
         home_folder: home_text(&account, group.as_ref()),
         permissions: permissions(&account, group.as_ref()),
         account,

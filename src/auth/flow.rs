@@ -295,19 +295,23 @@ fn locked(until: Timestamp, now: Timestamp) -> Step {
 fn fail(
     tx: &mut WriteTx,
     ctx: &Context,
-    known: bool,
     lockout: &LockoutPolicy,
     now: Timestamp,
     event: Event,
     method: &str,
     detail: &str,
 ) -> Result<(), StoreError> {
-    let who = Attempt {
-        account: &ctx.user,
-        address: ctx.address,
-        protocol: ctx.protocol.as_str(),
-    };
-    who.fail(tx, known, lockout, now, event, method, detail)
+    ctx.attempt().fail(tx, lockout, now, event, method, detail)
+}
+
+impl Context {
+    fn attempt(&self) -> Attempt<'_> {
+        Attempt {
+            account: &self.user,
+            address: self.address,
+            protocol: self.protocol.as_str(),
+        }
+    }
 }
 
 /// Who tried a secret, from where: the key of the lockout and the fields
@@ -357,20 +361,77 @@ impl<'a> Attempt<'a> {
         Ok(Some(until))
     }
 
-    /// Records a failure (and any lock it causes) with its audit events.
-    #[allow(clippy::too_many_arguments)] // the failure's context, spelled out at each call
-    pub(super) fn fail(
+    /// Before a second factor is checked: like [`Attempt::refuse_if_locked`],
+    /// and also when code entry for the account is locked from every
+    /// address ([`lockout::code_locked_until`]).
+    pub(super) fn refuse_code_if_locked(
         &self,
         tx: &mut WriteTx,
-        known: bool,
+        now: Timestamp,
+        detail: &str,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        if let Some(until) = lockout::code_locked_until(tx, self.account, now)? {
+            let retain = retain_of(tx)?;
+            audit::append(
+                tx,
+                now,
+                Event::LoginWhileLocked,
+                self.entry(
+                    "code",
+                    format!("refused while code entry is locked: {detail}"),
+                ),
+                retain,
+            )?;
+            return Ok(Some(until));
+        }
+        self.refuse_if_locked(tx, now, "code", detail)
+    }
+
+    /// Records a wrong second factor: a failure like [`Attempt::fail`],
+    /// and one more toward the account's code lock (all addresses
+    /// together); the lock it may cause is audited
+    /// ([`Event::CodeEntryLocked`]).
+    #[allow(clippy::too_many_arguments)] // the failure's context, spelled out at each call
+    pub(super) fn fail_code(
+        &self,
+        tx: &mut WriteTx,
         lockout: &LockoutPolicy,
         now: Timestamp,
         event: Event,
         method: &'a str,
         detail: &str,
     ) -> Result<(), StoreError> {
-        let recorded =
-            lockout::record_failure(tx, self.account, known, self.address, lockout, now)?;
+        self.fail(tx, lockout, now, event, method, detail)?;
+        if let Some(until) = lockout::record_code_failure(tx, self.account, now)? {
+            let retain = retain_of(tx)?;
+            let detail = format!(
+                "{} wrong codes within {} minutes from all addresses: code entry locked until {}",
+                lockout::CODE_MAX_FAILURES,
+                lockout::CODE_WINDOW / 60,
+                crate::clock::format_utc(until)
+            );
+            audit::append(
+                tx,
+                now,
+                Event::CodeEntryLocked,
+                self.entry(method, detail),
+                retain,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Records a failure (and any lock it causes) with its audit events.
+    pub(super) fn fail(
+        &self,
+        tx: &mut WriteTx,
+        lockout: &LockoutPolicy,
+        now: Timestamp,
+        event: Event,
+        method: &'a str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let recorded = lockout::record_failure(tx, self.account, self.address, lockout, now)?;
         let retain = retain_of(tx)?;
         audit::append(tx, now, event, self.entry(method, detail), retain)?;
         let locks = [
@@ -575,7 +636,6 @@ impl Login {
                 fail(
                     tx,
                     &ctx,
-                    known,
                     &snap.lockout,
                     now,
                     Event::LoginFailed,
@@ -674,12 +734,10 @@ fn token_login(auth: &Auth, ctx: Context, snap: Snapshot, value: &str, now: Time
         },
         Ok(Err(refusal)) => refusal,
     };
-    let known = snap.account.is_some();
     let wrote = auth.store.write(|tx| {
         fail(
             tx,
             &ctx,
-            known,
             &snap.lockout,
             now,
             Event::TokenRejected,
@@ -943,15 +1001,7 @@ impl AwaitCode {
             Refused(DenyReason),
         }
         let outcome = auth.store.write(|tx| {
-            if let Some(until) = lockout::locked_until(tx, &ctx.user, ctx.address, now)? {
-                let retain = retain_of(tx)?;
-                audit::append(
-                    tx,
-                    now,
-                    Event::LoginWhileLocked,
-                    ctx.entry("code", "refused while locked"),
-                    retain,
-                )?;
+            if let Some(until) = ctx.attempt().refuse_code_if_locked(tx, now, "login")? {
                 return Ok::<_, StoreError>(Outcome::Locked(until));
             }
             match auth.check_second_factor(tx, &ctx.user, input, now) {
@@ -1005,7 +1055,8 @@ impl AwaitCode {
                             "enrolment removed",
                         ),
                     };
-                    fail(tx, &ctx, true, &lockout, now, event, method, detail)?;
+                    ctx.attempt()
+                        .fail_code(tx, &lockout, now, event, method, detail)?;
                     Ok(Outcome::Refused(reason))
                 }
             }

@@ -338,7 +338,7 @@ mod tests {
     }
 
     fn revoked(auth: &Auth) -> Vec<String> {
-        auth.audit_log(&crate::audit::Filter::default())
+        auth.audit_log(&Actor::cli(), &crate::audit::Filter::default())
             .unwrap()
             .into_iter()
             .filter(|r| r.event == Event::SessionsRevoked)

@@ -6,6 +6,17 @@
 //! account for another address. A second record under `\0address` counts
 //! failures from the address across all accounts (unknown names included) and
 //! locks that address for everyone once `address_max_failures` is reached.
+//! A name that is no account is counted per (name, address) exactly like a
+//! real one, so the answers to a run of wrong passwords (and when `locked`
+//! starts) do not tell whether the account exists.
+//!
+//! A third record under `account\0codes` counts wrong second factors of an
+//! account from every address together: after [`CODE_MAX_FAILURES`] within
+//! [`CODE_WINDOW`] seconds, code entry (TOTP and recovery codes) for the
+//! account is locked for [`CODE_LOCK`] seconds, so a holder of the password
+//! cannot spread guesses over many addresses. It is reached only after a
+//! right password, so it cannot be set off by someone who lacks one; a
+//! right code does not reset it (the attacker's guesses would start over).
 //! An address here is what every per-address limit counts
 //! ([`peer_key`]): an IPv6 /64 is one address, so a host cannot step
 //! around its lock by moving inside its /64.
@@ -44,12 +55,31 @@ impl Failures {
     }
 }
 
+/// Wrong second factors of one account, from all addresses, that lock its
+/// code entry.
+pub const CODE_MAX_FAILURES: u32 = 10;
+/// Seconds in which wrong second factors of one account are counted.
+pub const CODE_WINDOW: u64 = 900;
+/// Seconds code entry stays locked.
+pub const CODE_LOCK: u64 = 900;
+
+/// The suffix of an account's code record (never an address's text).
+const CODE_SUFFIX: &str = "codes";
+
 fn pair_key(account: &str, address: IpAddr) -> String {
+    if account.is_empty() {
+        // Not `\0address`: that is the address's own record.
+        return format!("\0\0{}", peer_key(address));
+    }
     format!("{account}\0{}", peer_key(address))
 }
 
 fn address_key(address: IpAddr) -> String {
     format!("\0{}", peer_key(address))
+}
+
+fn code_key(account: &str) -> String {
+    format!("{account}\0{CODE_SUFFIX}")
 }
 
 /// When the account (from this address), or the address itself, is locked:
@@ -78,18 +108,41 @@ pub(crate) struct Recorded {
     pub locked_address: Option<Timestamp>,
 }
 
+/// How many failures within how long lock a key for how long.
+#[derive(Clone, Copy, Debug)]
+struct Limit {
+    max: u32,
+    window: u64,
+    duration: u64,
+}
+
+impl Limit {
+    fn of(max: u32, policy: &LockoutPolicy) -> Self {
+        Self {
+            max,
+            window: policy.window,
+            duration: policy.duration,
+        }
+    }
+
+    const CODES: Limit = Limit {
+        max: CODE_MAX_FAILURES,
+        window: CODE_WINDOW,
+        duration: CODE_LOCK,
+    };
+}
+
 fn bump(
     tx: &mut WriteTx,
     key: &str,
-    limit: u32,
-    policy: &LockoutPolicy,
+    limit: Limit,
     now: Timestamp,
 ) -> Result<Option<Timestamp>, StoreError> {
     let mut f = tx.get(FAILURES, key)?.unwrap_or_default();
     if f.locked_until.is_some_and(|t| t <= now) {
         f = Failures::default();
     }
-    let window_start = now.saturating_sub(policy.window);
+    let window_start = now.saturating_sub(limit.window);
     let kept: heapless::Vec<Timestamp, { MAX_REMEMBERED_FAILURES as usize }> = f
         .recent
         .iter()
@@ -103,8 +156,8 @@ fn bump(
     // Cannot fail: one slot was freed above when full.
     let _ = f.recent.push(now);
     let mut newly_locked = None;
-    if f.locked_at(now).is_none() && f.recent.len() >= limit as usize {
-        let until = now.saturating_add(policy.duration);
+    if f.locked_at(now).is_none() && f.recent.len() >= limit.max as usize {
+        let until = now.saturating_add(limit.duration);
         f.locked_until = Some(until);
         newly_locked = Some(until);
     }
@@ -112,35 +165,27 @@ fn bump(
     Ok(newly_locked)
 }
 
-/// Records one failure of `account` (known or not) from `address`.
-/// `known` says whether the account exists: unknown names only count
-/// against the address, so a flood of made-up names stores nothing per name.
+/// Records one failure of `account` (known or not: a made-up name is
+/// counted per (name, address) like a real one) from `address`.
 pub(crate) fn record_failure(
     tx: &mut WriteTx,
     account: &str,
-    known: bool,
     address: IpAddr,
     policy: &LockoutPolicy,
     now: Timestamp,
 ) -> Result<Recorded, StoreError> {
     prune(tx, policy, now)?;
-    let locked_pair = if known {
-        bump(
-            tx,
-            &pair_key(account, address),
-            policy.max_failures,
-            policy,
-            now,
-        )?
-    } else {
-        None
-    };
+    let locked_pair = bump(
+        tx,
+        &pair_key(account, address),
+        Limit::of(policy.max_failures, policy),
+        now,
+    )?;
     let locked_address = if policy.address_max_failures > 0 {
         bump(
             tx,
             &address_key(address),
-            policy.address_max_failures,
-            policy,
+            Limit::of(policy.address_max_failures, policy),
             now,
         )?
     } else {
@@ -149,6 +194,67 @@ pub(crate) fn record_failure(
     Ok(Recorded {
         locked_pair,
         locked_address,
+    })
+}
+
+/// Records one wrong second factor of `account` (from any address) in its
+/// account-wide code record; answers when code entry became locked by it.
+pub(crate) fn record_code_failure(
+    tx: &mut WriteTx,
+    account: &str,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, StoreError> {
+    bump(tx, &code_key(account), Limit::CODES, now)
+}
+
+/// When code entry for `account` is locked (from every address): the time
+/// the lock lifts.
+pub(crate) fn code_locked_until(
+    r: &impl Read,
+    account: &str,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, StoreError> {
+    Ok(r.get(FAILURES, &code_key(account))?
+        .and_then(|f| f.locked_at(now)))
+}
+
+/// Accounts whose code entry is locked now, with the time it lifts.
+pub(crate) fn code_locks(
+    r: &impl Read,
+    now: Timestamp,
+) -> Result<Vec<(String, Timestamp)>, StoreError> {
+    let suffix = format!("\0{CODE_SUFFIX}");
+    Ok(r.all(FAILURES)?
+        .into_iter()
+        .filter_map(|(k, f)| {
+            let account = k.strip_suffix(&suffix)?.to_string();
+            f.locked_at(now).map(|t| (account, t))
+        })
+        .collect())
+}
+
+/// Addresses locked for every account now (an IPv6 address as its /64),
+/// with the time each lock lifts.
+pub(crate) fn address_locks(
+    r: &impl Read,
+    now: Timestamp,
+) -> Result<Vec<(String, Timestamp)>, StoreError> {
+    Ok(r.all(FAILURES)?
+        .into_iter()
+        .filter_map(|(k, f)| {
+            let address = k.strip_prefix('\0')?.parse::<IpAddr>().ok()?;
+            f.locked_at(now)
+                .map(|t| (crate::address::describe(address), t))
+        })
+        .collect())
+}
+
+/// Clears the address-wide record of `address` (its /64 for IPv6) and the
+/// per-account records from it; returns how many records were removed.
+pub(crate) fn clear_address(tx: &mut WriteTx, address: IpAddr) -> Result<usize, StoreError> {
+    let text = peer_key(address).to_string();
+    tx.retain(FAILURES, |k, _| {
+        k.rsplit_once('\0').is_none_or(|(_, from)| from != text)
     })
 }
 
@@ -178,7 +284,7 @@ pub(crate) fn clear_account(tx: &mut WriteTx, account: &str) -> Result<usize, St
     tx.retain(FAILURES, |k, _| !k.starts_with(&prefix))
 }
 
-/// Active locks of an account: (address, until).
+/// Active locks of an account from single addresses: (address, until).
 pub(crate) fn locks_of(
     r: &impl Read,
     account: &str,
@@ -189,6 +295,9 @@ pub(crate) fn locks_of(
         .into_iter()
         .filter_map(|(k, f)| {
             let addr = k.strip_prefix(&prefix)?.to_string();
+            if addr == CODE_SUFFIX {
+                return None;
+            }
             f.locked_at(now).map(|t| (addr, t))
         })
         .collect())
@@ -219,7 +328,7 @@ mod tests {
         let a = ip("192.0.2.1");
         for i in 0..5 {
             let r = store
-                .write(|tx| record_failure(tx, "bob", true, a, &p, 1000 + i))
+                .write(|tx| record_failure(tx, "bob", a, &p, 1000 + i))
                 .unwrap();
             assert_eq!(r.locked_pair.is_some(), i == 4, "failure {i}");
         }
@@ -245,7 +354,7 @@ mod tests {
         let a = ip("192.0.2.1");
         for i in 0..10 {
             let r = store
-                .write(|tx| record_failure(tx, "bob", true, a, &p, 1000 + i * 100))
+                .write(|tx| record_failure(tx, "bob", a, &p, 1000 + i * 100))
                 .unwrap();
             assert!(
                 r.locked_pair.is_none(),
@@ -255,29 +364,135 @@ mod tests {
     }
 
     #[test]
-    fn unknown_names_count_against_the_address_only() {
+    fn unknown_names_count_per_name_and_address_like_real_ones() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), OpenMode::Create).unwrap();
         let p = LockoutPolicy::default();
         let a = ip("198.51.100.9");
-        for i in 0..20u64 {
-            let r = store
-                .write(|tx| record_failure(tx, &format!("ghost{i}"), false, a, &p, 1000))
-                .unwrap();
-            assert_eq!(r.locked_address.is_some(), i == 19);
+        // The same five failures lock a made-up name exactly as a real one.
+        for name in ["bob", "ghost"] {
+            for i in 0..5u64 {
+                let r = store
+                    .write(|tx| record_failure(tx, name, a, &p, 1000 + i))
+                    .unwrap();
+                assert_eq!(r.locked_pair.is_some(), i == 4, "{name} failure {i}");
+            }
+            assert_eq!(
+                store.read(|r| locked_until(r, name, a, 1005)).unwrap(),
+                Some(1004 + 300),
+                "{name}"
+            );
         }
-        assert_eq!(store.read(|r| r.count(FAILURES)).unwrap(), 1);
+        // Ten more names from the address lock it for everyone.
+        for i in 0..10u64 {
+            let r = store
+                .write(|tx| record_failure(tx, &format!("ghost{i}"), a, &p, 1010))
+                .unwrap();
+            assert_eq!(r.locked_address.is_some(), i == 9);
+        }
         assert!(
             store
-                .read(|r| locked_until(r, "owner", a, 1001))
+                .read(|r| locked_until(r, "owner", a, 1011))
                 .unwrap()
                 .is_some()
         );
         assert!(
             store
-                .read(|r| locked_until(r, "owner", ip("198.51.100.10"), 1001))
+                .read(|r| locked_until(r, "owner", ip("198.51.100.10"), 1011))
                 .unwrap()
                 .is_none()
+        );
+        assert_eq!(
+            store.read(|r| address_locks(r, 1011)).unwrap(),
+            vec![("198.51.100.9".to_string(), 1010 + 300)]
+        );
+        // An empty name is a name like any other, not the address's record.
+        let r = store
+            .write(|tx| record_failure(tx, "", ip("198.51.100.11"), &p, 1000))
+            .unwrap();
+        assert_eq!(r.locked_pair, None);
+    }
+
+    #[test]
+    fn wrong_codes_from_many_addresses_lock_code_entry_of_the_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        for i in 0..CODE_MAX_FAILURES {
+            let locked = store
+                .write(|tx| record_code_failure(tx, "bob", 1000 + u64::from(i) * 60))
+                .unwrap();
+            assert_eq!(locked.is_some(), i + 1 == CODE_MAX_FAILURES, "failure {i}");
+        }
+        let last = 1000 + u64::from(CODE_MAX_FAILURES - 1) * 60;
+        let locked = |now| store.read(|r| code_locked_until(r, "bob", now)).unwrap();
+        assert_eq!(locked(last + 1), Some(last + CODE_LOCK));
+        assert_eq!(locked(last + CODE_LOCK), None);
+        assert_eq!(
+            store.read(|r| code_locked_until(r, "carol", last)).unwrap(),
+            None
+        );
+        assert_eq!(
+            store.read(|r| code_locks(r, last + 1)).unwrap(),
+            vec![("bob".to_string(), last + CODE_LOCK)]
+        );
+        // It is no address's lock, and `unlock NAME` clears it.
+        assert!(
+            store
+                .read(|r| locks_of(r, "bob", last + 1))
+                .unwrap()
+                .is_empty()
+        );
+        store.write(|tx| clear_account(tx, "bob")).unwrap();
+        assert_eq!(locked(last + 1), None);
+    }
+
+    #[test]
+    fn wrong_codes_spread_over_the_window_do_not_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let spacing = CODE_WINDOW / u64::from(CODE_MAX_FAILURES - 1) + 1;
+        for i in 0..3 * CODE_MAX_FAILURES {
+            let locked = store
+                .write(|tx| record_code_failure(tx, "bob", 1000 + u64::from(i) * spacing))
+                .unwrap();
+            assert_eq!(locked, None, "failure {i}");
+        }
+    }
+
+    #[test]
+    fn clearing_an_address_lifts_its_lock_and_keeps_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let p = LockoutPolicy::default();
+        for from in ["2001:db8:0:7::1", "192.0.2.9"] {
+            for i in 0..20u64 {
+                store
+                    .write(|tx| record_failure(tx, &format!("n{i}"), ip(from), &p, 1000))
+                    .unwrap();
+            }
+        }
+        store
+            .write(|tx| record_code_failure(tx, "n1", 1000))
+            .unwrap();
+        assert_eq!(store.read(|r| address_locks(r, 1001)).unwrap().len(), 2);
+        // Any address inside the /64 names it.
+        let cleared = store
+            .write(|tx| clear_address(tx, ip("2001:db8:0:7:ffff::2")))
+            .unwrap();
+        assert_eq!(cleared, 21);
+        let left = store.read(|r| address_locks(r, 1001)).unwrap();
+        assert_eq!(left, vec![("192.0.2.9".to_string(), 1300)]);
+        assert!(
+            store
+                .read(|r| locked_until(r, "n1", ip("2001:db8:0:7::5"), 1001))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .read(|r| r.get(FAILURES, &code_key("n1")))
+                .unwrap()
+                .is_some()
         );
     }
 
@@ -289,7 +504,7 @@ mod tests {
         for i in 0..5u64 {
             let from = ip(&format!("2001:db8:0:7::{:x}", i + 1));
             store
-                .write(|tx| record_failure(tx, "bob", true, from, &p, 1000 + i))
+                .write(|tx| record_failure(tx, "bob", from, &p, 1000 + i))
                 .unwrap();
         }
         let locked = |s: &str| store.read(|r| locked_until(r, "bob", ip(s), 1010)).unwrap();
@@ -298,7 +513,7 @@ mod tests {
         // A dual-stack listener's IPv4-mapped form is the IPv4 address.
         for i in 0..5u64 {
             store
-                .write(|tx| record_failure(tx, "bob", true, ip("::ffff:192.0.2.5"), &p, 1000 + i))
+                .write(|tx| record_failure(tx, "bob", ip("::ffff:192.0.2.5"), &p, 1000 + i))
                 .unwrap();
         }
         assert!(locked("192.0.2.5").is_some());

@@ -224,6 +224,7 @@ impl Auth {
             .map_err(|e| AuthError::Invalid(format!("no randomness available: {e}")))?;
         let sealed = self.key.encrypt(&seed_context(name, &id), &seed)?;
         self.store.write(|tx| {
+            actor.require_self_or_admin(name)?;
             let account = load_account(tx, name)?;
             actor.require_self_or_admin_over(&account)?;
             let required = policy.mfa.required_for.contains(&account.role);
@@ -288,6 +289,7 @@ impl Auth {
         let now = self.now();
         let rkey = self.recovery_key();
         let outcome = self.store.write(|tx| {
+            actor.require_self_or_admin(name)?;
             let account = load_account(tx, name)?;
             actor.require_self_or_admin_over(&account)?;
             let mut record = tx.get(TOTP, name)?.unwrap_or_default();
@@ -348,6 +350,7 @@ impl Auth {
         actor.may_manage_credentials()?;
         let now = self.now();
         self.store.write(|tx| {
+            actor.require_self_or_admin(name)?;
             let account = load_account(tx, name)?;
             actor.require_self_or_admin_over(&account)?;
             if actor.is_self(name)
@@ -389,6 +392,7 @@ impl Auth {
         let now = self.now();
         let rkey = self.recovery_key();
         self.store.write(|tx| {
+            actor.require_self_or_admin(name)?;
             let account = load_account(tx, name)?;
             actor.require_self_or_admin_over(&account)?;
             if tx.get(TOTP, name)?.is_none_or(|t| t.active.is_none()) {
@@ -445,9 +449,11 @@ impl Auth {
             address,
             protocol: actor.protocol,
         });
-        if let Some(a) = &attempt
-            && let Some(until) = a.refuse_if_locked(tx, now, "code", purpose)?
-        {
+        let account_locked = match &attempt {
+            Some(a) => a.refuse_code_if_locked(tx, now, purpose)?,
+            None => super::lockout::code_locked_until(tx, name, now)?,
+        };
+        if let Some(until) = account_locked {
             return Ok(Err(AuthError::Locked {
                 until,
                 retry_after: until.saturating_sub(now),
@@ -500,7 +506,7 @@ impl Auth {
         match &attempt {
             Some(a) => {
                 let lockout = tx.get(SETTINGS, "policy")?.unwrap_or_default().lockout;
-                a.fail(tx, true, &lockout, now, event, method, &detail)?;
+                a.fail_code(tx, &lockout, now, event, method, &detail)?;
             }
             None => {
                 let entry = Entry {
@@ -508,6 +514,19 @@ impl Auth {
                     ..actor.entry(Some(name), detail)
                 };
                 audit_in(tx, now, event, entry)?;
+                if let Some(until) = super::lockout::record_code_failure(tx, name, now)? {
+                    let entry = Entry {
+                        method: Some(method),
+                        ..actor.entry(
+                            Some(name),
+                            format!(
+                                "code entry locked until {}",
+                                crate::clock::format_utc(until)
+                            ),
+                        )
+                    };
+                    audit_in(tx, now, Event::CodeEntryLocked, entry)?;
+                }
             }
         }
         Ok(Err(AuthError::Code(refusal)))

@@ -26,7 +26,7 @@ pub mod totp;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -495,6 +495,16 @@ impl Actor {
         self.require_admin_over(target)
     }
 
+    /// Before an account is looked up: the caller is that account or an
+    /// admin. Anyone else is refused alike whether the name exists or not,
+    /// so the answer does not tell.
+    fn require_self_or_admin(&self, name: &str) -> Result<(), AuthError> {
+        if self.is_self(name) {
+            return Ok(());
+        }
+        self.require_admin()
+    }
+
     fn require_admin_over(&self, target: &Account) -> Result<(), AuthError> {
         self.require_admin()?;
         if target.role == Role::SystemAdmin {
@@ -550,7 +560,10 @@ pub struct Auth {
     clock: Arc<dyn Clock>,
     options: Options,
     hashing: password::Hashing,
-    dummy_hash: OnceLock<String>,
+    /// The hash an unknown account's password is checked against, and the
+    /// cost it was made with: made again when the policy's cost changes,
+    /// so an unknown name keeps costing what a real account's check costs.
+    dummy_hash: Mutex<Option<(password::HashCost, String)>>,
     /// Bumped when an account's credentials, role or state change, so that
     /// sessions made before the change end (see [`Auth::credential_epoch`]).
     epochs: Mutex<std::collections::HashMap<String, u64>>,
@@ -580,7 +593,7 @@ impl Auth {
             clock,
             options,
             hashing,
-            dummy_hash: OnceLock::new(),
+            dummy_hash: Mutex::new(None),
             epochs: Mutex::new(std::collections::HashMap::new()),
             holders: live::Holders::default(),
         }
@@ -838,16 +851,24 @@ impl Auth {
             Some(phc) => Some(lease.verify(password, phc)),
             None => {
                 // Unknown account: spend the same time as a real check.
-                let dummy = self.dummy_hash.get_or_init(|| {
-                    let cost = self
-                        .policy()
-                        .map(|p| p.password.hash_cost)
-                        .unwrap_or_default();
-                    lease
-                        .hash("coffer-dummy-password", cost)
-                        .unwrap_or_default()
-                });
-                let _ = lease.verify(password, dummy);
+                let cost = self
+                    .policy()
+                    .map(|p| p.password.hash_cost)
+                    .unwrap_or_default();
+                let dummy = {
+                    let mut cached = self.dummy_hash.lock().unwrap_or_else(|p| p.into_inner());
+                    match cached.as_ref() {
+                        Some((made_with, hash)) if *made_with == cost => hash.clone(),
+                        _ => {
+                            let hash = lease
+                                .hash("coffer-dummy-password", cost)
+                                .unwrap_or_default();
+                            *cached = Some((cost, hash.clone()));
+                            hash
+                        }
+                    }
+                };
+                let _ = lease.verify(password, &dummy);
                 Some(false)
             }
         }

@@ -170,6 +170,7 @@ impl Auth {
             last_used: None,
         };
         self.store.write(|tx| {
+            actor.require_self_or_admin(account)?;
             let target = load_account(tx, account)?;
             actor.require_self_or_admin_over(&target)?;
             let held = tx
@@ -209,7 +210,10 @@ impl Auth {
         let now = self.now();
         self.store.read(|r| {
             match account {
-                Some(a) => actor.require_self_or_admin_over(&load_account(r, a)?)?,
+                Some(a) => {
+                    actor.require_self_or_admin(a)?;
+                    actor.require_self_or_admin_over(&load_account(r, a)?)?;
+                }
                 None => actor.require_admin()?,
             }
             Ok(r.all(TOKENS)?

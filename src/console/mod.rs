@@ -506,12 +506,14 @@ impl Console {
                     ("1", "List locked accounts"),
                     ("2", "Unlock an account"),
                     ("3", "Reset the owner's password and two-factor login"),
+                    ("4", "Unlock an address (for every account)"),
                     ("b", "Back"),
                 ],
             ) {
                 "1" => self.list_locked(),
                 "2" => self.unlock(),
                 "3" => self.reset_owner(),
+                "4" => self.unlock_address(),
                 _ => return,
             }
         }
@@ -554,6 +556,32 @@ impl Console {
                     self.term.say(&format!(
                         "Unlocked {} ({cleared} lock record(s) cleared).",
                         shorten(&name)
+                    ));
+                    return;
+                }
+                Ok(_) => return,
+                Err(e) => self.term.say(&format!("{e}; try again (Enter: back).")),
+            }
+        }
+    }
+
+    fn unlock_address(&mut self) {
+        if !self.authorize() {
+            return;
+        }
+        loop {
+            let address = self.ask("Address to unlock (Enter: back): ");
+            if address.is_empty() {
+                return;
+            }
+            let _change = ChangeGuard::begin();
+            match self.link.call(Request::UnlockAddress {
+                address: address.clone(),
+            }) {
+                Ok(Answer::Unlocked { cleared }) => {
+                    self.term.say(&format!(
+                        "Unlocked {} ({cleared} lock record(s) cleared).",
+                        shorten(&address)
                     ));
                     return;
                 }

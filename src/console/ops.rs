@@ -20,6 +20,11 @@ use crate::clock::{SystemClock, Timestamp};
 use crate::seal::{self, SealOptions, SealStatus};
 use crate::store::{OpenMode, STORE_FILE, Store, StoreError};
 
+/// The account column of an address locked for every account.
+pub const ALL_ACCOUNTS: &str = "(all accounts)";
+/// The address column of an account whose code entry is locked.
+pub const CODE_ENTRY: &str = "code entry, every address";
+
 /// An operation the console asks of the core.
 #[derive(Debug, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -32,6 +37,11 @@ pub enum Request {
     Unlock {
         /// The account.
         name: String,
+    },
+    /// Clear the lock of a source address (for every account).
+    UnlockAddress {
+        /// The address as typed (an IPv6 address names its /64).
+        address: String,
     },
     /// New owner password; TOTP and recovery codes removed.
     ResetOwner {
@@ -70,7 +80,9 @@ pub enum Request {
 pub enum Answer {
     /// [`Request::Status`].
     Status(CoreStatus),
-    /// [`Request::LockedAccounts`]: `(account, address, until)`.
+    /// [`Request::LockedAccounts`]: `(account, address, until)`; an
+    /// address locked for every account comes as [`ALL_ACCOUNTS`], and an
+    /// account's code-entry lock as the address [`CODE_ENTRY`].
     Locked(Vec<(String, String, Timestamp)>),
     /// [`Request::Unlock`].
     Unlocked {
@@ -169,8 +181,19 @@ pub fn execute(core: &Core<'_>, request: Request) -> Reply {
                     locked.push((view.account.name.clone(), address, until));
                 }
             }
+            let wider = auth.locks(&me).map_err(text)?;
+            for (name, until) in wider.code_entry {
+                locked.push((name, CODE_ENTRY.to_string(), until));
+            }
+            for (address, until) in wider.addresses {
+                locked.push((ALL_ACCOUNTS.to_string(), address, until));
+            }
             Ok(Answer::Locked(locked))
         }
+        Request::UnlockAddress { address } => crate::address::parse(&address)
+            .map_err(|e| e.to_string())
+            .and_then(|a| auth.unlock_address(&me, a).map_err(text))
+            .map(|cleared| Answer::Unlocked { cleared }),
         Request::Unlock { name } => auth
             .unlock(&me, &name)
             .map(|cleared| Answer::Unlocked { cleared })

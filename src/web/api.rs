@@ -100,6 +100,8 @@ pub fn routes() -> Api {
         )
         .add(&["DELETE"], "/users/{name}/mfa", delete(reset_user_mfa))
         .add(&["POST"], "/users/{name}/unlock", post(unlock_user))
+        .add(&["GET"], "/locks", get(show_locks))
+        .add(&["POST"], "/unlock", post(unlock_address))
         .add(
             &["GET", "POST"],
             "/users/{name}/tokens",
@@ -278,6 +280,9 @@ struct AccountJson {
     mfa: MfaView,
     tokens: usize,
     locked: Vec<LockJson>,
+    /// Code entry is locked from every address until then (too many wrong
+    /// codes); `null` when it is not.
+    code_entry_locked_until: Option<u64>,
     created_at: u64,
 }
 
@@ -313,6 +318,7 @@ impl From<AccountView> for AccountJson {
                 .into_iter()
                 .map(|(address, until)| LockJson { address, until })
                 .collect(),
+            code_entry_locked_until: v.code_entry_locked_until,
             created_at: a.created_at,
         }
     }
@@ -1197,6 +1203,51 @@ async fn unlock_user(
     let actor = actor(&current);
     let cleared = blocking(move || auth.unlock(&actor, &name)).await?;
     Ok(Json(json!({"cleared": cleared})))
+}
+
+/// `GET /locks`: addresses locked for every account, and accounts whose
+/// code entry is locked.
+async fn show_locks(
+    State(web): State<Arc<Web>>,
+    ApiUser(current): ApiUser,
+) -> Result<Json<serde_json::Value>> {
+    let auth = web.auth.clone();
+    let actor = actor(&current);
+    let locks = blocking(move || auth.locks(&actor)).await?;
+    Ok(Json(json!({
+        "addresses": locks
+            .addresses
+            .into_iter()
+            .map(|(address, until)| json!({"address": address, "until": until}))
+            .collect::<Vec<_>>(),
+        "code_entry": locks
+            .code_entry
+            .into_iter()
+            .map(|(username, until)| json!({"username": username, "until": until}))
+            .collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnlockAddress {
+    address: String,
+}
+
+/// `POST /unlock {address}`: clears an address-wide lock.
+async fn unlock_address(
+    State(web): State<Arc<Web>>,
+    ApiUser(current): ApiUser,
+    JsonBody(body): JsonBody<UnlockAddress>,
+) -> Result<Json<serde_json::Value>> {
+    let address = crate::address::parse(&body.address).map_err(ApiError::bad_request)?;
+    let auth = web.auth.clone();
+    let actor = actor(&current);
+    let cleared = blocking(move || auth.unlock_address(&actor, address)).await?;
+    Ok(Json(json!({
+        "address": crate::address::describe(address),
+        "cleared": cleared,
+    })))
 }
 
 async fn user_tokens(

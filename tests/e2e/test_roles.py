@@ -29,14 +29,7 @@ NOT_ALLOWED = re.compile(r"not allowed:|you do not have access to this page", re
 # Rows whose expected answer is the intended rule, not yet what the server
 # does: when only these differ, the test is an expected failure with the
 # reason; once the rule is in place it passes (and the row can leave the set).
-KNOWN_OPEN = {
-    ("PATCH", "/api/v1/groups/{name}", "a system_admin is a member"):
-        "an administrator may still change the settings of a group a system_admin belongs to "
-        "(the owner's group rules are being changed separately)",
-    ("POST", "/admin/groups", "a system_admin is a member"):
-        "an administrator may still change the settings of a group a system_admin belongs to "
-        "(the owner's group rules are being changed separately)",
-}
+KNOWN_OPEN = {}
 
 
 @pytest.fixture(autouse=True)

@@ -1153,7 +1153,7 @@ fn refused_missing_argument_names_it() {
             refused(&["user", "password", "alice"], "--password-file"),
             refused(&["token", "add", "alice"], "--label"),
             refused(&["policy", "set"], "KEY=VALUE"),
-            refused(&["unlock"], "<NAME>"),
+            refused(&["unlock"], "<NAME|--address <ADDR>>"),
         ],
     );
 }
@@ -1636,6 +1636,71 @@ fn unlock_clears_lockouts_and_says_how_many() {
         PASSWORD,
     );
     assert!(matches!(step, Step::Granted(_)), "{step:?}");
+}
+
+#[test]
+fn unlock_address_clears_an_address_lock_that_unlock_name_leaves() {
+    let d = DataDir::claimed();
+    d.ok(&["user", "add", "alice", "--password-file", "@pw"]);
+    let sprayer = "2001:db8:7:7::5";
+    {
+        let auth = d.core();
+        for i in 0..20 {
+            let step = Login::new(&format!("guess{i}"), ip(sprayer), Protocol::Ssh).password(
+                &auth,
+                Method::Password,
+                "wrong-password",
+            );
+            assert!(matches!(step, Step::Denied(_)), "{step:?}");
+        }
+    }
+    let locked = |d: &DataDir| {
+        let auth = d.core();
+        let step = Login::new("alice", ip("2001:db8:7:7::6"), Protocol::Ssh).password(
+            &auth,
+            Method::Password,
+            PASSWORD,
+        );
+        matches!(step, Step::Locked(_))
+    };
+    assert!(locked(&d));
+    let status = d.ok(&["status"]);
+    assert!(
+        status.contains("locked:    address 2001:db8:7:7::/64 for all accounts until"),
+        "{status}"
+    );
+    let shown = d.ok(&["user", "show", "alice"]);
+    assert!(
+        shown.contains("locked:      address 2001:db8:7:7::/64 (all accounts) until"),
+        "{shown}"
+    );
+    assert_eq!(
+        d.json(&["status", "--json"])["locks"]["addresses"][0][0],
+        "2001:db8:7:7::/64"
+    );
+    // Unlocking the account leaves the address locked.
+    d.ok(&["unlock", "alice"]);
+    assert!(locked(&d));
+    check_refusals(
+        &d,
+        &[
+            refused(&["unlock", "--address", "nowhere"], "not an IP address"),
+            refused(&["unlock", "--address", "2001:db8::/48"], "IPv6 /64"),
+            refused(
+                &["unlock", "alice", "--address", "192.0.2.1"],
+                "cannot be used with",
+            ),
+        ],
+    );
+    let out = d.ok(&["unlock", "--address", "2001:db8:7:7::/64"]);
+    assert!(
+        out.starts_with("unlocked address 2001:db8:7:7::/64 ("),
+        "{out}"
+    );
+    assert!(!locked(&d));
+    assert!(!d.ok(&["status"]).contains("locked:"));
+    let audit = d.ok(&["audit", "--event", "address_unlocked"]);
+    assert!(audit.contains("2001:db8:7:7::/64"), "{audit}");
 }
 
 /// Output that cannot be written is reported, never a panic: a full disk

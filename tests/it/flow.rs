@@ -894,3 +894,232 @@ fn a_token_used_many_times_a_minute_is_recorded_once_a_minute() {
     granted(b.login("bob", "192.0.2.11", Protocol::Https, Method::Api, &t.value));
     assert_eq!(uses(&b), 3);
 }
+
+fn locked(step: Step) -> coffer::auth::flow::Locked {
+    match step {
+        Step::Locked(l) => l,
+        other => panic!("expected a lock, got {other:?}"),
+    }
+}
+
+#[test]
+fn wrong_codes_spread_over_many_addresses_lock_code_entry_for_the_account() {
+    let b = Box::new();
+    b.user("bob", Role::User);
+    let seed = b.enrol("bob");
+    let codes = b
+        .auth
+        .regenerate_recovery_codes(&Actor::cli(), "bob", None)
+        .unwrap();
+    b.clock.advance(60);
+    // Ten wrong codes, each from its own address: no address gets near its
+    // own limit of five.
+    for i in 0..10 {
+        let from = format!("2001:db8:{i}::1");
+        let ask = need_code(b.login(
+            "bob",
+            &from,
+            Protocol::Ssh,
+            Method::KeyboardInteractive,
+            PASSWORD,
+        ));
+        assert_eq!(
+            denied(ask.code(&b.auth, "000000")).reason,
+            DenyReason::WrongCode
+        );
+    }
+    assert!(b.events().contains(&Event::CodeEntryLocked));
+    let view = b.auth.account(&Actor::cli(), "bob").unwrap();
+    assert_eq!(view.code_entry_locked_until, Some(T0 + 60 + 900));
+    assert!(view.locked.is_empty());
+    let locks = b.auth.locks(&Actor::cli()).unwrap();
+    assert_eq!(locks.code_entry, vec![("bob".to_string(), T0 + 60 + 900)]);
+
+    // From a fresh address the password is still asked and checked (the
+    // answer to it does not change), but no code is looked at: neither
+    // the right one nor a recovery code.
+    let fresh = "192.0.2.44";
+    let ask = need_code(b.login(
+        "bob",
+        fresh,
+        Protocol::Ssh,
+        Method::KeyboardInteractive,
+        PASSWORD,
+    ));
+    let l = locked(ask.code(&b.auth, &b.code(&seed)));
+    assert_eq!(l.retry_after, 900);
+    assert_eq!(b.events()[0], Event::LoginWhileLocked);
+    let ask = need_code(b.login("bob", fresh, Protocol::Https, Method::Form, PASSWORD));
+    locked(ask.code(&b.auth, codes.0[0].as_ref()));
+    // A wrong password from there is refused as before.
+    assert_eq!(
+        denied(b.login(
+            "bob",
+            fresh,
+            Protocol::Ssh,
+            Method::KeyboardInteractive,
+            "wrong"
+        ))
+        .reason,
+        DenyReason::InvalidCredentials
+    );
+    // Other accounts are untouched.
+    granted(b.login("owner", fresh, Protocol::Https, Method::Form, PASSWORD));
+
+    // The owner clears it with `unlock NAME`.
+    b.auth.unlock(&Actor::cli(), "bob").unwrap();
+    assert_eq!(
+        b.auth
+            .account(&Actor::cli(), "bob")
+            .unwrap()
+            .code_entry_locked_until,
+        None
+    );
+    let ask = need_code(b.login(
+        "bob",
+        fresh,
+        Protocol::Ssh,
+        Method::KeyboardInteractive,
+        PASSWORD,
+    ));
+    granted(ask.code(&b.auth, &b.code(&seed)));
+
+    // Without an unlock it lifts after 15 minutes.
+    for i in 0..10 {
+        let from = format!("198.51.100.{}", i + 1);
+        let ask = need_code(b.login(
+            "bob",
+            &from,
+            Protocol::Ssh,
+            Method::KeyboardInteractive,
+            PASSWORD,
+        ));
+        denied(ask.code(&b.auth, "000000"));
+    }
+    b.clock.advance(899);
+    let ask = need_code(b.login(
+        "bob",
+        fresh,
+        Protocol::Ssh,
+        Method::KeyboardInteractive,
+        PASSWORD,
+    ));
+    locked(ask.code(&b.auth, &b.code(&seed)));
+    b.clock.advance(1);
+    let ask = need_code(b.login(
+        "bob",
+        fresh,
+        Protocol::Ssh,
+        Method::KeyboardInteractive,
+        PASSWORD,
+    ));
+    granted(ask.code(&b.auth, &b.code(&seed)));
+}
+
+#[test]
+fn unknown_names_get_the_same_answers_as_real_ones_until_locked() {
+    let b = Box::new();
+    b.user("bob", Role::User);
+    let answers = |name: &str, from: &str| -> Vec<String> {
+        (0..7)
+            .map(
+                |_| match b.login(name, from, Protocol::Https, Method::Form, "wrong guess 1") {
+                    Step::Denied(d) => format!("denied: {}", d.message),
+                    Step::Locked(l) => format!("locked: {}", l.message()),
+                    other => panic!("{other:?}"),
+                },
+            )
+            .collect()
+    };
+    let real = answers("bob", "203.0.113.1");
+    let ghost = answers("ghost", "203.0.113.2");
+    assert_eq!(real, ghost);
+    assert!(real[4].starts_with("denied"), "{real:?}");
+    assert!(real[5].starts_with("locked"), "{real:?}");
+    // Counted per (name, address): the other address is not locked for ghost.
+    assert!(matches!(
+        b.login("ghost", "203.0.113.1", Protocol::Https, Method::Form, "x"),
+        Step::Denied(_)
+    ));
+}
+
+#[test]
+fn an_address_lock_is_listed_and_cleared_only_by_unlocking_the_address() {
+    let b = Box::new();
+    b.user("bob", Role::User);
+    b.user("ada", Role::Admin);
+    let sprayer = "2001:db8:5:6::9";
+    for i in 0..20 {
+        denied(b.login(
+            &format!("guess{i}"),
+            sprayer,
+            Protocol::Ssh,
+            Method::Password,
+            "123456",
+        ));
+    }
+    // Another address inside the same /64 is the same address.
+    let neighbour = "2001:db8:5:6:ffff::1";
+    locked(b.login("bob", neighbour, Protocol::Ssh, Method::Password, PASSWORD));
+    let locks = b.auth.locks(&Actor::cli()).unwrap();
+    assert_eq!(
+        locks.addresses,
+        vec![("2001:db8:5:6::/64".to_string(), T0 + 300)]
+    );
+    // Unlocking an account does not lift it.
+    b.auth.unlock(&Actor::cli(), "bob").unwrap();
+    locked(b.login("bob", neighbour, Protocol::Ssh, Method::Password, PASSWORD));
+    // A user may not unlock an address; an admin may.
+    let bob = Actor {
+        account: Some(("bob".into(), Role::User)),
+        protocol: "https",
+        address: None,
+        access_token: None,
+    };
+    assert!(b.auth.unlock_address(&bob, ip(neighbour)).is_err());
+    assert!(b.auth.locks(&bob).is_err());
+    let ada = Actor {
+        account: Some(("ada".into(), Role::Admin)),
+        protocol: "https",
+        address: None,
+        access_token: None,
+    };
+    assert!(b.auth.unlock_address(&ada, ip(neighbour)).unwrap() > 0);
+    assert_eq!(b.events()[0], Event::AddressUnlocked);
+    assert!(b.auth.locks(&ada).unwrap().addresses.is_empty());
+    granted(b.login("bob", neighbour, Protocol::Ssh, Method::Password, PASSWORD));
+}
+
+#[test]
+fn users_are_refused_alike_for_other_accounts_that_exist_or_not() {
+    let b = Box::new();
+    b.user("bob", Role::User);
+    let bob = Actor {
+        account: Some(("bob".into(), Role::User)),
+        protocol: "https",
+        address: None,
+        access_token: None,
+    };
+    let forbidden =
+        |r: Result<coffer::auth::accounts::AccountView, coffer::auth::AuthError>| match r {
+            Err(coffer::auth::AuthError::Forbidden(m)) => m,
+            other => panic!("expected forbidden, got {other:?}"),
+        };
+    assert_eq!(
+        forbidden(b.auth.account(&bob, "owner")),
+        forbidden(b.auth.account(&bob, "nobody"))
+    );
+    assert!(matches!(
+        b.auth.unlock(&bob, "nobody"),
+        Err(coffer::auth::AuthError::Forbidden(_))
+    ));
+    assert!(matches!(
+        b.auth.tokens(&bob, Some("nobody")),
+        Err(coffer::auth::AuthError::Forbidden(_))
+    ));
+    b.auth.account(&bob, "bob").unwrap();
+    assert!(matches!(
+        b.auth.account(&Actor::cli(), "nobody"),
+        Err(coffer::auth::AuthError::NotFound { .. })
+    ));
+}

@@ -87,13 +87,52 @@ pub(crate) async fn users(State(web): State<Arc<Web>>, signed: Signed) -> Respon
     let message = flash(&web, current);
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
-    let loaded = core(move || Ok((auth.accounts(&actor)?, auth.groups_for(&actor)?))).await;
-    let (accounts, groups) = match loaded {
+    let loaded = core(move || {
+        Ok((
+            auth.accounts(&actor)?,
+            auth.groups_for(&actor)?,
+            auth.locks(&actor)?,
+        ))
+    })
+    .await;
+    let (accounts, groups, locks) = match loaded {
         Ok(x) => x,
         Err(e) => return failed_page(current, Nav::Users, "Users", &e),
     };
     let csrf = current.csrf.as_str();
     let body = html! {
+        @if !locks.code_entry.is_empty() || !locks.addresses.is_empty() {
+            section.card #locks role="alert" aria-labelledby="locks-h" {
+                h2 #locks-h { "Locks" }
+                @for (name, until) in &locks.code_entry {
+                    div.lock {
+                        p {
+                            "Code entry for " strong { (name) } " is locked until " (when(*until))
+                            ": too many wrong authentication codes, from any address. "
+                            "Whoever typed them knew the password; consider changing it."
+                        }
+                        form method="post" action=(format!("/admin/users/{}", enc(name))) {
+                            (csrf_field(csrf))
+                            input type="hidden" name="action" value="unlock";
+                            button type="submit" { "Unlock " (name) }
+                        }
+                    }
+                }
+                @for (address, until) in &locks.addresses {
+                    div.lock {
+                        p {
+                            "The address " code { (address) } " is locked for every account until "
+                            (when(*until)) ": too many failed sign-ins from there."
+                        }
+                        form method="post" action="/admin/locks" {
+                            (csrf_field(csrf))
+                            input type="hidden" name="address" value=(address);
+                            button type="submit" { "Unlock " (address) }
+                        }
+                    }
+                }
+            }
+        }
         section.card aria-labelledby="list-h" {
             h2 #list-h { "Accounts" }
             div.table-wrap {
@@ -180,7 +219,7 @@ fn mfa_badge(a: &AccountView) -> Markup {
 fn state_badge(a: &AccountView) -> Markup {
     html! {
         @if a.account.disabled { span.badge.bad { "disabled" } }
-        @else if !a.locked.is_empty() { span.badge.bad { "locked" } }
+        @else if !a.locked.is_empty() || a.code_entry_locked_until.is_some() { span.badge.bad { "locked" } }
         @else { span.badge.good { "active" } }
     }
 }
@@ -312,6 +351,9 @@ pub(crate) async fn user(
                 @for (address, until) in &a.locked {
                     dt { "Locked" } dd { "for " (address) " until " (when(*until)) }
                 }
+                @if let Some(until) = a.code_entry_locked_until {
+                    dt { "Locked" } dd { "code entry, from every address, until " (when(until)) " (too many wrong codes)" }
+                }
             }
             div.buttons {
                 @if !is_self {
@@ -321,7 +363,7 @@ pub(crate) async fn user(
                         (form_for("disable", "Disable", "danger", Some(format!("Disable {:?}? Their sessions end at once.", a.account.name))))
                     }
                 }
-                @if !a.locked.is_empty() {
+                @if !a.locked.is_empty() || a.code_entry_locked_until.is_some() {
                     (form_for("unlock", "Unlock", "", None))
                 }
                 @if !is_self && (a.mfa.enrolled || a.mfa.pending) {
@@ -604,6 +646,32 @@ pub(crate) async fn user_action(
     match result {
         Ok(()) => back(&web, &current, &posted.client, is_self, &message, &location),
         Err(e) => failed(&web, &current, &e, &page),
+    }
+}
+
+/// `POST /admin/locks`: clears the lock of an address (`address`).
+pub(crate) async fn unlock_address(State(web): State<Arc<Web>>, posted: Posted) -> Response {
+    let current = match posted.granted() {
+        Ok(c) => c.clone(),
+        Err(r) => return *r,
+    };
+    if let Err(r) = admin_only(&current) {
+        return *r;
+    }
+    let page = "/admin/users";
+    let text = posted.fields.get("address").to_string();
+    let address = match crate::address::parse(&text) {
+        Ok(a) => a,
+        Err(e) => return failed(&web, &current, &AuthError::Invalid(e), page),
+    };
+    let auth = web.auth.clone();
+    let actor = Actor::session(&current.session);
+    match core(move || auth.unlock_address(&actor, address)).await {
+        Ok(_) => {
+            let message = format!("{} is unlocked.", crate::address::describe(address));
+            back(&web, &current, &posted.client, false, &message, page)
+        }
+        Err(e) => failed(&web, &current, &e, page),
     }
 }
 

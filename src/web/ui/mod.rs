@@ -89,6 +89,7 @@ pub fn routes() -> Router<Arc<Web>> {
             "/admin/groups",
             get(admin::groups).post(admin::group_action),
         )
+        .route("/admin/locks", post(admin::unlock_address))
         .route("/admin/policy", get(admin::policy).post(admin::policy_save))
         .route("/admin/audit", get(admin::audit))
         .route("/admin/system", get(admin::system))
