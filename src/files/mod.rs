@@ -46,6 +46,7 @@
 //! the exception: it opens a file only where that cannot wait on a device,
 //! and otherwise leaves the open to [`Root::open_file`].
 
+pub mod budget;
 pub mod path;
 pub mod scp;
 pub mod sftp;
@@ -79,6 +80,13 @@ const MODE_MASK: u32 = 0o777;
 const DEFAULT_FILE_MODE: u32 = 0o644;
 /// Mode of a new folder when the client asks for none.
 const DEFAULT_DIR_MODE: u32 = 0o755;
+
+/// Share of a file system a request that makes the server write many bytes
+/// on its own (`copy-data`) leaves free: 1/20 (5 %), and at most
+/// [`FREE_SPACE_RESERVE_MAX`].
+const FREE_SPACE_RESERVE_DIVISOR: u64 = 20;
+/// The reserve's upper bound: 1 GiB.
+const FREE_SPACE_RESERVE_MAX: u64 = 1 << 30;
 
 /// Why a file operation failed. The text is fit for the client: it names
 /// only virtual paths and never the host's.
@@ -1192,6 +1200,25 @@ impl Root {
             rustix::fs::fstatvfs(&self.open_file(p, &OpenHow::default())?)?
         };
         Ok(fs_stats(&st))
+    }
+
+    /// Fails with "No space left on device" unless `growth` more bytes
+    /// fit on the file system holding `fd` and still leave its reserve
+    /// free (5 % of its size, at most 1 GiB). For the requests where one
+    /// message makes the server write many bytes (`copy-data`): they are
+    /// refused before anything is written, and never fill the disk.
+    pub fn require_room<Fd: AsFd>(&self, fd: Fd, growth: u64) -> Result<(), FsError> {
+        if growth == 0 {
+            return Ok(());
+        }
+        let st = rustix::fs::fstatvfs(fd)?;
+        let size = st.f_blocks.saturating_mul(st.f_frsize);
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        let reserve = (size / FREE_SPACE_RESERVE_DIVISOR).min(FREE_SPACE_RESERVE_MAX);
+        if growth > free.saturating_sub(reserve) {
+            return Err(FsError::Io(rustix::io::Errno::NOSPC.into()));
+        }
+        Ok(())
     }
 
     /// File-system figures for an open file or folder.
