@@ -12,7 +12,8 @@ from conftest import PASSWORD
 from test_openssh import payload, scp
 from test_rest import Api, error
 
-NO_DELETE = "deleting or changing existing files is not allowed for this account"
+NO_DELETE = "is not allowed for this account"
+FULL_TEXT = "deleting or changing existing files is not allowed for this account"
 
 
 def home(box):
@@ -93,6 +94,9 @@ def test_sftp_cannot_remove_truncate_overwrite_or_rename(keeper):
         s.symlink("kept.txt", "link")
         with pytest.raises((PermissionError, IOError)):
             s.open("link", "w")
+        # The refusal says what the account may not do.
+        with pytest.raises(PermissionError, match=FULL_TEXT):
+            s.remove("kept.txt")
     finally:
         t.close()
     untouched(keeper)
