@@ -7,9 +7,13 @@
 //! whole process, and wait when their pool is spent:
 //! - [`intake`]: requests taken off a channel ahead of the SFTP server
 //!   (`ssh::files`'s backlog); released as the server reads them;
-//! - [`work`]: SFTP READ replies being made or waiting to be sent, and
-//!   WRITE data in flight to the disk; released when a reply is handed to
-//!   the connection or a write is done.
+//! - [`work`]: SFTP replies being made or waiting to be sent (READ data,
+//!   listings, statuses, each with a fixed cost for its place in the
+//!   queue), and WRITE data in flight to the disk; released when a reply
+//!   is handed to the connection's writer or a write is done.
+//!
+//! READ reply buffers kept for reuse after their reply went out are
+//! capped process-wide too ([`KEPT_BYTES`]).
 //!
 //! Two pools, not one, so that waiting cannot go round in a circle: the
 //! server waits only on `work`, which drains as clients read and disks
@@ -19,6 +23,7 @@
 //! pool), they do not grow the process. The figures and the rest of the
 //! arithmetic are in the README ("Memory budget").
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -29,10 +34,33 @@ pub const INTAKE_BYTES: usize = 64 * 1024 * 1024;
 pub const WORK_BYTES: usize = 64 * 1024 * 1024;
 
 /// Most file channels (SFTP or SCP) open at once in the process; one more
-/// is refused. Each holds, outside the pools, at most about 1.5 MiB (the
-/// connection's queue of its packets, one packet being taken, the SFTP
-/// frame buffer and reply packer, or SCP's stream buffers and chunks).
-pub const MAX_FILE_CHANNELS: usize = 128;
+/// is refused. Each holds, outside the pools, at most about 1.7 MiB: the
+/// connection's queue of its packets (256 KiB), one packet being taken,
+/// the SFTP packet being parsed, up to 1 MiB of replies gathered for one
+/// send; or SCP's stream buffers and chunks.
+pub const MAX_FILE_CHANNELS: usize = 64;
+
+/// Bytes of READ reply buffers all SFTP sessions together keep for reuse
+/// once their replies are sent: 32 MiB.
+pub const KEPT_BYTES: usize = 32 * 1024 * 1024;
+
+static KEPT: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts `n` more bytes of kept buffers if they fit under
+/// [`KEPT_BYTES`]; false (keep nothing) if not.
+pub fn keep(n: usize) -> bool {
+    KEPT.fetch_update(Ordering::AcqRel, Ordering::Acquire, |kept| {
+        kept.checked_add(n).filter(|&total| total <= KEPT_BYTES)
+    })
+    .is_ok()
+}
+
+/// Counts `n` bytes of kept buffers as given up.
+pub fn unkeep(n: usize) {
+    let _ = KEPT.fetch_update(Ordering::AcqRel, Ordering::Acquire, |kept| {
+        Some(kept.saturating_sub(n))
+    });
+}
 
 fn pool(cell: &'static OnceLock<Arc<Semaphore>>, bytes: usize) -> Arc<Semaphore> {
     cell.get_or_init(|| Arc::new(Semaphore::new(bytes))).clone()

@@ -264,6 +264,11 @@ const REPLY_QUEUE: usize = 65_536;
 /// until the writer takes it.
 type Queued = (Pending, Option<Share>);
 
+/// Bytes a reply costs in the queue besides its data (the queue's slot,
+/// the shared bytes' header, the channel a reply being made comes on),
+/// counted against the work pool with it.
+const QUEUED_OVERHEAD: usize = 256;
+
 /// What a reply's data holds until the writer takes it: a share of the
 /// session's read budget (READ replies) and of the process's work pool
 /// ([`super::budget::work`]; READ replies and WRITE data).
@@ -559,7 +564,7 @@ impl Session {
                 budget.acquire_many_owned(len).await.ok()
             }
         };
-        let work = self.work_share(len as usize).await;
+        let work = self.work_share(len as usize + QUEUED_OVERHEAD).await;
         Some(Share {
             _session: session,
             _work: work,
@@ -581,7 +586,24 @@ impl Session {
 
     /// Puts a reply in line; when the line is full, waits for the writer
     /// (after starting the gathered work, which the writer may wait for).
+    /// A reply without a share of its own (anything but READ and WRITE)
+    /// takes its size from the work pool first, so replies a client does
+    /// not read (listings, names) count against the process's budget too.
     async fn enqueue(&mut self, pending: Pending, budget: Option<Share>) -> bool {
+        let budget = match budget {
+            Some(share) => Some(share),
+            None => {
+                let len = match &pending {
+                    Pending::Ready(frame) => frame.len(),
+                    Pending::Later(..) => 0,
+                };
+                let work = self.work_share(len + QUEUED_OVERHEAD).await;
+                Some(Share {
+                    _session: None,
+                    _work: work,
+                })
+            }
+        };
         match self.queue.try_send((pending, budget)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -754,7 +776,7 @@ impl Session {
                     } else {
                         self.order(h, access).await;
                     }
-                    let work = self.work_share(data.len()).await;
+                    let work = self.work_share(data.len() + QUEUED_OVERHEAD).await;
                     match write_cached(&ctx, id, &f, offset, &data) {
                         Partial::Done(reply) => self.send(reply).await,
                         Partial::Pending(_, n) => {
@@ -1286,7 +1308,8 @@ fn finish_read(ctx: &Ctx, id: u32, mut buf: Vec<u8>, len: usize) -> Bytes {
 /// each READ and freeing it on the thread that encrypted it costs page
 /// faults: glibc hands freed memory of a thread's arena back to the
 /// kernel, and the next READ faults it in again. At most one buffer per
-/// request in flight is kept, and only while a file is open.
+/// request in flight is kept, and only while a file is open, and all
+/// sessions together keep at most [`budget::KEPT_BYTES`].
 #[derive(Default)]
 struct Buffers {
     free: Mutex<Vec<Vec<u8>>>,
@@ -1304,6 +1327,7 @@ impl Buffers {
             && let Some(at) = free.iter().rposition(|b| b.capacity() >= capacity)
         {
             let mut buf = free.swap_remove(at);
+            budget::unkeep(buf.capacity());
             buf.clear();
             return buf;
         }
@@ -1317,6 +1341,7 @@ impl Buffers {
         }
         if let Ok(mut free) = self.free.lock()
             && free.len() < BUFFERS_KEPT
+            && budget::keep(buf.capacity())
         {
             free.push(buf);
         }
@@ -1325,6 +1350,7 @@ impl Buffers {
     /// Frees every kept buffer (no file is open any more).
     fn release(&self) {
         if let Ok(mut free) = self.free.lock() {
+            budget::unkeep(free.iter().map(Vec::capacity).sum());
             *free = Vec::new();
         }
     }
@@ -1336,6 +1362,12 @@ impl Buffers {
             buf,
             home: Arc::downgrade(self),
         })
+    }
+}
+
+impl Drop for Buffers {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
