@@ -28,10 +28,12 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Bytes of the intake pool: 64 MiB.
-pub const INTAKE_BYTES: usize = 64 * 1024 * 1024;
-/// Bytes of the work pool: 64 MiB.
-pub const WORK_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes of the intake pool: 32 MiB (sixteen OpenSSH uploads, each 2 MiB
+/// ahead, never wait for it).
+pub const INTAKE_BYTES: usize = 32 * 1024 * 1024;
+/// Bytes of the work pool: 32 MiB (eight sessions at their 4 MiB of READ
+/// replies).
+pub const WORK_BYTES: usize = 32 * 1024 * 1024;
 
 /// Most file channels (SFTP or SCP) open at once in the process; one more
 /// is refused. Each holds, outside the pools, at most about 1.7 MiB: the
