@@ -12,8 +12,20 @@
 //! Policy lives here, once, for both protocols:
 //! - a read-only account ([`Permissions::write`] false) is refused every
 //!   change with [`FsError::ReadOnly`] ("read-only account");
-//! - an account without [`Permissions::delete`] may not remove files or
-//!   folders nor rename onto an existing name ([`FsError::NoDelete`]);
+//! - an account without [`Permissions::delete`] (`no_delete`) keeps every
+//!   file it has written ([`FsError::NoDelete`]): it may add files and
+//!   folders, but a file, once written, can be neither removed, truncated,
+//!   overwritten nor renamed. Precisely: a file may be written only through
+//!   the handle that created it (an open that makes a new name, made
+//!   exclusive so it can never open an existing file), and through that
+//!   handle at any offset and to any size until it is closed; after that
+//!   the file is immutable for the account. Opening an existing file for
+//!   writing, appending or truncating, setting the size of a file by path
+//!   or through a handle not open for writing, removing anything (files,
+//!   links, folders, even empty ones) and renaming anything (a file or a
+//!   folder, to a new name or onto an existing one) are refused. Creating
+//!   folders, symbolic links and hard links to new names (which never
+//!   replace a name), and setting modes and times, remain allowed;
 //! - new files are 0644 and new folders 0755 unless the client asks for a
 //!   mode; setuid, setgid and sticky bits are stripped from every mode a
 //!   client sets;
@@ -34,6 +46,7 @@
 //! the exception: it opens a file only where that cannot wait on a device,
 //! and otherwise leaves the open to [`Root::open_file`].
 
+pub mod budget;
 pub mod path;
 pub mod scp;
 pub mod sftp;
@@ -68,6 +81,13 @@ const DEFAULT_FILE_MODE: u32 = 0o644;
 /// Mode of a new folder when the client asks for none.
 const DEFAULT_DIR_MODE: u32 = 0o755;
 
+/// Share of a file system a request that makes the server write many bytes
+/// on its own (`copy-data`) leaves free: 1/20 (5 %), and at most
+/// [`FREE_SPACE_RESERVE_MAX`].
+const FREE_SPACE_RESERVE_DIVISOR: u64 = 20;
+/// The reserve's upper bound: 1 GiB.
+const FREE_SPACE_RESERVE_MAX: u64 = 1 << 30;
+
 /// Why a file operation failed. The text is fit for the client: it names
 /// only virtual paths and never the host's.
 #[derive(Debug, thiserror::Error)]
@@ -76,8 +96,9 @@ pub enum FsError {
     /// The account may read but not change anything.
     #[error("read-only account")]
     ReadOnly,
-    /// The account may not delete (nor replace by renaming).
-    #[error("deleting is not allowed for this account")]
+    /// The account may not delete, change, replace or rename an existing
+    /// file (see the module docs).
+    #[error("deleting or changing existing files is not allowed for this account")]
     NoDelete,
     /// The path holds a NUL byte.
     #[error("path contains a NUL byte")]
@@ -732,6 +753,12 @@ impl Root {
         }
     }
 
+    /// Whether the account may write but keeps what it has written (a
+    /// `no_delete` account; see the module docs).
+    pub fn keeps_files(&self) -> bool {
+        self.permissions.write && !self.permissions.delete
+    }
+
     /// Fails unless the account may write and delete.
     pub fn require_delete(&self) -> Result<(), FsError> {
         self.require_write()?;
@@ -756,7 +783,13 @@ impl Root {
     }
 
     /// Opens a regular file.
+    ///
+    /// An account that keeps its files (no `delete` permission) opens only
+    /// new files for writing: an existing file is refused with
+    /// [`FsError::NoDelete`], and a new one is made exclusively, so a file
+    /// appearing meanwhile is never opened for writing either.
     pub fn open_file(&self, p: &VPath, how: &OpenHow) -> Result<std::fs::File, FsError> {
+        let keep = how.modifies() && self.keeps_files();
         if how.modifies() {
             self.require_write()?;
         }
@@ -765,6 +798,7 @@ impl Root {
         match self.stat(p, Follow::Yes) {
             Ok(st) if st.is_dir() => return Err(FsError::Io(rustix::io::Errno::ISDIR.into())),
             Ok(st) if !st.is_file() => return Err(FsError::NotRegular),
+            Ok(_) if keep => return Err(FsError::NoDelete),
             Ok(_) => {}
             Err(FsError::Io(e)) if e.kind() == io::ErrorKind::NotFound && how.create => {}
             Err(e) => return Err(e),
@@ -781,12 +815,20 @@ impl Root {
             .custom_flags(
                 (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32,
             );
-        if how.create && how.exclusive {
+        if how.create && (how.exclusive || keep) {
             options.create_new(true);
         } else if how.create {
             options.create(true);
         }
-        let file = self.dir.open_with(p.relative(), &options)?.into_std();
+        let file = match self.dir.open_with(p.relative(), &options) {
+            Ok(file) => file.into_std(),
+            // A name that appeared since the check (or a link to a missing
+            // file) is not this account's to write.
+            Err(e) if keep && !how.exclusive && e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(FsError::NoDelete);
+            }
+            Err(e) => return Err(e.into()),
+        };
         // ... and check again what was opened.
         if !file.metadata()?.is_file() {
             return Err(FsError::NotRegular);
@@ -936,9 +978,18 @@ impl Root {
     }
 
     /// Changes attributes of an open file or folder.
+    /// An account that keeps its files sets the size only through a
+    /// handle open for writing (which it can hold only on a file it is
+    /// making).
     pub fn set_fd_attrs<Fd: AsFd>(&self, fd: Fd, attrs: &SetAttrs) -> Result<(), FsError> {
         self.require_write()?;
         if let Some(size) = attrs.size {
+            if self.keeps_files() {
+                let mode = rustix::fs::fcntl_getfl(&fd)? & rustix::fs::OFlags::RWMODE;
+                if mode == rustix::fs::OFlags::RDONLY {
+                    return Err(FsError::NoDelete);
+                }
+            }
             rustix::fs::ftruncate(&fd, size)?;
         }
         if let Some(mode) = attrs.mode {
@@ -984,9 +1035,52 @@ impl Root {
 
     /// Renames `from` to `to`. Without `replace` an existing `to` makes it
     /// fail (SFTP's RENAME); with it `to` is replaced atomically
-    /// (posix-rename), which needs the right to delete.
+    /// (posix-rename). Renaming needs the right to delete: an account that
+    /// keeps its files renames nothing.
     pub fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> Result<(), FsError> {
+        self.require_delete()?;
+        self.rename_unchecked(from, to, replace)
+    }
+
+    /// Puts a file this caller has just made (`made`, open, at `temp`) in
+    /// place at `target`, as an upload's last step; replacing an existing
+    /// `target` (only with `replace`) needs the right to delete. The file at `temp` must be
+    /// `made` itself, so this never moves another file.
+    pub fn place_made(
+        &self,
+        made: &std::fs::File,
+        temp: &VPath,
+        target: &VPath,
+        replace: bool,
+    ) -> Result<(), FsError> {
         self.require_write()?;
+        self.require_same(made, temp)?;
+        self.rename_unchecked(temp, target, replace)
+    }
+
+    /// Removes a file this caller has just made (`made`, open, at `temp`)
+    /// and not put in place, e.g. an upload that failed half way. Allowed
+    /// to an account that keeps its files: this file was never written.
+    pub fn discard_made(&self, made: &std::fs::File, temp: &VPath) -> Result<(), FsError> {
+        self.require_write()?;
+        self.require_same(made, temp)?;
+        let (parent, name) = self.parent(temp)?;
+        rustix::fs::unlinkat(&parent, name, AtFlags::empty())?;
+        Ok(())
+    }
+
+    /// Fails unless `p` (not followed) is the open file `file`.
+    fn require_same(&self, file: &std::fs::File, p: &VPath) -> Result<(), FsError> {
+        let st = self.stat(p, Follow::No)?;
+        let meta = file.metadata()?;
+        if st.is_file() && (st.dev, st.ino) == (meta.dev(), meta.ino()) {
+            Ok(())
+        } else {
+            Err(FsError::Refused("the file changed while it was uploaded"))
+        }
+    }
+
+    fn rename_unchecked(&self, from: &VPath, to: &VPath, replace: bool) -> Result<(), FsError> {
         if from.is_root() || to.is_root() {
             return Err(FsError::Refused("the home folder cannot be renamed"));
         }
@@ -1058,7 +1152,9 @@ impl Root {
         Ok(target.into_os_string().into_vec())
     }
 
-    /// Creates a hard link `to` for the file `from`.
+    /// Creates a hard link `to` for the file `from`. A link never replaces
+    /// a name, so an account that keeps its files may make one (the file
+    /// stays as immutable under its new name as under its old one).
     pub fn hard_link(&self, from: &VPath, to: &VPath) -> Result<(), FsError> {
         self.require_write()?;
         if from.is_root() || to.is_root() {
@@ -1104,6 +1200,25 @@ impl Root {
             rustix::fs::fstatvfs(&self.open_file(p, &OpenHow::default())?)?
         };
         Ok(fs_stats(&st))
+    }
+
+    /// Fails with "No space left on device" unless `growth` more bytes
+    /// fit on the file system holding `fd` and still leave its reserve
+    /// free (5 % of its size, at most 1 GiB). For the requests where one
+    /// message makes the server write many bytes (`copy-data`): they are
+    /// refused before anything is written, and never fill the disk.
+    pub fn require_room<Fd: AsFd>(&self, fd: Fd, growth: u64) -> Result<(), FsError> {
+        if growth == 0 {
+            return Ok(());
+        }
+        let st = rustix::fs::fstatvfs(fd)?;
+        let size = st.f_blocks.saturating_mul(st.f_frsize);
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        let reserve = (size / FREE_SPACE_RESERVE_DIVISOR).min(FREE_SPACE_RESERVE_MAX);
+        if growth > free.saturating_sub(reserve) {
+            return Err(FsError::Io(rustix::io::Errno::NOSPC.into()));
+        }
+        Ok(())
     }
 
     /// File-system figures for an open file or folder.

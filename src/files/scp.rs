@@ -18,6 +18,7 @@
 //! is streamed in 256 KiB chunks between the channel and a blocking-pool
 //! task (sizes up to `u64::MAX`; nothing is buffered whole).
 
+use std::collections::HashSet;
 use std::io;
 use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
@@ -252,6 +253,7 @@ where
         counters: Arc::new(Counters::default()),
         recursive: cmd.recursive,
         preserve: cmd.preserve,
+        sent_dirs: HashSet::new(),
     };
     let outcome = if cmd.to {
         session.receive(&cmd).await
@@ -293,6 +295,10 @@ struct Session<S> {
     counters: Arc<Counters>,
     recursive: bool,
     preserve: bool,
+    /// Folders already sent by this command (device, inode): `scp -r`
+    /// sends each folder once, however many symbolic links lead to it, so
+    /// a lattice of links cannot make the walk exponential.
+    sent_dirs: HashSet<(u64, u64)>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Session<S> {
@@ -729,7 +735,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Session<S> {
 
     /// Sends a file, or a folder with `-r`. `open` holds the folders being
     /// sent around this one (device, inode): a symbolic link back to one
-    /// of them is skipped, not followed round and round.
+    /// of them is skipped, not followed round and round; a folder this
+    /// command has sent already (reached again through a link) is skipped
+    /// too, and nesting deeper than [`MAX_DEPTH`] is refused.
     async fn send_path(&mut self, path: VPath, open: &mut Vec<(u64, u64)>) -> Flow {
         let p = path.clone();
         let st = match self.fs(move |root| root.stat(&p, Follow::Yes)).await {
@@ -748,6 +756,13 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Session<S> {
             if open.contains(&(st.dev, st.ino)) {
                 return self
                     .complain(&format!("{path}: symbolic link loop, skipped"))
+                    .await;
+            }
+            if !self.sent_dirs.insert((st.dev, st.ino)) {
+                return self
+                    .complain(&format!(
+                        "{path}: folder already sent (symbolic link), skipped"
+                    ))
                     .await;
             }
             open.push((st.dev, st.ino));

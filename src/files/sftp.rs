@@ -75,6 +75,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use super::budget;
 use super::{Counters, Fault, Follow, FsError, Listing, OpenHow, Root, Stat, Summary, VPath};
 use wire::{Attrs, Extended, Frame, FrameError, FrameReader, Request, fx, msg, open_flags};
 
@@ -261,11 +262,25 @@ const REPLY_QUEUE: usize = 65_536;
 
 /// A reply in the queue, and the share of the read budget its data holds
 /// until the writer takes it.
-type Queued = (Pending, Option<OwnedSemaphorePermit>);
+type Queued = (Pending, Option<Share>);
+
+/// Bytes a reply costs in the queue besides its data (the queue's slot,
+/// the shared bytes' header, the channel a reply being made comes on),
+/// counted against the work pool with it.
+const QUEUED_OVERHEAD: usize = 256;
+
+/// What a reply's data holds until the writer takes it: a share of the
+/// session's read budget (READ replies) and of the process's work pool
+/// ([`super::budget::work`]; READ replies and WRITE data).
+#[derive(Debug)]
+struct Share {
+    _session: Option<OwnedSemaphorePermit>,
+    _work: Option<OwnedSemaphorePermit>,
+}
 
 /// The first reply in line whose work is not done yet, with its share of
 /// the read budget.
-type Head = (u32, oneshot::Receiver<Bytes>, Option<OwnedSemaphorePermit>);
+type Head = (u32, oneshot::Receiver<Bytes>, Option<Share>);
 
 /// Takes a reply off the queue: one that is built joins `ready`; one still
 /// being worked on is returned, to become the head of the line.
@@ -537,23 +552,58 @@ impl Session {
         self.enqueue(Pending::Ready(reply.into()), None).await
     }
 
-    /// A share of the read budget for a READ of `len` bytes; when the
-    /// budget is spent, waits for the writer (after starting the gathered
-    /// work, which the writer may wait for).
-    async fn reserve(&mut self, len: u32) -> Option<OwnedSemaphorePermit> {
+    /// A share of the read budget and of the work pool for a READ of
+    /// `len` bytes; when either is spent, waits for the writer (after
+    /// starting the gathered work, which the writer may wait for).
+    async fn reserve(&mut self, len: u32) -> Option<Share> {
         let budget = self.read_budget.clone();
-        match budget.clone().try_acquire_many_owned(len) {
+        let session = match budget.clone().try_acquire_many_owned(len) {
             Ok(share) => Some(share),
             Err(_) => {
                 self.submit();
                 budget.acquire_many_owned(len).await.ok()
+            }
+        };
+        let work = self.work_share(len as usize + QUEUED_OVERHEAD).await;
+        Some(Share {
+            _session: session,
+            _work: work,
+        })
+    }
+
+    /// A share of the process's work pool for `len` bytes of data on their
+    /// way (waiting, after starting the gathered work, while it is spent).
+    async fn work_share(&mut self, len: usize) -> Option<OwnedSemaphorePermit> {
+        let pool = budget::work();
+        match budget::try_take(&pool, len, budget::WORK_BYTES) {
+            Some(share) => Some(share),
+            None => {
+                self.submit();
+                budget::take(&pool, len, budget::WORK_BYTES).await
             }
         }
     }
 
     /// Puts a reply in line; when the line is full, waits for the writer
     /// (after starting the gathered work, which the writer may wait for).
-    async fn enqueue(&mut self, pending: Pending, budget: Option<OwnedSemaphorePermit>) -> bool {
+    /// A reply without a share of its own (anything but READ and WRITE)
+    /// takes its size from the work pool first, so replies a client does
+    /// not read (listings, names) count against the process's budget too.
+    async fn enqueue(&mut self, pending: Pending, budget: Option<Share>) -> bool {
+        let budget = match budget {
+            Some(share) => Some(share),
+            None => {
+                let len = match &pending {
+                    Pending::Ready(frame) => frame.len(),
+                    Pending::Later(..) => 0,
+                };
+                let work = self.work_share(len + QUEUED_OVERHEAD).await;
+                Some(Share {
+                    _session: None,
+                    _work: work,
+                })
+            }
+        };
         match self.queue.try_send((pending, budget)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -616,7 +666,7 @@ impl Session {
         id: u32,
         handle: u32,
         access: Access,
-        budget: Option<OwnedSemaphorePermit>,
+        budget: Option<Share>,
         job: F,
     ) -> bool
     where
@@ -726,10 +776,15 @@ impl Session {
                     } else {
                         self.order(h, access).await;
                     }
+                    let work = self.work_share(data.len() + QUEUED_OVERHEAD).await;
                     match write_cached(&ctx, id, &f, offset, &data) {
                         Partial::Done(reply) => self.send(reply).await,
                         Partial::Pending(_, n) => {
-                            self.spawn_io(id, h, access, None, move |ctx| {
+                            let share = Share {
+                                _session: None,
+                                _work: work,
+                            };
+                            self.spawn_io(id, h, access, Some(share), move |ctx| {
                                 write_rest(ctx, id, &f, offset, &data, n)
                             })
                             .await
@@ -1253,7 +1308,8 @@ fn finish_read(ctx: &Ctx, id: u32, mut buf: Vec<u8>, len: usize) -> Bytes {
 /// each READ and freeing it on the thread that encrypted it costs page
 /// faults: glibc hands freed memory of a thread's arena back to the
 /// kernel, and the next READ faults it in again. At most one buffer per
-/// request in flight is kept, and only while a file is open.
+/// request in flight is kept, and only while a file is open, and all
+/// sessions together keep at most [`budget::KEPT_BYTES`].
 #[derive(Default)]
 struct Buffers {
     free: Mutex<Vec<Vec<u8>>>,
@@ -1271,6 +1327,7 @@ impl Buffers {
             && let Some(at) = free.iter().rposition(|b| b.capacity() >= capacity)
         {
             let mut buf = free.swap_remove(at);
+            budget::unkeep(buf.capacity());
             buf.clear();
             return buf;
         }
@@ -1284,6 +1341,7 @@ impl Buffers {
         }
         if let Ok(mut free) = self.free.lock()
             && free.len() < BUFFERS_KEPT
+            && budget::keep(buf.capacity())
         {
             free.push(buf);
         }
@@ -1292,6 +1350,7 @@ impl Buffers {
     /// Frees every kept buffer (no file is open any more).
     fn release(&self) {
         if let Ok(mut free) = self.free.lock() {
+            budget::unkeep(free.iter().map(Vec::capacity).sum());
             *free = Vec::new();
         }
     }
@@ -1303,6 +1362,12 @@ impl Buffers {
             buf,
             home: Arc::downgrade(self),
         })
+    }
+}
+
+impl Drop for Buffers {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -1420,6 +1485,13 @@ fn expand_path(root: &Root, raw: &[u8]) -> Result<VPath, FsError> {
 }
 
 /// `copy-data`: copies between two open files on the server.
+///
+/// One request copies a bounded number of bytes, known before the first
+/// byte moves: `read_len`, or with 0 ("to the end") what the source holds
+/// past `read_offset` when the request starts, so copying a file onto its
+/// own end stops where the file ended. The bytes it adds to the
+/// destination must fit in the free space above the file system's reserve
+/// ([`Root::require_room`]); otherwise nothing is written.
 fn copy_data(
     ctx: &Ctx,
     src: &OpenFile,
@@ -1433,14 +1505,21 @@ fn copy_data(
         return Err(FsError::Invalid("handles not open for reading and writing"));
     }
     let until_eof = read_len == 0;
-    let mut left = read_len;
+    let mut left = if until_eof {
+        src.file.metadata()?.len().saturating_sub(read_offset)
+    } else {
+        read_len
+    };
+    let dst_size = dst.file.metadata()?.len();
+    let growth = if dst.append {
+        left
+    } else {
+        write_offset.saturating_add(left).saturating_sub(dst_size)
+    };
+    ctx.root.require_room(&dst.file, growth)?;
     let mut buf = vec![0u8; 256 * 1024];
-    while until_eof || left > 0 {
-        let want = if until_eof {
-            buf.len()
-        } else {
-            usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len())
-        };
+    while left > 0 {
+        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
         let chunk = buf.get_mut(..want).unwrap_or_default();
         let n = src.file.read_at(chunk, read_offset)?;
         if n == 0 {

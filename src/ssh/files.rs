@@ -15,6 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use super::handler::FilesKind;
 use crate::auth::Auth;
 use crate::auth::flow::Session;
+use crate::files::budget;
 
 /// The channel's stream, lent to a file server. Dropping a russh stream
 /// closes the channel; a lent stream instead goes back to its owner, who
@@ -98,7 +99,8 @@ impl AsyncWrite for Lent {
 const BACKLOG_BYTES: u32 = 16 * 1024 * 1024;
 
 /// A channel's data, taken off the channel by a task of its own as soon as
-/// it arrives, up to [`BACKLOG_BYTES`] ahead of the reader.
+/// it arrives, up to [`BACKLOG_BYTES`] ahead of the reader and within the
+/// process's intake pool ([`budget::intake`]).
 ///
 /// russh hands each data packet to its channel through a bounded queue and,
 /// while that queue is full, waits with the whole connection: replies sent
@@ -109,16 +111,21 @@ const BACKLOG_BYTES: u32 = 16 * 1024 * 1024;
 /// acknowledgements). Taking the requests off the channel keeps the
 /// connection moving; the bound keeps a client that never reads its replies
 /// from growing the backlog without end.
+/// A share of the channel's backlog and of the process's intake pool
+/// ([`budget::intake`]).
+type Shares = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
 struct Drained {
-    rx: mpsc::UnboundedReceiver<(Bytes, OwnedSemaphorePermit)>,
-    /// The data being read, and its share of the backlog.
-    current: Option<(Bytes, OwnedSemaphorePermit)>,
+    rx: mpsc::UnboundedReceiver<(Bytes, Shares)>,
+    /// The data being read, and its share of the backlog and of the pool.
+    current: Option<(Bytes, Shares)>,
 }
 
 impl Drained {
     fn new(mut half: ChannelReadHalf) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let backlog = Arc::new(Semaphore::new(BACKLOG_BYTES as usize));
+        let intake = budget::intake();
         tokio::spawn(async move {
             while let Some(msg) = half.wait().await {
                 match msg {
@@ -129,7 +136,13 @@ impl Drained {
                         let Ok(share) = backlog.clone().acquire_many_owned(n).await else {
                             break;
                         };
-                        if tx.send((data, share)).is_err() {
+                        // And its share of the process's intake pool.
+                        let Some(pooled) =
+                            budget::take(&intake, data.len(), budget::INTAKE_BYTES).await
+                        else {
+                            break;
+                        };
+                        if tx.send((data, (share, pooled))).is_err() {
                             break;
                         }
                     }
@@ -282,6 +295,13 @@ pub(super) async fn run(
     login: &Session,
     auth: Arc<Auth>,
 ) -> (u32, Option<ChannelStream<Msg>>) {
+    // One of the process's file-channel slots for as long as it runs.
+    let Some(_slot) = budget::try_take(&budget::channels(), 1, budget::MAX_FILE_CHANNELS) else {
+        tracing::warn!(account = %login.account, "too many file transfers at once; channel refused");
+        let text = Bytes::from_static(b"too many file transfers at once; try again later\r\n");
+        let _ = channel.extended_data_bytes(1, text).await;
+        return (1, None);
+    };
     let session = login.clone();
     let root = match tokio::task::spawn_blocking(move || auth.open_home(&session)).await {
         Ok(Ok(root)) => Arc::new(root),

@@ -286,10 +286,15 @@ pub async fn store_upload(
         let root = root.clone();
         tokio::task::spawn_blocking(move || {
             root.require_write()?;
-            if !overwrite && root.stat(&target, Follow::No).is_ok() {
+            let exists = root.stat(&target, Follow::No).is_ok();
+            if exists && !overwrite {
                 return Err(FsError::Io(std::io::Error::from(
                     std::io::ErrorKind::AlreadyExists,
                 )));
+            }
+            if exists {
+                // Refused before the body is read, not after.
+                root.require_delete()?;
             }
             root.open_file(
                 &temp_open,
@@ -312,29 +317,29 @@ pub async fn store_upload(
             e => ApiError::from(e),
         })?
     };
+    // The upload keeps its own handle on the file it made, so the last
+    // step can check that it moves (or discards) that file and no other.
+    let made = Arc::new(
+        file.try_clone()
+            .map_err(|e| ApiError::from(FsError::Io(e)))?,
+    );
     let written = write_body(file, body, web.settings.max_upload).await;
-    let cleanup = |root: Arc<Root>, temp: VPath| async move {
-        let _ = tokio::task::spawn_blocking(move || root.remove(&temp)).await;
+    let cleanup = |root: Arc<Root>, made: Arc<std::fs::File>, temp: VPath| async move {
+        let _ = tokio::task::spawn_blocking(move || root.discard_made(&made, &temp)).await;
     };
     let size = match written {
         Ok(size) => size,
         Err(e) => {
-            cleanup(root, temp).await;
+            cleanup(root, made, temp).await;
             return Err(e);
         }
     };
-    let (r, t, p) = (root.clone(), temp.clone(), path.clone());
-    let renamed = tokio::task::spawn_blocking(move || {
-        if overwrite {
-            r.rename(&t, &p, true)
-        } else {
-            r.rename(&t, &p, false)
-        }
-    })
-    .await
-    .map_err(ApiError::internal)?;
+    let (r, m, t, p) = (root.clone(), made.clone(), temp.clone(), path.clone());
+    let renamed = tokio::task::spawn_blocking(move || r.place_made(&m, &t, &p, overwrite))
+        .await
+        .map_err(ApiError::internal)?;
     if let Err(e) = renamed {
-        cleanup(root, temp).await;
+        cleanup(root, made, temp).await;
         return Err(match e {
             FsError::Io(io) if io.kind() == std::io::ErrorKind::AlreadyExists => ApiError::new(
                 StatusCode::CONFLICT,

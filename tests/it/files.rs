@@ -469,35 +469,38 @@ async fn no_delete_account_keeps_every_file() {
     }))
     .await;
     let no_delete = |r: Reply| match r {
-        Reply::Status(3, msg) => assert_eq!(msg, "deleting is not allowed for this account"),
+        Reply::Status(3, msg) => assert_eq!(
+            msg,
+            "deleting or changing existing files is not allowed for this account"
+        ),
         other => panic!("{other:?}"),
     };
     no_delete(c.path_op(REMOVE, b"a.txt").await);
     no_delete(c.path_op(RMDIR, b"empty").await);
     no_delete(c.ext2("posix-rename@openssh.com", b"a.txt", b"b.txt").await);
-    // Plain rename onto an existing name fails as in OpenSSH (not a delete).
-    assert!(matches!(
-        c.two_paths(RENAME, b"a.txt", b"b.txt").await,
-        Reply::Status(4, _)
-    ));
-    // Writing and renaming to a new name are allowed.
-    ok(c.two_paths(RENAME, b"a.txt", b"c.txt").await);
+    // Renaming anything, to a new name or onto an existing one, is refused.
+    no_delete(c.two_paths(RENAME, b"a.txt", b"b.txt").await);
+    no_delete(c.two_paths(RENAME, b"a.txt", b"c.txt").await);
+    // Writing a new file (through the handle that made it) is allowed;
+    // opening an existing one for writing is not.
     ok(c.mkdir(b"newdir").await);
     let h = handle(c.open(b"new.txt", WRITE | CREAT).await);
     ok(c.write(&h, 0, b"hello").await);
     ok(c.close(&h).await);
+    no_delete(c.open(b"new.txt", WRITE | CREAT).await);
     c.finish(&f).await;
     assert_eq!(std::fs::read(f.home().join("b.txt")).unwrap(), b"b");
-    assert_eq!(std::fs::read(f.home().join("c.txt")).unwrap(), b"a");
+    assert_eq!(std::fs::read(f.home().join("a.txt")).unwrap(), b"a");
+    assert_eq!(std::fs::read(f.home().join("new.txt")).unwrap(), b"hello");
     assert!(f.home().join("empty").is_dir());
 
-    let o = f.sftp_batch("--no-delete", "-rm c.txt\n");
+    let o = f.sftp_batch("--no-delete", "-rm a.txt\n");
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
         "{}",
         text(&o)
     );
-    assert!(f.home().join("c.txt").exists());
+    assert!(f.home().join("a.txt").exists());
 }
 
 // ---------------------------------------------------------------------
