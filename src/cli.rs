@@ -709,14 +709,11 @@ fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
                 hash_cost,
             } = &cli.command
             {
-                crate::auth::accounts::validate_account_name(admin)?;
                 if let Some(c) = hash_cost {
                     c.parse::<HashCost>()
                         .map_err(|e| anyhow!("--hash-cost: {e}"))?;
                 }
-                let defaults = crate::auth::Policy::default();
-                crate::auth::password::check(password_file.value()?, admin, &defaults.password)
-                    .map_err(|r| anyhow!("password refused: {r}"))?;
+                crate::auth::accounts::check_new_owner(admin, password_file.value()?)?;
             }
             setup_direct(&dir, &options, &me, cli.command, out)
         }

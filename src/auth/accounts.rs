@@ -626,6 +626,23 @@ fn check_group_exists(r: &impl Read, group: &Option<String>) -> Result<(), AuthE
     Ok(())
 }
 
+/// Whether `account` may change its own password: its own setting, else
+/// its group's, else yes.
+pub fn may_change_own_password(account: &Account, group: Option<&Group>) -> bool {
+    account
+        .may_change_password
+        .unwrap_or_else(|| group.is_none_or(|g| g.may_change_password))
+}
+
+/// Checks what a claim of a new box would check of the owner's name and
+/// password, under the policy a new store starts with: for a front end
+/// that wants to refuse before it creates the data dir and its keys.
+pub fn check_new_owner(owner: &str, password: &str) -> Result<(), AuthError> {
+    validate_account_name(owner)?;
+    password::check(password, owner, &super::Policy::default().password)
+        .map_err(|r| AuthError::PasswordRefused(r.0))
+}
+
 impl Auth {
     /// Claims the box: creates the owner (system_admin), optionally setting
     /// the password hashing cost first. Fails once claimed.
@@ -929,10 +946,7 @@ impl Auth {
         });
         if by_self {
             let group = self.store.read(|r| load_group(r, &account))?;
-            let may = account
-                .may_change_password
-                .unwrap_or_else(|| group.as_ref().is_none_or(|g| g.may_change_password));
-            if !may {
+            if !may_change_own_password(&account, group.as_ref()) {
                 return Err(AuthError::Forbidden(
                     "this account may not change its own password".into(),
                 ));

@@ -26,6 +26,14 @@ pub struct MfaPolicy {
     pub ssh_key_is_enough: bool,
 }
 
+impl MfaPolicy {
+    /// Whether `account` must use a second factor (its role is required
+    /// and it is not exempt).
+    pub fn requires(&self, account: &Account) -> bool {
+        self.required_for.contains(&account.role) && !account.mfa_exempt
+    }
+}
+
 impl Default for MfaPolicy {
     fn default() -> Self {
         Self {
@@ -501,7 +509,7 @@ pub fn decide(
     if enrolled {
         return CodeDecision::Ask;
     }
-    if policy.required_for.contains(&account.role) && !account.mfa_exempt {
+    if policy.requires(account) {
         return CodeDecision::MustEnrol;
     }
     if policy.allowed && !account.mfa_exempt && !account.mfa_skip {

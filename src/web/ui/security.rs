@@ -202,12 +202,9 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
     let group = groups
         .iter()
         .find(|g| Some(&g.name) == account.account.group.as_ref());
-    let may_change_password = account
-        .account
-        .may_change_password
-        .unwrap_or_else(|| group.is_none_or(|g| g.may_change_password));
-    let required =
-        policy.mfa.required_for.contains(&current.session.role) && !account.account.mfa_exempt;
+    let may_change_password =
+        crate::auth::accounts::may_change_own_password(&account.account, group);
+    let required = policy.mfa.requires(&account.account);
     let csrf = current.csrf.as_str();
     let now = web.now();
     let body = html! {
