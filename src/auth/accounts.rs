@@ -626,6 +626,15 @@ fn check_group_exists(r: &impl Read, group: &Option<String>) -> Result<(), AuthE
     Ok(())
 }
 
+/// The group with an empty (or blank) home template replaced by the
+/// default one.
+fn with_default_home(mut group: Group) -> Group {
+    if group.home_template.trim().is_empty() {
+        group.home_template = DEFAULT_HOME_TEMPLATE.into();
+    }
+    group
+}
+
 /// Whether `account` may change its own password: its own setting, else
 /// its group's, else yes.
 pub fn may_change_own_password(account: &Account, group: Option<&Group>) -> bool {
@@ -1311,10 +1320,12 @@ impl Auth {
         })
     }
 
-    /// Creates a group.
+    /// Creates a group. An empty home template means the default
+    /// ([`DEFAULT_HOME_TEMPLATE`]).
     pub fn create_group(&self, actor: &Actor, group: Group) -> Result<(), AuthError> {
         actor.require_admin()?;
         validate_group_name(&group.name)?;
+        let group = with_default_home(group);
         validate_home(&group.home_template)?;
         let now = self.now();
         self.store.write(|tx| {
@@ -1344,9 +1355,11 @@ impl Auth {
         })
     }
 
-    /// Replaces a group's settings.
+    /// Replaces a group's settings. An empty home template means the
+    /// default ([`DEFAULT_HOME_TEMPLATE`]).
     pub fn update_group(&self, actor: &Actor, group: Group) -> Result<(), AuthError> {
         actor.require_admin()?;
+        let group = with_default_home(group);
         validate_home(&group.home_template)?;
         let now = self.now();
         let members = self.store.write(|tx| {

@@ -801,10 +801,8 @@ pub(crate) async fn group_action(State(web): State<Arc<Web>>, posted: Posted) ->
         act @ ("create" | "update") => {
             let parsed = (|| {
                 let mut g = new_group(&name);
+                // Empty means the default template; the core decides.
                 g.home_template = f.trimmed("home_template").to_string();
-                if g.home_template.is_empty() {
-                    g.home_template = crate::auth::DEFAULT_HOME_TEMPLATE.into();
-                }
                 g.enabled = f.ticked("enabled");
                 g.may_change_password = f.ticked("may_change_password");
                 g.read_only = f.ticked("read_only");
