@@ -169,6 +169,23 @@ def box_factory(tmp_path):
         b.stop()
 
 
+def ssh_password_login(box, user, password, source="127.0.0.1"):
+    """One SSH password attempt on a new connection from `source`; whether
+    it logged in."""
+    import paramiko
+    import socket
+    sock = socket.create_connection(("127.0.0.1", box.port), timeout=20, source_address=(source, 0))
+    t = paramiko.Transport(sock)
+    t.start_client(timeout=20)
+    try:
+        t.auth_password(user, password, fallback=False)
+        return t.is_authenticated()
+    except paramiko.AuthenticationException:
+        return False
+    finally:
+        t.close()
+
+
 @contextlib.contextmanager
 def skip_second_service_request():
     """paramiko asks for the `ssh-userauth` service again before each method;

@@ -13,7 +13,7 @@ import time
 
 import paramiko
 
-from conftest import OWNER, PASSWORD
+from conftest import OWNER, PASSWORD, ssh_password_login
 
 REAL_COST = "m=19456,t=2,p=1"  # the shipped argon2id cost: 19 MiB a hash
 HASH_MIB = 19
@@ -125,29 +125,16 @@ def test_huge_and_garbled_names_are_refused_without_growing_the_store(box):
     assert failed[0]["account"] == "b" * 64
 
 
-def ssh_login(box, user, password, source):
-    sock = socket.create_connection(("127.0.0.1", box.port), timeout=20, source_address=(source, 0))
-    t = paramiko.Transport(sock)
-    t.start_client(timeout=20)
-    try:
-        t.auth_password(user, password, fallback=False)
-        return t.is_authenticated()
-    except paramiko.AuthenticationException:
-        return False
-    finally:
-        t.close()
-
-
 def test_a_locked_address_flooding_makes_one_audit_record(box):
     # Lock 127.0.0.6 out of the owner account over SSH, then keep trying
     # (HTTPS has a per-address request rate besides).
     for _ in range(65):
-        assert not ssh_login(box, OWNER, "not the password", "127.0.0.6")
+        assert not ssh_password_login(box, OWNER, "not the password", "127.0.0.6")
     locked = box.audit(event="login_while_locked")
     assert len(locked) == 1, locked
     assert locked[0]["repeated"] >= 55, locked[0]
     # The owner, from another address, is not locked out.
-    assert ssh_login(box, OWNER, PASSWORD, "127.0.0.7")
+    assert ssh_password_login(box, OWNER, PASSWORD, "127.0.0.7")
 
 
 def test_escape_sequences_are_shown_as_text_by_the_cli(box):

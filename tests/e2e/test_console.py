@@ -8,14 +8,12 @@ command, and factory reset back to a claimable box."""
 import os
 import re
 import signal
-import socket
 import subprocess
 
-import paramiko
 import pexpect
 import pytest
 
-from conftest import COFFER, OWNER, PASSWORD, Box, fresh_code
+from conftest import COFFER, OWNER, PASSWORD, Box, fresh_code, ssh_password_login
 
 NEW_PASSWORD = "a-brand-new-owner-passphrase-42"
 MENU = "Choice: "
@@ -102,19 +100,6 @@ class Console:
 
 def audit_events(box):
     return [e["event"] for e in box.audit()]
-
-
-def ssh_password(box, user, password):
-    sock = socket.create_connection(("127.0.0.1", box.port), timeout=10)
-    t = paramiko.Transport(sock)
-    t.start_client(timeout=10)
-    try:
-        t.auth_password(user, password, fallback=False)
-        return t.is_authenticated()
-    except paramiko.AuthenticationException:
-        return False
-    finally:
-        t.close()
 
 
 def test_main_menu_every_entry_back_and_bad_input(cbox):
@@ -242,7 +227,7 @@ def test_locked_accounts_are_listed_and_unlocked(cbox):
     cbox.add_user("bob")
     cbox.cli("policy", "set", "lockout.max_failures=2")
     for _ in range(2):
-        assert not ssh_password(cbox, "bob", "wrong-password-here")
+        assert not ssh_password_login(cbox, "bob", "wrong-password-here")
     c = Console(cbox)
     c.send("3")
     out = c.send("1")
@@ -258,7 +243,7 @@ def test_locked_accounts_are_listed_and_unlocked(cbox):
     c.send("")
     c.send("b")
     c.leave()
-    assert ssh_password(cbox, "bob", PASSWORD)
+    assert ssh_password_login(cbox, "bob", PASSWORD)
     unlocked = [e for e in cbox.audit(user="bob") if e["event"] == "account_unlocked"]
     assert unlocked and unlocked[0]["protocol"] == "console"
 
@@ -296,8 +281,8 @@ def test_owner_reset_with_the_code_on_screen(cbox):
     assert resets[0]["protocol"] == "console"
     assert "TOTP and recovery codes removed" in resets[0]["detail"]
     # The new password alone logs in: the code is gone with the enrolment.
-    assert ssh_password(cbox, OWNER, NEW_PASSWORD)
-    assert not ssh_password(cbox, OWNER, PASSWORD)
+    assert ssh_password_login(cbox, OWNER, NEW_PASSWORD)
+    assert not ssh_password_login(cbox, OWNER, PASSWORD)
 
 
 def test_owner_reset_cancelled_three_wrong_codes_and_empty_answers(cbox):
@@ -322,7 +307,7 @@ def test_owner_reset_cancelled_three_wrong_codes_and_empty_answers(cbox):
     c.send("b")
     c.leave()
     assert "console_reset" not in audit_events(cbox)
-    assert ssh_password(cbox, OWNER, PASSWORD)
+    assert ssh_password_login(cbox, OWNER, PASSWORD)
 
 
 def test_a_dropped_line_leaves_no_half_change(cbox):
@@ -333,7 +318,7 @@ def test_a_dropped_line_leaves_no_half_change(cbox):
     # The line drops before the last answer: SIGHUP, as a serial hang-up.
     c.child.close(force=True)
     assert "console_reset" not in audit_events(cbox)
-    assert ssh_password(cbox, OWNER, PASSWORD)
+    assert ssh_password_login(cbox, OWNER, PASSWORD)
 
 
 def test_ctrl_d_and_ctrl_c_leave_cleanly(cbox):

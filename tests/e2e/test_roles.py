@@ -298,6 +298,8 @@ PROBES = {
         "DELETE", f"/users/{w.user('system_admin')}", {}),
     ("DELETE", "/api/v1/users/{name}/mfa", None): api_probe("DELETE", "/users/victim/mfa"),
     ("POST", "/api/v1/users/{name}/unlock", None): api_probe("POST", "/users/victim/unlock"),
+    ("GET", "/api/v1/locks", None): api_probe("GET", "/locks"),
+    ("POST", "/api/v1/unlock", None): api_probe("POST", "/unlock", json={"address": "192.0.2.77"}),
     ("GET", "/api/v1/users/{name}/tokens", None): api_probe("GET", "/users/victim/tokens"),
     ("POST", "/api/v1/users/{name}/tokens", None): api_probe(
         "POST", "/users/victim/tokens", json={"label": "probe"}),
@@ -368,6 +370,7 @@ PROBES.update({
         "POST", "/admin/users", {"username": w.unique("uisa"), "role": "system_admin",
                                  "password": PASSWORD}),
     ("GET", "/admin/users/{name}", None): page("GET", "/admin/users/victim"),
+    ("POST", "/admin/locks", None): page("POST", "/admin/locks", address="192.0.2.77"),
     ("GET", "/admin/users/{name}", "a system_admin"): page("GET", "/admin/users/owner2"),
     ("POST", "/admin/users/{name}", None): page("POST", "/admin/users/victim", action="unlock"),
     ("POST", "/admin/users/{name}", "a system_admin"): page("POST", "/admin/users/owner2",
