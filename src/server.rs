@@ -51,7 +51,7 @@ fn russh_config(config: &ServeConfig, keys: Vec<russh::keys::PrivateKey>) -> rus
         maximum_packet_size: limits.max_packet,
         // Packets a channel's queue holds while its reader waits: about
         // 256 KiB (4 of the largest), part of each file channel's share
-        // outside the transfer pools (files::budget; README "Memory budget").
+        // outside the transfer pools (files::budget; docs/configuration.md, "Memory budget").
         channel_buffer_size: (256 * 1024 / limits.max_packet.max(1) as usize).max(4),
         event_buffer_size: 64,
         max_auth_attempts: limits.max_auth_attempts,

@@ -21,7 +21,7 @@
 //! A client that never reads its replies holds at most its channel's own
 //! bounds; several of them slow other transfers down (they wait for the
 //! pool), they do not grow the process. The figures and the rest of the
-//! arithmetic are in the README ("Memory budget").
+//! arithmetic are in docs/configuration.md ("Memory budget").
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};

@@ -2,7 +2,7 @@
 the server do unbounded work. `copy-data` copies a bounded number of bytes
 and never eats into the file system's reserve; `scp -r` sends each folder
 once however many symbolic links lead to it; file channels are capped
-process-wide (part of the memory budget, README "Memory budget")."""
+process-wide (part of the memory budget, docs/configuration.md, "Memory budget")."""
 
 import os
 import socket
