@@ -270,35 +270,17 @@ impl Auth {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::auth::{Method, Options, Protocol, flow::Login};
+    use crate::auth::{Method, Protocol, flow::Login};
     use crate::clock::ManualClock;
-    use crate::seal::DataKey;
-    use crate::store::{OpenMode, Store};
 
     const PW: &str = "correct-horse-battery-staple-9";
     const NEW: &str = "another-long-passphrase-for-the-owner-7";
 
     fn core() -> (Auth, ManualClock, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
-        let (key, _) = DataKey::generate().unwrap();
         let clock = ManualClock::new(1_795_392_000);
-        let auth = Auth::new(
-            store,
-            key,
-            Arc::new(clock.clone()),
-            Options::for_data_dir(dir.path()),
-        );
-        auth.claim(
-            &Actor::cli(),
-            "owner",
-            PW,
-            Some("m=64,t=1,p=1".parse().unwrap()),
-        )
-        .unwrap();
+        let auth = crate::auth::test_core(dir.path(), clock.clone(), Some(("owner", PW)));
         (auth, clock, dir)
     }
 

@@ -1185,34 +1185,16 @@ impl AwaitEnrolment {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::auth::Options;
     use crate::auth::accounts::{NewAccount, new_group};
     use crate::clock::ManualClock;
-    use crate::seal::DataKey;
-    use crate::store::{OpenMode, Store};
 
     const PASSWORD: &str = "correct-horse-battery-staple-9";
 
     fn auth(dir: &std::path::Path) -> Auth {
-        let store = Store::open(dir, OpenMode::Create).unwrap();
-        let (key, _) = DataKey::generate().unwrap();
-        let auth = Auth::new(
-            store,
-            key,
-            Arc::new(ManualClock::new(1_800_000_000)),
-            Options::for_data_dir(dir),
-        );
+        let clock = ManualClock::new(1_800_000_000);
+        let auth = crate::auth::test_core(dir, clock, Some(("owner", PASSWORD)));
         std::fs::create_dir_all(&auth.options.files_root).unwrap();
-        auth.claim(
-            &Actor::cli(),
-            "owner",
-            PASSWORD,
-            Some("m=64,t=1,p=1".parse().unwrap()),
-        )
-        .unwrap();
         auth
     }
 

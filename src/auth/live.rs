@@ -258,31 +258,16 @@ mod tests {
     use super::*;
     use crate::auth::accounts::{AccountChange, NewAccount, new_group};
     use crate::auth::flow::{Login, Step};
-    use crate::auth::{Actor, Method, Options, Protocol, Role};
+    use crate::auth::{Actor, Method, Protocol, Role};
     use crate::clock::ManualClock;
-    use crate::seal::DataKey;
-    use crate::store::{OpenMode, Store};
 
     const PW: &str = "correct-horse-battery-staple-9";
     const OTHER: &str = "another-long-passphrase-for-alice-3";
 
     fn core() -> (Arc<Auth>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
-        let (key, _) = DataKey::generate().unwrap();
-        let auth = Auth::new(
-            store,
-            key,
-            Arc::new(ManualClock::new(1_795_392_000)),
-            Options::for_data_dir(dir.path()),
-        );
-        auth.claim(
-            &Actor::cli(),
-            "owner",
-            PW,
-            Some("m=64,t=1,p=1".parse().unwrap()),
-        )
-        .unwrap();
+        let clock = ManualClock::new(1_795_392_000);
+        let auth = crate::auth::test_core(dir.path(), clock, Some(("owner", PW)));
         (Arc::new(auth), dir)
     }
 

@@ -613,27 +613,16 @@ mod tests {
 
 #[cfg(test)]
 mod binding_tests {
-    use std::sync::Arc;
-
     use super::*;
+    use crate::auth::Role;
     use crate::auth::accounts::NewAccount;
-    use crate::auth::{Options, Role};
     use crate::clock::{Clock, ManualClock};
-    use crate::seal::DataKey;
-    use crate::store::{OpenMode, Store};
 
     #[test]
     fn a_seed_copied_to_another_account_does_not_decrypt() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
-        let (key, _) = DataKey::generate().unwrap();
         let clock = ManualClock::new(1_800_000_000);
-        let auth = Auth::new(
-            store,
-            key,
-            Arc::new(clock.clone()),
-            Options::for_data_dir(dir.path()),
-        );
+        let auth = crate::auth::test_core(dir.path(), clock.clone(), None);
         let cli = Actor::cli();
         for name in ["bob", "eve"] {
             let new = NewAccount {

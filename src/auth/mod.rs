@@ -923,23 +923,40 @@ pub(crate) fn random<const N: usize>() -> Result<[u8; N], AuthError> {
     Ok(b)
 }
 
+/// A core for unit tests: a new store in `dir`, a fresh data key, the
+/// given clock; `owner` claims it with `password` at a cheap hashing cost
+/// when given.
+#[cfg(test)]
+pub(crate) fn test_core(
+    dir: &Path,
+    clock: crate::clock::ManualClock,
+    owner: Option<(&str, &str)>,
+) -> Auth {
+    let (store, key) = (
+        Store::open(dir, crate::store::OpenMode::Create).unwrap(),
+        DataKey::generate().unwrap().0,
+    );
+    let auth = Auth::new(store, key, Arc::new(clock), Options::for_data_dir(dir));
+    if let Some((name, password)) = owner {
+        auth.claim(
+            &Actor::cli(),
+            name,
+            password,
+            Some("m=64,t=1,p=1".parse().unwrap()),
+        )
+        .unwrap();
+    }
+    auth
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::store::OpenMode;
 
     fn core() -> (Auth, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
-        let (key, _) = DataKey::generate().unwrap();
-        let clock = ManualClock::new(1_795_392_000);
-        let auth = Auth::new(
-            store,
-            key,
-            Arc::new(clock),
-            Options::for_data_dir(dir.path()),
-        );
+        let auth = test_core(dir.path(), ManualClock::new(1_795_392_000), None);
         (auth, dir)
     }
 

@@ -9,7 +9,7 @@ import socket
 
 import paramiko
 
-from conftest import OWNER, PASSWORD, Box, fresh_code, totp
+from conftest import OWNER, PASSWORD, Box, fresh_code, ssh_password_login, totp
 
 
 def connect(box):
@@ -25,17 +25,6 @@ def interactive(box, user, password, code=None):
     t = connect(box)
     try:
         t.auth_interactive(user, handler)
-        return t.is_authenticated()
-    except paramiko.AuthenticationException:
-        return False
-    finally:
-        t.close()
-
-
-def password_login(box, user, password):
-    t = connect(box)
-    try:
-        t.auth_password(user, password, fallback=False)
         return t.is_authenticated()
     except paramiko.AuthenticationException:
         return False
@@ -81,14 +70,14 @@ def test_the_log_holds_no_secret(tmp_path, monkeypatch):
         secrets.add(code)
         assert interactive(box, "bob", user_password, code)
         assert interactive(box, "bob", user_password, codes[0])
-        assert password_login(box, "bob", token)
+        assert ssh_password_login(box, "bob", token)
         assert not interactive(box, "bob", wrong_password, "000000")
         wrong_code = "%06d" % ((int(totp(seed)) + 500000) % 1000000)
         secrets.add(wrong_code)
         assert not interactive(box, "bob", user_password, wrong_code)
-        assert not password_login(box, "bob", user_password)  # needs a code
-        assert not password_login(box, OWNER, wrong_password)
-        assert password_login(box, OWNER, PASSWORD)
+        assert not ssh_password_login(box, "bob", user_password)  # needs a code
+        assert not ssh_password_login(box, OWNER, wrong_password)
+        assert ssh_password_login(box, OWNER, PASSWORD)
         # The owner enrols too, and a code is replayed.
         owner_seed, owner_codes = box.enrol(OWNER)
         secrets |= {owner_seed, *owner_codes}
