@@ -11,13 +11,16 @@
 //! store alone cannot be brute-forced offline); TOTP seeds encrypted with the
 //! data key, bound to their account and enrolment.
 
+mod access;
 pub mod accounts;
 pub mod claim;
 pub mod console;
 pub mod flow;
+mod groups;
 pub mod live;
 mod lockout;
 pub mod mfa;
+mod names;
 pub mod password;
 pub mod policy;
 pub mod tokens;
