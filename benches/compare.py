@@ -339,6 +339,7 @@ log_target = "stderr"
 [sftp]
 listen = "127.0.0.1:{self.port}"
 max_connections = {max(b.args.sessions) + 100}
+max_open_channels = {max(b.args.sessions) + 100}
 rsa_host_key = false
 [service]
 user = "{USER}"
@@ -1200,7 +1201,7 @@ class Bench:
             "ciphers), files on /dev/shm, system account `cofferbench` (Coffer: an account of "
             "the same name; the server drops to that system account).",
             "- Coffer: `coffer serve` with defaults except `rsa_host_key = false`, "
-            "`max_connections` raised for the held-session test, `[service] user`.",
+            "`max_connections` and `max_open_channels` raised for the held-session test, `[service] user`.",
             "- OpenSSH: `sshd -D -f CONFIG` with `Subsystem sftp internal-sftp`; publickey and "
             "password against /etc/shadow (`UsePAM no`); for TOTP, `UsePAM yes`, "
             "keyboard-interactive and pam_google_authenticator through a private PAM service "

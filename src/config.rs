@@ -87,6 +87,8 @@ pub struct SftpSection {
     pub failure_delay: Option<String>,
     /// Channels (SFTP/SCP sessions) per connection.
     pub max_channels: Option<usize>,
+    /// Channels open at once in the whole process.
+    pub max_open_channels: Option<usize>,
     /// An idle connection is closed after this long.
     pub idle_timeout: Option<String>,
     /// SSH channel window in bytes.
@@ -188,6 +190,9 @@ pub struct SftpLimits {
     pub failure_delay: Duration,
     /// Channels per connection.
     pub max_channels: usize,
+    /// Channels open at once in the process (part of the memory budget:
+    /// `files::budget`).
+    pub max_open_channels: usize,
     /// Idle connections close after this long.
     pub idle_timeout: Duration,
     /// SSH window.
@@ -344,6 +349,13 @@ impl FileConfig {
             max_auth_attempts: within("sftp.max_auth_attempts", s.max_auth_attempts, 6, 1, 100)?,
             failure_delay: duration_ms("sftp.failure_delay", s.failure_delay.as_ref(), "1s")?,
             max_channels: within("sftp.max_channels", s.max_channels, 8, 1, 256)?,
+            max_open_channels: within(
+                "sftp.max_open_channels",
+                s.max_open_channels,
+                512,
+                1,
+                100_000,
+            )?,
             idle_timeout: duration(
                 "sftp.idle_timeout",
                 s.idle_timeout.as_ref(),
@@ -523,6 +535,27 @@ fn duration_ms(key: &str, value: Option<&String>, default: &str) -> anyhow::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The arithmetic of docs/configuration.md ("Memory budget") with the
+    /// default limits: the file transfers' worst case, the argon2 pool and
+    /// the process at rest stay below 384 MiB of the unit's 512 MiB.
+    #[test]
+    fn the_default_limits_fit_the_memory_budget() {
+        use crate::files::budget;
+        let c = FileConfig::parse("")
+            .unwrap()
+            .resolve(&Overrides::default(), "d".into())
+            .unwrap();
+        const MIB: usize = 1024 * 1024;
+        let channels = c.sftp.max_open_channels * budget::CHANNEL_OUTSIDE_BYTES;
+        let pools = budget::INTAKE_BYTES + budget::WORK_BYTES + budget::KEPT_BYTES;
+        // The shipped argon2id cost is m=19456 KiB.
+        let hashing = c.max_concurrent_hashes * 19 * MIB;
+        // At rest, and 1024 logged-in connections without channels.
+        let rest = 37 * MIB + c.sftp.max_connections * 50 * 1024;
+        let worst = channels + pools + hashing + rest;
+        assert!(worst <= 384 * MIB, "{} MiB", worst / MIB);
+    }
 
     #[test]
     fn defaults_follow_the_contract() {

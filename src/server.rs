@@ -50,9 +50,10 @@ fn russh_config(config: &ServeConfig, keys: Vec<russh::keys::PrivateKey>) -> rus
         window_size: limits.window_size,
         maximum_packet_size: limits.max_packet,
         // Packets a channel's queue holds while its reader waits: about
-        // 256 KiB (4 of the largest), part of each file channel's share
-        // outside the transfer pools (files::budget; docs/configuration.md, "Memory budget").
-        channel_buffer_size: (256 * 1024 / limits.max_packet.max(1) as usize).max(4),
+        // 128 KiB (2 of the largest), part of each channel's share outside
+        // the transfer pools (files::budget; docs/configuration.md,
+        // "Memory budget").
+        channel_buffer_size: (128 * 1024 / limits.max_packet.max(1) as usize).max(2),
         event_buffer_size: 64,
         max_auth_attempts: limits.max_auth_attempts,
         inactivity_timeout: Some(limits.idle_timeout),

@@ -88,6 +88,14 @@ const FREE_SPACE_RESERVE_DIVISOR: u64 = 20;
 /// The reserve's upper bound: 1 GiB.
 const FREE_SPACE_RESERVE_MAX: u64 = 1 << 30;
 
+/// Bytes a file written by a client may take between two looks at the
+/// file system's free space ([`Root::room_for_write`]): 4 MiB.
+pub const ROOM_STEP: u64 = 4 * 1024 * 1024;
+
+/// Bytes written to one file by a client, for [`Root::room_for_write`].
+#[derive(Debug, Default)]
+pub struct Growth(AtomicU64);
+
 /// Why a file operation failed. The text is fit for the client: it names
 /// only virtual paths and never the host's.
 #[derive(Debug, thiserror::Error)]
@@ -1217,6 +1225,28 @@ impl Root {
         let reserve = (size / FREE_SPACE_RESERVE_DIVISOR).min(FREE_SPACE_RESERVE_MAX);
         if growth > free.saturating_sub(reserve) {
             return Err(FsError::Io(rustix::io::Errno::NOSPC.into()));
+        }
+        Ok(())
+    }
+
+    /// Fails with "No space left on device" when `n` more bytes written
+    /// by a client to `fd` could eat into the file system's reserve (see
+    /// [`Root::require_room`]): uploads over SFTP, SCP and HTTPS fill a
+    /// disk up to the reserve and no further, so the store and the audit
+    /// trail on it keep room. The file system is asked on a file's first
+    /// write and then once per [`ROOM_STEP`] bytes, for room for a whole
+    /// step, so each writer stays within one step of its last answer.
+    /// Overwritten bytes count as growth: near the reserve, editing a file
+    /// in place is refused too.
+    pub fn room_for_write<Fd: AsFd>(&self, growth: &Growth, fd: Fd, n: u64) -> Result<(), FsError> {
+        let before = growth.0.fetch_add(n, Ordering::Relaxed);
+        let after = before.saturating_add(n);
+        if (before == 0 || before / ROOM_STEP != after / ROOM_STEP)
+            && let Err(e) = self.require_room(fd, ROOM_STEP.max(n))
+        {
+            // Not written: the next write asks again.
+            growth.0.fetch_sub(n, Ordering::Relaxed);
+            return Err(e);
         }
         Ok(())
     }

@@ -567,12 +567,21 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Session<S> {
         // Stream the data to a blocking writer; keep reading after a write
         // error so the stream stays in step.
         let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+        let root = self.root.clone();
         let writer = tokio::task::spawn_blocking(move || {
             let mut offset = 0u64;
             let mut error: Option<io::Error> = None;
+            // Uploads stop short of the file system's reserve.
+            let growth = super::Growth::default();
             while let Some(chunk) = rx.blocking_recv() {
                 if error.is_none()
-                    && let Err(e) = file.write_all_at(&chunk, offset)
+                    && let Err(e) = root
+                        .room_for_write(&growth, &file, chunk.len() as u64)
+                        .map_err(|e| match e {
+                            FsError::Io(e) => e,
+                            e => io::Error::other(e.to_string()),
+                        })
+                        .and_then(|()| file.write_all_at(&chunk, offset))
                 {
                     error = Some(e);
                 }

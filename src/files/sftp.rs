@@ -197,25 +197,46 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Replies for StreamReplies<W> {
     }
 }
 
+/// The stream SFTP requests come on.
+///
+/// A stream whose bytes hold shares of a memory budget (an SSH channel's
+/// requests, [`super::budget`]) keeps the shares of the bytes it handed
+/// out until the server says they are no longer buffered: the server
+/// calls [`Requests::retain`] before each read with the number of bytes
+/// it still holds (an unfinished packet).
+pub trait Requests: AsyncRead + Unpin {
+    /// Only the last `n` bytes handed out are still held by the reader.
+    fn retain(&mut self, n: usize) {
+        let _ = n;
+    }
+}
+
+impl<T: AsyncRead> Requests for tokio::io::ReadHalf<T> {}
+impl Requests for &[u8] {}
+impl Requests for tokio::io::DuplexStream {}
+
 /// Serves SFTP on `stream` until the client closes it, confined to `root`.
 pub async fn serve<S>(stream: S, root: Arc<Root>, limits: SftpLimits) -> Result<Summary, SftpError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (read_half, write_half) = tokio::io::split(stream);
-    serve_with(read_half, StreamReplies(write_half), root, limits).await
+    let purse = budget::Purse::own();
+    serve_with(read_half, StreamReplies(write_half), root, limits, purse).await
 }
 
 /// Serves SFTP: requests from `requests` until it ends, replies to
-/// `replies`, confined to `root`.
+/// `replies`, confined to `root`; replies and data on their way draw on
+/// `purse`, the account's part of the work pool.
 pub async fn serve_with<R, W>(
     requests: R,
     replies: W,
     root: Arc<Root>,
     limits: SftpLimits,
+    purse: Arc<budget::Purse>,
 ) -> Result<Summary, SftpError>
 where
-    R: AsyncRead + Unpin,
+    R: Requests,
     W: Replies,
 {
     let limits = limits.sane();
@@ -228,6 +249,7 @@ where
             counters: counters.clone(),
             limits,
             buffers: Arc::new(Buffers::default()),
+            purse,
         }),
         handles: HashMap::new(),
         next_handle: 1,
@@ -275,20 +297,43 @@ const QUEUED_OVERHEAD: usize = 256;
 #[derive(Debug)]
 struct Share {
     _session: Option<OwnedSemaphorePermit>,
-    _work: Option<OwnedSemaphorePermit>,
+    _work: Option<budget::Grant>,
 }
 
 /// The first reply in line whose work is not done yet, with its share of
 /// the read budget.
 type Head = (u32, oneshot::Receiver<Bytes>, Option<Share>);
 
+/// Replies ready to be sent, with the shares of the budget they hold until
+/// they have gone.
+#[derive(Default)]
+struct Ready {
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+    shares: Vec<Share>,
+}
+
+impl Ready {
+    fn push(&mut self, frame: Bytes, share: Option<Share>) {
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
+        self.shares.extend(share);
+    }
+
+    /// Sent: the replies and their shares go.
+    fn clear(&mut self) {
+        self.frames.clear();
+        self.bytes = 0;
+        self.shares.clear();
+    }
+}
+
 /// Takes a reply off the queue: one that is built joins `ready`; one still
 /// being worked on is returned, to become the head of the line.
-fn take(queued: Queued, ready: &mut VecDeque<Bytes>, ready_bytes: &mut usize) -> Option<Head> {
+fn take(queued: Queued, ready: &mut Ready) -> Option<Head> {
     match queued {
-        (Pending::Ready(frame), _) => {
-            *ready_bytes += frame.len();
-            ready.push_back(frame);
+        (Pending::Ready(frame), share) => {
+            ready.push(frame, share);
             None
         }
         (Pending::Later(id, reply), budget) => Some((id, reply, budget)),
@@ -312,26 +357,26 @@ async fn write_loop<W: Replies>(mut out: W, mut rx: mpsc::Receiver<Queued>) -> i
     const GATHER_BYTES: usize = 1024 * 1024;
     const GATHER_FRAMES: usize = 64;
     let lost = |id| wire::status(id, fx::FAILURE, "internal error").freeze();
-    let mut ready: VecDeque<Bytes> = VecDeque::new();
-    let mut ready_bytes = 0usize;
+    // Replies ready, gathered for one send; they keep their shares of the
+    // budget until they have gone (the client may not be reading).
+    let mut ready = Ready::default();
     // The first reply in line whose work is not done yet.
     let mut head: Option<Head> = None;
     let mut closed = false;
     loop {
         // Take everything that is ready, in order, up to the head.
-        while ready_bytes < GATHER_BYTES && ready.len() < GATHER_FRAMES {
+        while ready.bytes < GATHER_BYTES && ready.frames.len() < GATHER_FRAMES {
             if let Some((id, reply, _)) = head.as_mut() {
                 let frame = match reply.try_recv() {
                     Ok(frame) => frame,
                     Err(oneshot::error::TryRecvError::Empty) => break,
                     Err(oneshot::error::TryRecvError::Closed) => lost(*id),
                 };
-                ready_bytes += frame.len();
-                ready.push_back(frame);
-                head = None;
+                let share = head.take().and_then(|(_, _, share)| share);
+                ready.push(frame, share);
             }
             match rx.try_recv() {
-                Ok(queued) => head = take(queued, &mut ready, &mut ready_bytes),
+                Ok(queued) => head = take(queued, &mut ready),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     closed = true;
@@ -339,26 +384,24 @@ async fn write_loop<W: Replies>(mut out: W, mut rx: mpsc::Receiver<Queued>) -> i
                 }
             }
         }
-        if ready.is_empty() {
+        if ready.frames.is_empty() {
             // Nothing to send: wait for the head's work or the next reply.
-            if let Some((id, reply, _)) = head.take() {
+            if let Some((id, reply, share)) = head.take() {
                 let frame = reply.await.unwrap_or_else(|_| lost(id));
-                ready_bytes += frame.len();
-                ready.push_back(frame);
+                ready.push(frame, share);
                 continue;
             }
             if closed {
                 break;
             }
             match rx.recv().await {
-                Some(queued) => head = take(queued, &mut ready, &mut ready_bytes),
+                Some(queued) => head = take(queued, &mut ready),
                 None => break,
             }
             continue;
         }
-        out.send(&mut ready).await?;
+        out.send(&mut ready.frames).await?;
         ready.clear();
-        ready_bytes = 0;
     }
     out.finish().await
 }
@@ -369,6 +412,8 @@ struct Ctx {
     counters: Arc<Counters>,
     limits: SftpLimits,
     buffers: Arc<Buffers>,
+    /// The account's part of the work pool.
+    purse: Arc<budget::Purse>,
 }
 
 impl Ctx {
@@ -412,6 +457,8 @@ struct OpenFile {
     reads: AtomicU8,
     /// How WRITEs on it may run in the async task (see [`write_cached`]).
     writes: AtomicU8,
+    /// Bytes written to it, for the free-space reserve.
+    growth: super::Growth,
     /// Closing cannot wait on a device (a file in memory, or one opened
     /// for reading from a cached path, which has nothing to write back):
     /// CLOSE closes it in the async task instead of on the blocking pool.
@@ -500,10 +547,7 @@ const BATCH_REQUESTS: usize = 8;
 const BATCH_BYTES: u64 = 1024 * 1024;
 
 impl Session {
-    async fn run<R: AsyncRead + Unpin>(
-        &mut self,
-        frames: &mut FrameReader<R>,
-    ) -> Result<(), SftpError> {
+    async fn run<R: Requests>(&mut self, frames: &mut FrameReader<R>) -> Result<(), SftpError> {
         match frames.next().await? {
             None => return Ok(()),
             Some(Frame::Packet { ty: msg::INIT, .. }) => {
@@ -573,13 +617,13 @@ impl Session {
 
     /// A share of the process's work pool for `len` bytes of data on their
     /// way (waiting, after starting the gathered work, while it is spent).
-    async fn work_share(&mut self, len: usize) -> Option<OwnedSemaphorePermit> {
-        let pool = budget::work();
-        match budget::try_take(&pool, len, budget::WORK_BYTES) {
+    async fn work_share(&mut self, len: usize) -> Option<budget::Grant> {
+        let purse = self.ctx.purse.clone();
+        match purse.try_take(budget::Pool::Work, len) {
             Some(share) => Some(share),
             None => {
                 self.submit();
-                budget::take(&pool, len, budget::WORK_BYTES).await
+                purse.take(budget::Pool::Work, len).await
             }
         }
     }
@@ -1014,6 +1058,7 @@ impl Session {
                 let open = OpenFile {
                     reads: AtomicU8::new(mode),
                     writes: AtomicU8::new(mode),
+                    growth: super::Growth::default(),
                     file,
                     readable: how.read || !how.modifies(),
                     writable: how.modifies(),
@@ -1405,6 +1450,12 @@ fn write_cached(ctx: &Ctx, id: u32, f: &OpenFile, offset: u64, data: &Bytes) -> 
             ctx.failure(id, fx::PERMISSION_DENIED, "handle not open for writing")
                 .freeze(),
         );
+    }
+    if let Err(e) = ctx
+        .root
+        .room_for_write(&f.growth, &f.file, data.len() as u64)
+    {
+        return Partial::Done(ctx.fail(id, &e).freeze());
     }
     let mode = f.writes.load(Ordering::Relaxed);
     if mode == IO_POOL {

@@ -99,8 +99,8 @@ impl AsyncWrite for Lent {
 const BACKLOG_BYTES: u32 = 16 * 1024 * 1024;
 
 /// A channel's data, taken off the channel by a task of its own as soon as
-/// it arrives, up to [`BACKLOG_BYTES`] ahead of the reader and within the
-/// process's intake pool ([`budget::intake`]).
+/// it arrives, up to [`BACKLOG_BYTES`] ahead of the reader and within its
+/// account's part of the process's intake pool ([`budget::Purse`]).
 ///
 /// russh hands each data packet to its channel through a bounded queue and,
 /// while that queue is full, waits with the whole connection: replies sent
@@ -111,21 +111,27 @@ const BACKLOG_BYTES: u32 = 16 * 1024 * 1024;
 /// acknowledgements). Taking the requests off the channel keeps the
 /// connection moving; the bound keeps a client that never reads its replies
 /// from growing the backlog without end.
-/// A share of the channel's backlog and of the process's intake pool
-/// ([`budget::intake`]).
-type Shares = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+///
+/// Data read by the server keeps its shares while the server still holds
+/// it as an unfinished packet ([`crate::files::sftp::Requests`]).
+/// A share of the channel's backlog and of the account's part of the
+/// intake pool.
+type Shares = (OwnedSemaphorePermit, budget::Grant);
 
 struct Drained {
     rx: mpsc::UnboundedReceiver<(Bytes, Shares)>,
     /// The data being read, and its share of the backlog and of the pool.
     current: Option<(Bytes, Shares)>,
+    /// Data read whole, oldest first, with their lengths: the server may
+    /// still hold them.
+    held: VecDeque<(usize, Shares)>,
+    held_bytes: usize,
 }
 
 impl Drained {
-    fn new(mut half: ChannelReadHalf) -> Self {
+    fn new(mut half: ChannelReadHalf, purse: Arc<budget::Purse>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let backlog = Arc::new(Semaphore::new(BACKLOG_BYTES as usize));
-        let intake = budget::intake();
         tokio::spawn(async move {
             while let Some(msg) = half.wait().await {
                 match msg {
@@ -136,9 +142,8 @@ impl Drained {
                         let Ok(share) = backlog.clone().acquire_many_owned(n).await else {
                             break;
                         };
-                        // And its share of the process's intake pool.
-                        let Some(pooled) =
-                            budget::take(&intake, data.len(), budget::INTAKE_BYTES).await
+                        // And its share of the account's part of the pool.
+                        let Some(pooled) = purse.take(budget::Pool::Intake, data.len()).await
                         else {
                             break;
                         };
@@ -151,7 +156,25 @@ impl Drained {
                 }
             }
         });
-        Drained { rx, current: None }
+        Drained {
+            rx,
+            current: None,
+            held: VecDeque::new(),
+            held_bytes: 0,
+        }
+    }
+}
+
+impl crate::files::sftp::Requests for Drained {
+    fn retain(&mut self, n: usize) {
+        // The oldest data read whole go while the rest covers `n` bytes.
+        while let Some(&(len, _)) = self.held.front() {
+            if self.held_bytes - len < n {
+                break;
+            }
+            self.held_bytes -= len;
+            self.held.pop_front();
+        }
     }
 }
 
@@ -174,8 +197,13 @@ impl AsyncRead for Drained {
                 copied = true;
                 continue;
             }
-            // Gives the bytes read back to the backlog.
-            self.current = None;
+            // Read whole: its shares wait until the server lets them go.
+            if let Some((_, shares)) = self.current.take() {
+                // The data's length, as counted by its backlog share.
+                let len = shares.0.num_permits();
+                self.held_bytes += len;
+                self.held.push_back((len, shares));
+            }
             let next = if copied {
                 match self.rx.try_recv() {
                     Ok(next) => Some(next),
@@ -295,13 +323,6 @@ pub(super) async fn run(
     login: &Session,
     auth: Arc<Auth>,
 ) -> (u32, Option<ChannelStream<Msg>>) {
-    // One of the process's file-channel slots for as long as it runs.
-    let Some(_slot) = budget::try_take(&budget::channels(), 1, budget::MAX_FILE_CHANNELS) else {
-        tracing::warn!(account = %login.account, "too many file transfers at once; channel refused");
-        let text = Bytes::from_static(b"too many file transfers at once; try again later\r\n");
-        let _ = channel.extended_data_bytes(1, text).await;
-        return (1, None);
-    };
     let session = login.clone();
     let root = match tokio::task::spawn_blocking(move || auth.open_home(&session)).await {
         Ok(Ok(root)) => Arc::new(root),
@@ -324,8 +345,11 @@ pub(super) async fn run(
             let (requests, half) = channel.split();
             let replies = ChannelReplies::new(half).await;
             let limits = crate::files::sftp::SftpLimits::default();
-            let served =
-                crate::files::sftp::serve_with(Drained::new(requests), replies, root, limits).await;
+            let served = {
+                let purse = budget::Purse::of(&login.account);
+                let requests = Drained::new(requests, purse.clone());
+                crate::files::sftp::serve_with(requests, replies, root, limits, purse).await
+            };
             let code = match served {
                 Ok(summary) => {
                     tracing::info!(account = %login.account, ?summary, "sftp session");

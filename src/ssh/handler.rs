@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use russh::server::{Auth, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
 use tokio::time::Instant;
 
 use super::listener::Shared;
@@ -43,7 +43,9 @@ pub(super) struct Connection {
     key_pending: Option<AwaitCode>,
     ki: Ki,
     session: Option<Arc<flow::Session>>,
-    channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Channels not yet given a subsystem or command, each with its slot
+    /// among the process's channels ([`crate::files::budget::channels`]).
+    channels: HashMap<ChannelId, (Channel<Msg>, OwnedSemaphorePermit)>,
     active: Arc<AtomicUsize>,
     /// The connection's span (session id, address): russh runs the handler
     /// on tasks of its own, so the core's work is entered into it by hand.
@@ -226,7 +228,9 @@ impl Connection {
         kind: FilesKind,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
-        let (Some(channel), Some(login)) = (self.channels.remove(&id), self.session.clone()) else {
+        let (Some((channel, slot)), Some(login)) =
+            (self.channels.remove(&id), self.session.clone())
+        else {
             return session.channel_failure(id);
         };
         session.channel_success(id)?;
@@ -242,6 +246,7 @@ impl Connection {
             let _ = handle.eof(id).await;
             let _ = handle.close(id).await;
             drop(stream);
+            drop(slot);
             active.fetch_sub(1, Ordering::SeqCst);
         });
         Ok(())
@@ -415,7 +420,14 @@ impl russh::server::Handler for Connection {
             reply.reject(ChannelOpenFailure::ResourceShortage).await;
             return Ok(());
         }
-        self.channels.insert(channel.id(), channel);
+        // A slot among the process's channels, for as long as it is open:
+        // each may hold packets its queue took (files::budget).
+        let Ok(slot) = self.shared.channel_slots.clone().try_acquire_owned() else {
+            tracing::warn!(peer = %self.peer, "too many channels open in the process");
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        };
+        self.channels.insert(channel.id(), (channel, slot));
         reply.accept().await;
         Ok(())
     }

@@ -49,6 +49,9 @@ pub struct Shared {
     pub limits: SftpLimits,
     /// Bounds the number of connections.
     connections: Arc<Semaphore>,
+    /// Bounds the number of channels open in the process, of every kind:
+    /// each may hold packets its queue took (`files::budget`).
+    pub channel_slots: Arc<Semaphore>,
     /// Connections that have not logged in yet.
     preauth: Mutex<PreAuth>,
     /// Time in-flight sessions get after a shutdown request.
@@ -71,6 +74,7 @@ impl Shared {
         Self {
             live,
             connections: Arc::new(Semaphore::new(limits.max_connections)),
+            channel_slots: Arc::new(Semaphore::new(limits.max_open_channels)),
             auth,
             config: Arc::new(config),
             limits,

@@ -323,7 +323,7 @@ pub async fn store_upload(
         file.try_clone()
             .map_err(|e| ApiError::from(FsError::Io(e)))?,
     );
-    let written = write_body(file, body, web.settings.max_upload).await;
+    let written = write_body(file, body, web.settings.max_upload, &root, &made).await;
     let cleanup = |root: Arc<Root>, made: Arc<std::fs::File>, temp: VPath| async move {
         let _ = tokio::task::spawn_blocking(move || root.discard_made(&made, &temp)).await;
     };
@@ -355,8 +355,17 @@ pub async fn store_upload(
     })
 }
 
-async fn write_body(file: std::fs::File, body: Body, max: u64) -> Result<u64> {
+/// Writes the upload's body to `file` (`made` is the same file), up to
+/// `max` bytes and short of the file system's reserve.
+async fn write_body(
+    file: std::fs::File,
+    body: Body,
+    max: u64,
+    root: &Root,
+    made: &std::fs::File,
+) -> Result<u64> {
     let mut file = tokio::fs::File::from_std(file);
+    let growth = crate::files::Growth::default();
     let mut stream = body.into_data_stream();
     let mut size: u64 = 0;
     while let Some(chunk) = stream.next().await {
@@ -369,6 +378,7 @@ async fn write_body(file: std::fs::File, body: Body, max: u64) -> Result<u64> {
                 format!("uploads are limited to {max} bytes"),
             ));
         }
+        root.room_for_write(&growth, made, chunk.len() as u64)?;
         file.write_all(&chunk)
             .await
             .map_err(|e| ApiError::from(FsError::Io(e)))?;

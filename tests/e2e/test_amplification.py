@@ -1,7 +1,7 @@
 """Authenticated amplification: one request or one command must not make
 the server do unbounded work. `copy-data` copies a bounded number of bytes
 and never eats into the file system's reserve; `scp -r` sends each folder
-once however many symbolic links lead to it; file channels are capped
+once however many symbolic links lead to it; SSH channels are capped
 process-wide (part of the memory budget, docs/configuration.md, "Memory budget")."""
 
 import os
@@ -11,9 +11,11 @@ import time
 
 import paramiko
 import pytest
+import requests
 
 from conftest import PASSWORD
-from test_openssh import SSH_OPTIONS, drive
+from test_openssh import SSH_OPTIONS, drive, payload, scp
+from test_rest import Api, error
 
 MIB = 1024 * 1024
 
@@ -105,6 +107,50 @@ def test_copy_data_is_refused_before_it_eats_the_reserve(box, small_home):
     assert free_bytes(small_home) >= 64 * MIB // 20
 
 
+RESERVE = 64 * MIB // 20
+
+
+def test_uploads_stop_short_of_the_reserve(box, small_home, tmp_path):
+    """SFTP, SCP (both modes) and HTTPS uploads fill the file system up to
+    its reserve (5 %) and fail there with "no space", never below it."""
+    big = payload(tmp_path, "big.bin", 80 * MIB)
+    t = connect(box)
+    s = paramiko.SFTPClient.from_transport(t)
+    try:
+        with pytest.raises(IOError) as e:
+            s.put(str(big), "sftp.bin")
+        assert "No space left on device" in str(e.value) or "Failure" in str(e.value), e.value
+        assert free_bytes(small_home) >= RESERVE
+        s.remove("sftp.bin")
+    finally:
+        t.close()
+    for legacy in (True, False):
+        status, _, out = scp(box, str(big), "bob@127.0.0.1:scp.bin", legacy=legacy, timeout=120)
+        assert status != 0, out
+        assert free_bytes(small_home) >= RESERVE
+        (small_home / "scp.bin").unlink(missing_ok=True)
+    api = Api(box.https_port)
+    api.token = api.token_for("bob", PASSWORD)
+    # The server answers 507 as soon as the reserve is reached and closes
+    # the connection; a client still sending may see only the close.
+    try:
+        with open(big, "rb") as f:
+            r = api.put("/files/content", params={"path": "/https.bin"}, data=f)
+        error(r, 507)
+    except requests.exceptions.ConnectionError:
+        pass
+    assert free_bytes(small_home) >= RESERVE
+    assert not (small_home / "https.bin").exists()
+    # Below the reserve's edge, uploads go through as before.
+    small = payload(tmp_path, "small.bin", 8 * MIB)
+    t = connect(box)
+    try:
+        paramiko.SFTPClient.from_transport(t).put(str(small), "small.bin")
+    finally:
+        t.close()
+    assert (small_home / "small.bin").read_bytes() == small.read_bytes()
+
+
 def lattice(home, levels):
     """lattice/d0 .. d{levels}: each folder holds two links to the next, so
     there are 2**levels paths to the last one but only levels + 1 folders."""
@@ -137,18 +183,19 @@ def test_scp_r_sends_each_folder_once(box, tmp_path):
     assert sum(1 for p in out.rglob("*") if p.is_dir()) == 24
 
 
-def test_file_channels_are_capped_process_wide(box):
+def test_channels_are_capped_process_wide(box_factory):
+    box = box_factory("max_open_channels = 16\n")
     box.add_user("bob")
     transports, clients = [], []
     try:
-        # 64 file channels (8 connections of 8) are served ...
-        for _ in range(8):
+        # 16 channels (2 connections of 8) are served ...
+        for _ in range(2):
             t = connect(box)
             transports.append(t)
             for _ in range(8):
                 clients.append(paramiko.SFTPClient.from_transport(t))
         assert all(c.listdir(".") == [] for c in clients[:3])
-        # ... the 65th is refused, on a connection of its own ...
+        # ... the 17th is refused, on a connection of its own ...
         extra = connect(box)
         transports.append(extra)
         with pytest.raises((EOFError, OSError, paramiko.SSHException)):
@@ -167,4 +214,23 @@ def test_file_channels_are_capped_process_wide(box):
     finally:
         for t in transports:
             t.close()
-    assert "too many file transfers at once" in box.log_text()
+    assert "too many channels open in the process" in box.log_text()
+
+
+def test_many_idle_sessions_are_held_by_default(box):
+    """The default cap leaves room for far more idle sessions than the
+    old per-process cap of 64 file channels."""
+    box.add_user("bob")
+    transports, clients = [], []
+    try:
+        for _ in range(12):
+            t = connect(box)
+            transports.append(t)
+            for _ in range(8):
+                clients.append(paramiko.SFTPClient.from_transport(t))
+        assert len(clients) == 96
+        assert all(c.listdir(".") == [] for c in clients[::8])
+    finally:
+        for t in transports:
+            t.close()
+

@@ -6,7 +6,7 @@
 //! built in one [`BytesMut`] with its length patched in at the end.
 
 use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio::io::AsyncReadExt as _;
 
 use crate::files::{FsStats, SetAttrs, Stat};
 
@@ -484,7 +484,7 @@ const READ_CHUNK: usize = 256 * 1024;
 /// The buffer a reader waits with when nothing is pending.
 const FIRST_READ: usize = 64;
 
-impl<R: AsyncRead + Unpin> FrameReader<R> {
+impl<R: super::Requests> FrameReader<R> {
     pub(crate) fn new(inner: R, max_packet: u32) -> Self {
         FrameReader {
             inner,
@@ -562,11 +562,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// would not do: once the frames are gone, growing it takes the whole
     /// buffer back.
     async fn wait(&mut self) -> Result<usize, FrameError> {
+        self.inner.retain(0);
         self.buf = BytesMut::with_capacity(FIRST_READ);
         Ok(self.inner.read_buf(&mut self.buf).await?)
     }
 
     async fn fill(&mut self) -> Result<usize, FrameError> {
+        self.inner.retain(self.buf.len());
         if self.buf.capacity() - self.buf.len() < 16 * 1024 {
             self.buf.reserve(READ_CHUNK);
         }
@@ -844,6 +846,65 @@ mod tests {
             }
         );
         assert!(matches!(f[2], Frame::Packet { ty: msg::STAT, .. }));
+    }
+
+    /// Hands out `data` a few bytes at a time and records what the reader
+    /// says it still holds.
+    struct Trickle {
+        data: Vec<u8>,
+        at: usize,
+        retained: Vec<usize>,
+    }
+
+    impl tokio::io::AsyncRead for Trickle {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let at = self.at;
+            let n = buf.remaining().min(100).min(self.data.len() - at);
+            buf.put_slice(&self.data[at..at + n]);
+            self.at += n;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    impl super::super::Requests for Trickle {
+        fn retain(&mut self, n: usize) {
+            self.retained.push(n);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_reader_says_how_much_of_an_unfinished_packet_it_holds() {
+        // A 1,005-byte WRITE packet, then a short one.
+        let mut data = vec![0, 0, 3, 0xe9, msg::WRITE];
+        data.extend(std::iter::repeat_n(7, 1000));
+        data.extend([0, 0, 0, 5, msg::CLOSE, 0, 0, 0, 1]);
+        let trickle = Trickle {
+            data,
+            at: 0,
+            retained: Vec::new(),
+        };
+        let mut reader = FrameReader::new(trickle, 4096);
+        assert!(matches!(
+            reader.next().await.unwrap(),
+            Some(Frame::Packet { ty: msg::WRITE, .. })
+        ));
+        let held = reader.inner.retained.clone();
+        // It held ever more of the packet while it came, never more than
+        // it had been given ...
+        assert!(held.windows(2).all(|w| w[0] <= w[1]), "{held:?}");
+        assert!(held.iter().any(|&n| n >= 900), "{held:?}");
+        assert!(held.iter().all(|&n| n < 1005), "{held:?}");
+        // ... and, the packet taken, holds only what follows it.
+        assert!(matches!(
+            reader.next().await.unwrap(),
+            Some(Frame::Packet { ty: msg::CLOSE, .. })
+        ));
+        assert!(reader.next().await.unwrap().is_none());
+        assert_eq!(reader.inner.retained.last(), Some(&0));
     }
 
     #[tokio::test]
