@@ -138,6 +138,9 @@ pub struct SystemFacts {
     pub console: String,
 }
 
+/// How long a connection that made room by eviction waits for the slot.
+const SLOT_WAIT: Duration = Duration::from_secs(2);
+
 /// The state every handler shares.
 #[derive(Debug)]
 pub struct Web {
@@ -268,25 +271,43 @@ pub async fn serve(
         // Beyond its address's share, or over the cap, the newest
         // connection is closed at once. The share comes first, so an
         // address over its share never takes one of the cap's slots.
-        let Some(share) = shares.take(peer.ip()) else {
+        let Some(mut share) = shares.take(peer.ip()) else {
             tracing::debug!(peer = %peer, "HTTPS connection over its address's share; closed");
             drop(stream);
             continue;
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(peer = %peer, "too many HTTPS connections; closed");
-            drop(stream);
-            continue;
+        // Over the cap, the address holding the most connections gives up
+        // its oldest one, if it holds more than this one's address; the
+        // newcomer then waits briefly for the slot it freed.
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) if shares.evict_for(peer.ip()) => None,
+            Err(_) => {
+                tracing::debug!(peer = %peer, "too many HTTPS connections; closed");
+                drop(stream);
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         let mut stop = stop.clone();
+        let slots = slots.clone();
         tokio::spawn(async move {
+            let permit = match permit {
+                Some(permit) => permit,
+                None => match tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await {
+                    Ok(Ok(permit)) => permit,
+                    _ => return,
+                },
+            };
+            let mut evicted = share.evicted();
             let _held = (permit, share);
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
-            else {
+            let tls = tokio::select! {
+                tls = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)) => tls,
+                _ = &mut evicted => return,
+            };
+            let Ok(Ok(tls)) = tls else {
                 return;
             };
             let service = hyper::service::service_fn(
@@ -320,6 +341,9 @@ pub async fn serve(
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}
+                _ = &mut evicted => {
+                    tracing::debug!(peer = %peer, "HTTPS connection closed to make room for another address");
+                }
                 _ = stop.changed() => {
                     connection.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;

@@ -8,7 +8,10 @@
 //! - [`Shares`]: connections per source address. An address (an IPv4
 //!   address or an IPv6 /64, [`peer_key`]) holds at most its share of the
 //!   connection cap; beyond it, its new connections are closed at once, so
-//!   one address cannot fill the cap and others still get in.
+//!   one address cannot fill the cap and others still get in. When many
+//!   addresses together fill the cap, a newcomer makes the address holding
+//!   the most connections close its oldest one, if that address holds more
+//!   than the newcomer's ([`Shares::evict_for`]).
 //! - [`PacedBody`]: a request body must start within a window (10 s by
 //!   default) of the server asking for it, and then arrive at a minimum rate
 //!   (1 KiB/s by default) averaged over windows of the same length. A body
@@ -17,7 +20,7 @@
 //!   to disk, hashing a password) is not counted against the client, so a
 //!   slow disk never cuts a legitimate upload.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +32,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
 use super::error::ApiError;
@@ -39,9 +43,18 @@ use crate::address::peer_key;
 pub struct Shares {
     /// Most connections one address may hold.
     per_address: usize,
-    /// Connections held, by address group; an entry leaves with its last
-    /// connection, so the table is never larger than the connection cap.
-    held: Mutex<HashMap<IpAddr, usize>>,
+    table: Mutex<Table>,
+}
+
+/// The connections held, by address group and in the order they came; an
+/// address's entry leaves with its last connection, so the table is never
+/// larger than the connection cap.
+#[derive(Debug, Default)]
+struct Table {
+    held: HashMap<IpAddr, usize>,
+    /// id -> (address group, eviction signal; taken once sent).
+    open: BTreeMap<u64, (IpAddr, Option<oneshot::Sender<()>>)>,
+    next_id: u64,
 }
 
 impl Shares {
@@ -49,32 +62,85 @@ impl Shares {
     pub fn new(per_address: usize) -> Arc<Self> {
         Arc::new(Self {
             per_address: per_address.max(1),
-            held: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table::default()),
         })
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// One more connection from `address`, or `None` when the address
     /// already holds its share. The share is given back when the returned
-    /// [`Share`] drops.
+    /// [`Share`] drops; its [`Share::evicted`] fires if [`Shares::evict_for`]
+    /// picks it.
     pub fn take(self: &Arc<Self>, address: IpAddr) -> Option<Share> {
         let key = peer_key(address);
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        let count = held.entry(key).or_insert(0);
+        let mut table = self.table();
+        let count = table.held.entry(key).or_insert(0);
         if *count >= self.per_address {
             return None;
         }
         *count += 1;
+        let id = table.next_id;
+        table.next_id += 1;
+        let (tx, rx) = oneshot::channel();
+        table.open.insert(id, (key, Some(tx)));
         Some(Share {
             shares: self.clone(),
             key,
+            id,
+            evicted: Some(rx),
         })
+    }
+
+    /// When the connection cap is full and `address` wants in: the address
+    /// holding the most connections is told to close its oldest one, if it
+    /// holds more than `address` would with the newcomer (as the SSH port
+    /// does with connections not logged in). False if no one holds more, so
+    /// a crowd of addresses at their share cannot keep a new one out, and
+    /// the newcomer never takes a slot from an address no larger than its
+    /// own.
+    pub fn evict_for(&self, address: IpAddr) -> bool {
+        let key = peer_key(address);
+        let mut table = self.table();
+        // The newcomer's share is already counted.
+        let mine = table.held.get(&key).copied().unwrap_or(0);
+        // Connections not already told to close, by address.
+        let mut live: HashMap<IpAddr, usize> = HashMap::new();
+        for (a, signal) in table.open.values() {
+            if signal.is_some() {
+                *live.entry(*a).or_default() += 1;
+            }
+        }
+        let Some((heavy, n)) = live.into_iter().max_by_key(|&(_, n)| n) else {
+            return false;
+        };
+        if n <= mine {
+            return false;
+        }
+        let oldest = table
+            .open
+            .iter_mut()
+            .find(|(_, (a, signal))| *a == heavy && signal.is_some())
+            .and_then(|(_, (_, signal))| signal.take());
+        match oldest {
+            Some(signal) => {
+                let _ = signal.send(());
+                true
+            }
+            None => false,
+        }
     }
 
     /// Connections `address` holds now.
     #[cfg(test)]
     fn held_by(&self, address: IpAddr) -> usize {
-        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        held.get(&peer_key(address)).copied().unwrap_or(0)
+        self.table()
+            .held
+            .get(&peer_key(address))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -83,15 +149,26 @@ impl Shares {
 pub struct Share {
     shares: Arc<Shares>,
     key: IpAddr,
+    id: u64,
+    evicted: Option<oneshot::Receiver<()>>,
+}
+
+impl Share {
+    /// Fires when the connection is to close to make room for another
+    /// address ([`Shares::evict_for`]); taken once.
+    pub fn evicted(&mut self) -> oneshot::Receiver<()> {
+        self.evicted.take().unwrap_or_else(|| oneshot::channel().1)
+    }
 }
 
 impl Drop for Share {
     fn drop(&mut self) {
-        let mut held = self.shares.held.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = held.get_mut(&self.key) {
+        let mut table = self.shares.table();
+        table.open.remove(&self.id);
+        if let Some(count) = table.held.get_mut(&self.key) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                held.remove(&self.key);
+                table.held.remove(&self.key);
             }
         }
     }
@@ -312,7 +389,31 @@ mod tests {
         );
         assert!(shares.take("2001:db8:0:2::1".parse().unwrap()).is_some());
         drop((_x, _y));
-        assert!(shares.held.lock().unwrap().len() <= 1);
+        assert!(shares.table().held.len() <= 1);
+    }
+
+    #[test]
+    fn a_full_port_makes_room_from_the_heaviest_address_only() {
+        let shares = Shares::new(4);
+        let heavy: IpAddr = "192.0.2.1".parse().unwrap();
+        let light: IpAddr = "192.0.2.2".parse().unwrap();
+        let newcomer: IpAddr = "192.0.2.3".parse().unwrap();
+        let mut held: Vec<Share> = (0..3).map(|_| shares.take(heavy).unwrap()).collect();
+        let mut small = shares.take(light).unwrap();
+        let _new = shares.take(newcomer).unwrap();
+        // The heavy address's oldest connection is told to close ...
+        assert!(shares.evict_for(newcomer));
+        assert!(held[0].evicted().try_recv().is_ok());
+        assert!(held[1].evicted().try_recv().is_err());
+        // ... and only while it holds more than the newcomer's address.
+        assert!(shares.evict_for(newcomer));
+        assert!(!shares.evict_for(newcomer));
+        assert!(small.evicted().try_recv().is_err());
+        // A newcomer as large as everyone else gets nothing.
+        let even = Shares::new(1);
+        let _a = even.take(heavy).unwrap();
+        let _b = even.take(light).unwrap();
+        assert!(!even.evict_for(light));
     }
 
     #[test]
