@@ -246,6 +246,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             let _ = stop_tx.send(true);
         });
     }
+    {
+        // After a burst of logins, the memory it freed goes back to the system.
+        let auth = auth.clone();
+        tokio::spawn(crate::auth::password::release_after_bursts(move || {
+            auth.hashing().settled()
+        }));
+    }
     let listener_task = tokio::spawn(crate::ssh::serve(listener, shared, stop_rx.clone()));
     let web = crate::web::Web::new(
         auth.clone(),

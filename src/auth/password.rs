@@ -162,6 +162,8 @@ struct PoolState {
     waiting: usize,
     /// Memory returned while others waited, for the next lease.
     spare: Vec<Memory>,
+    /// A hash ran since [`Hashing::settled`] last said so.
+    used: bool,
 }
 
 impl std::fmt::Debug for Hashing {
@@ -210,6 +212,18 @@ impl Hashing {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// True once after hashes ran, when none runs or waits now: a burst of
+    /// logins is over, and the memory its work freed can go back to the
+    /// system ([`release_after_bursts`]).
+    pub fn settled(&self) -> bool {
+        let mut state = self.lock();
+        let settled = state.used && state.busy == 0 && state.waiting == 0;
+        if settled {
+            state.used = false;
+        }
+        settled
+    }
+
     /// A lease to hash with, waiting at most `wait` for one to come free.
     /// `None` when none did: the caller answers "busy". Waiting allocates
     /// nothing.
@@ -228,11 +242,33 @@ impl Hashing {
             }
         }
         state.busy += 1;
+        state.used = true;
         let memory = state.spare.pop().unwrap_or_else(Memory::empty);
         Some(Lease {
             pool: self,
             memory: Some(memory),
         })
+    }
+}
+
+/// How often [`release_after_bursts`] looks whether a burst is over.
+pub const SETTLE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs until the process ends: every [`SETTLE_CHECK`], if hashes ran and
+/// none runs now, gives the memory the C allocator kept after the burst
+/// back to the system (`malloc_trim`, in the worker threads' arenas: the
+/// sessions, requests and store pages a burst of logins touched and
+/// freed). The hash memory itself is mapped and returns at once
+/// ([`Memory`]); this is the rest, a few MiB after 100 logins.
+/// `settled` is the process's [`Hashing::settled`].
+pub async fn release_after_bursts(settled: impl Fn() -> bool) {
+    let mut ticker = tokio::time::interval(SETTLE_CHECK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if settled() {
+            let _ = tokio::task::spawn_blocking(coffer_release_memory::release_free_memory).await;
+        }
     }
 }
 
@@ -497,6 +533,17 @@ mod tests {
         // No one waited when the second lease ended: nothing is kept.
         assert!(pool.lock().spare.is_empty());
         assert_eq!(blocks(&pool.lease(Duration::ZERO).unwrap()), 0);
+    }
+
+    #[test]
+    fn a_burst_is_settled_once_when_nothing_runs_or_waits() {
+        let pool = Hashing::new(1);
+        assert!(!pool.settled(), "nothing ran yet");
+        let lease = pool.lease(Duration::ZERO).unwrap();
+        assert!(!pool.settled(), "a hash runs");
+        drop(lease);
+        assert!(pool.settled());
+        assert!(!pool.settled(), "said once");
     }
 
     #[test]

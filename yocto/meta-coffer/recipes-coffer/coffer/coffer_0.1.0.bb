@@ -28,6 +28,7 @@ SRC_URI += "file://Cargo.toml;subdir=coffer \
             file://Cargo.lock;subdir=coffer \
             file://build.rs;subdir=coffer \
             file://src;subdir=coffer \
+            file://crates;subdir=coffer \
             file://systemd;subdir=coffer \
             "
 # A directory of its own: the vendored crates (CARGO_HOME) are unpacked
