@@ -141,6 +141,21 @@ def test_status_with_and_without_the_server(cbox):
     c.leave()
 
 
+def test_an_unclaimed_box_shows_its_whole_claim_code(tmp_path):
+    # The claim line is longer than 80 columns: it wraps, nothing is cut.
+    box = Box(tmp_path, console_section(tmp_path / "console"), claimed=False)
+    try:
+        code = box.claim_code()
+        c = Console(box)
+        out = c.send("1").replace("\r", "")
+        assert code in out, out
+        assert re.search(r"claim +UNCLAIMED: open https://", out), out
+        assert "~" not in out, out
+        c.leave()
+    finally:
+        box.stop()
+
+
 def test_network_dhcp_and_static_files(cbox):
     net = cbox.console_dir / "network"
     c = Console(cbox)
