@@ -566,6 +566,9 @@ pub struct Ctx<'a> {
     pub seal: &'a SealStatus,
     /// Set when a running server executes the command.
     pub server: Option<ServerInfo>,
+    /// The certificate a running server serves (`None`: read the one in
+    /// the data dir).
+    pub certs: Option<&'a crate::web::tls::Certificates>,
 }
 
 /// A running server, as `status` shows it.
@@ -732,6 +735,7 @@ fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
                         data_dir: &dir,
                         seal: &seal,
                         server: None,
+                        certs: None,
                     };
                     status(&ctx, json, out)
                 }
@@ -763,6 +767,7 @@ fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
                 data_dir: &dir,
                 seal: &seal,
                 server: None,
+                certs: None,
             };
             execute(&ctx, &me, command, out)
         }
@@ -799,6 +804,7 @@ fn setup_direct(
             data_dir: dir,
             seal: &seal,
             server: None,
+            certs: None,
         };
         execute(&ctx, me, command, out)
     })();
@@ -1156,7 +1162,7 @@ fn status(ctx: &Ctx<'_>, json: bool, out: &mut Output) -> anyhow::Result<()> {
                 .map_or_else(String::new, |p| format!(":{p}"))
         ));
     }
-    let certificate = crate::web::tls::describe_file(ctx.data_dir);
+    let certificate = crate::web::tls::in_use(ctx.certs, ctx.data_dir);
     lines.push(match &certificate {
         Some(c) => format!("https:     certificate SHA-256 {}", c.fingerprint),
         None => "https:     no certificate yet (made when the server first starts)".into(),

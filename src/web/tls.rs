@@ -150,6 +150,16 @@ pub fn describe_file(data_dir: &Path) -> Option<CertificateInfo> {
     describe(&leaf).ok()
 }
 
+/// The certificate in use: what a running server serves (`served`), else
+/// the one stored in the data dir. Status screens ask the server rather than
+/// the file, which may be unreadable to the server's account.
+pub fn in_use(served: Option<&Certificates>, data_dir: &Path) -> Option<CertificateInfo> {
+    match served {
+        Some(c) => Some(c.info()),
+        None => describe_file(data_dir),
+    }
+}
+
 /// The server's TLS configuration: TLS 1.3 and 1.2, ring's cipher suites,
 /// HTTP/1.1 only.
 pub fn server_config(certs: Arc<Certificates>) -> Result<rustls::ServerConfig, TlsError> {

@@ -486,8 +486,22 @@ fn started_as_root_the_server_drops_to_its_account() {
         std::fs::metadata(data.join("coffer.redb")).unwrap().uid(),
         uid
     );
+    // All the way down: the certificate and key made before the drop too.
+    for file in ["tls", "tls/cert.pem", "tls/key.pem"] {
+        assert_eq!(
+            std::fs::symlink_metadata(data.join(file)).unwrap().uid(),
+            uid,
+            "{file}"
+        );
+    }
     let status = crate::cli::coffer(&data, &["status"]);
-    assert!(crate::cli::ok(&status).contains("server:    running"));
+    let status = crate::cli::ok(&status);
+    assert!(status.contains("server:    running"), "{status}");
+    // The certificate the server serves, not "no certificate yet".
+    assert!(
+        status.contains("https:     certificate SHA-256 "),
+        "{status}"
+    );
     assert!(
         server.log().contains("dropped root privileges"),
         "{}",
