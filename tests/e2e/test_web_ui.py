@@ -340,3 +340,67 @@ def test_a_session_opened_with_an_access_token_manages_no_credentials(box, chrom
     assert page.locator("form[action='/security/tokens']").count() == 0
     assert page.locator("form[action='/security/password']").count() == 0
     page.context.close()
+
+
+def test_ended_sessions_are_not_listed_and_the_system_page_counts_signed_in_ones(box, chromium):
+    box.add_user("gina", "user", NEW_USER_PW)
+    page = new_page(chromium, box)
+    sign_in(page, "gina", NEW_USER_PW)
+    page.wait_for_url("**/login/offer")
+    page.click("a:has-text('Skip this time')")
+    page.wait_for_url("**/files*")
+    # The enrolment moves this browser to a new session; the old one ended.
+    page.goto("/security/totp")
+    secret = page.get_attribute("#totp-secret", "data-secret")
+    step, code = next_code(secret, -1)
+    page.fill("#code", code)
+    page.click("form[action='/security/totp'] button[type=submit]")
+    page.wait_for_selector("#recovery-codes")
+    page.check("#stored")
+    page.click("#continue")
+    page.wait_for_url("**/security*")
+    rows = page.locator("section:has(#ses-h) tbody tr")
+    assert rows.count() == 1, rows.all_inner_texts()
+    assert "this browser" in rows.first.inner_text().lower()
+    # A second browser signs in, then is signed out from the first.
+    other = new_page(chromium, box)
+    sign_in(other, "gina", NEW_USER_PW)
+    other.wait_for_url("**/login/code")
+    _, code = next_code(secret, step)
+    other.fill("#code", code)
+    other.click("button[type=submit]")
+    other.wait_for_url("**/files*")
+    page.reload()
+    assert rows.count() == 2, rows.all_inner_texts()
+    rows.filter(has_not_text="this browser").locator("button:has-text('Sign out')").click()
+    page.wait_for_url("**/security*")
+    assert rows.count() == 1, rows.all_inner_texts()
+    # A new phone: the replacement moves this browser to a new session too.
+    page.goto("/security/totp")
+    step, code = next_code(secret, step + 1)
+    page.fill("#replace_code", code)
+    page.click("form[action='/security/totp/replace'] button[type=submit]")
+    new_secret = page.get_attribute("#totp-secret", "data-secret")
+    _, new_code = next_code(new_secret, -1)
+    page.fill("#code", new_code)
+    page.click("form[action='/security/totp'] button[type=submit]")
+    page.wait_for_selector("#recovery-codes")
+    page.goto("/security")
+    assert rows.count() == 1, rows.all_inner_texts()
+
+    # The owner's system page counts signed-in sessions only: gina and the
+    # owner, not the anonymous visitors of the login page.
+    for _ in range(3):
+        visitor = new_page(chromium, box)
+        visitor.goto("/login")
+        visitor.context.close()
+    owner = new_page(chromium, box)
+    sign_in(owner, "owner", PASSWORD)
+    owner.wait_for_url("**/login/offer")
+    owner.click("a:has-text('Skip this time')")
+    owner.wait_for_url("**/files*")
+    owner.goto("/admin/system")
+    facts = owner.inner_text("section:has(#box-h) dl")
+    assert re.search(r"Sessions\s+2 signed in", facts), facts
+    for p in (page, other, owner):
+        p.context.close()

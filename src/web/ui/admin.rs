@@ -1201,7 +1201,7 @@ pub(crate) async fn system(State(web): State<Arc<Web>>, signed: Signed) -> Respo
                     dt { "Version" } dd { "Coffer " (view.version) }
                     dt { "Running for" } dd { (duration(view.uptime)) " (since " (when(view.started_at)) ")" }
                     dt { "Listening" } dd { @for l in &view.listening { span.chip { (l) } " " } }
-                    dt { "Sessions" } dd { (view.sessions) " web and API sessions" }
+                    dt { "Sessions" } dd { (view.sessions) " signed in (web and API)" }
                     @for (k, v) in &view.counts {
                         dt { (sentence(&k.replace('_', " ")).trim_end_matches('.')) } dd { (v) }
                     }
