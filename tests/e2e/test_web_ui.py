@@ -404,3 +404,39 @@ def test_ended_sessions_are_not_listed_and_the_system_page_counts_signed_in_ones
     assert re.search(r"Sessions\s+2 signed in", facts), facts
     for p in (page, other, owner):
         p.context.close()
+
+
+def test_a_failed_upload_is_shown_as_failed_and_the_queue_goes_on(box, chromium):
+    box.add_user("hank", "user", NEW_USER_PW)
+    page = new_page(chromium, box)
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+    sign_in(page, "hank", NEW_USER_PW)
+    page.wait_for_url("**/login/offer")
+    page.click("a:has-text('Skip this time')")
+    page.wait_for_url("**/files*")
+    page.fill("#new-folder", "Reports")
+    page.click("form[action='/files/mkdir'] button")
+    page.wait_for_selector(".notice.ok")
+    # The second file has the folder's name: it fails, the third still goes.
+    page.set_input_files("#upload-files", files=[
+        {"name": "first.txt", "mimeType": "text/plain", "buffer": b"one\n"},
+        {"name": "Reports", "mimeType": "text/plain", "buffer": b"two\n" * 1000},
+        {"name": "third.txt", "mimeType": "text/plain", "buffer": b"three\n"},
+    ])
+    page.wait_for_selector("#upload-status.failed")
+    summary = page.inner_text("#upload-label")
+    assert "2 of 3 uploaded; 1 failed" in summary, summary
+    assert page.get_attribute("#upload-label", "role") == "alert"
+    errors = page.locator("#upload-errors li").all_inner_texts()
+    assert errors == ["Reports: a folder of that name exists; a file cannot replace it"], errors
+    assert "Is a directory" not in page.inner_text("#upload-status")
+    assert dialogs == [], dialogs  # a folder is not offered for replacing
+    # The bar is an error bar, not a full green one.
+    colour = page.evaluate("getComputedStyle(document.getElementById('upload-progress')).accentColor")
+    assert colour == "rgb(180, 35, 24)", colour
+    shoot(page, "25-upload-failed")
+    page.click("#upload-done a")
+    page.wait_for_selector("table.files a.entry:has-text('third.txt')")
+    assert page.locator("table.files a.entry:has-text('first.txt')").count() == 1
+    page.context.close()
