@@ -1,12 +1,16 @@
 """The web UI's layout in Chromium on a phone (390×844) and a desktop
 (1280×900): no page scrolls sideways, every row's buttons sit inside their
-row and the viewport, and table rows keep their lines."""
+row and the viewport, table rows keep their lines, and the setup wizard
+stays in its own steps."""
 
-from conftest import OWNER, PASSWORD
+import pytest
+
+from conftest import OWNER, PASSWORD, Box
 from web import SHOTS, chromium, new_page, sign_in  # noqa: F401
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
+USER_PW = "violet-harbour-lantern-73"
 
 
 def no_sideways_scroll(page, where):
@@ -95,4 +99,64 @@ def test_file_rows_keep_their_lines_and_buttons_at_both_widths(box, chromium):
     no_sideways_scroll(page, "files at 390 px, Rename open")
     photo(page, "30-files-rename-phone")
     inside(page, "table.files tbody td.actions button, table.files tbody td.actions input", "files, Rename open", "tr")
+    page.context.close()
+
+
+def test_no_page_scrolls_sideways_on_a_phone_and_buttons_stay_on_screen(box, chromium):
+    box.add_user("alice", "user", USER_PW)
+    box.token("alice")
+    box.token(OWNER)
+    other = signed_in_owner(chromium, box)
+    page = signed_in_owner(chromium, box)
+    page.goto("/security")
+    page.fill("#label", "a rather long label for the laptop's rclone")
+    page.click("form[action='/security/tokens'] button[type=submit]")
+    page.set_viewport_size(PHONE)
+    for path in ("/files", "/security", "/admin/users", "/admin/users/alice", "/admin/groups",
+                 "/admin/policy", "/admin/audit", "/admin/system", "/api"):
+        page.goto(path)
+        photo(page, "31-phone" + path.replace("/", "-"))
+        no_sideways_scroll(page, path)
+        inside(page, "main button, main a.button, main summary", path)
+        inside(page, "header button", path)
+    page.goto("/security")
+    assert inside(page, "button", "/security", text="Sign out") >= 3  # the top bar's and two sessions'
+    assert inside(page, "main button", "/security", text="Revoke") >= 2
+    page.goto("/admin/users/alice")
+    assert inside(page, "main button", "/admin/users/alice", text="Revoke") >= 1
+    for p in (page, other):
+        p.context.close()
+
+
+@pytest.fixture
+def wizard_box(tmp_path):
+    b = Box(tmp_path, claimed=False)
+    yield b
+    b.stop()
+
+
+def test_the_wizard_keeps_to_its_steps_and_offers_the_otpauth_link(wizard_box, chromium):
+    box = wizard_box
+    page = new_page(chromium, box)
+    page.set_viewport_size(PHONE)
+    page.goto("/setup")
+    no_sideways_scroll(page, "/setup")
+    page.fill("#claim_code", box.claim_code())
+    page.fill("#username", OWNER)
+    page.fill("#password", PASSWORD)
+    page.fill("#password2", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/security/totp?setup=1")
+    # Step 2 of the wizard, not the app with its admin menus.
+    assert page.locator("ol.steps li.now:has-text('Two-factor')").count() == 1
+    assert page.locator("nav.main").count() == 0
+    no_sideways_scroll(page, "enrolment")
+    # A phone cannot scan its own screen: a link and a Copy button.
+    uri = page.get_attribute("#otpauth-link", "href")
+    secret = page.get_attribute("#totp-secret", "data-secret")
+    assert uri.startswith("otpauth://totp/") and f"secret={secret}" in uri, uri
+    assert page.input_value("#otpauth-uri") == uri
+    assert page.locator("button[data-copy='otpauth-uri']:has-text('Copy')").count() == 1
+    inside(page, "main button, main a", "enrolment")
+    photo(page, "32-wizard-enrol-phone")
     page.context.close()

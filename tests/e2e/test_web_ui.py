@@ -310,7 +310,8 @@ def test_a_new_phone_and_new_recovery_codes_need_a_code(box, chromium):
 
     # A new phone: not without a code, then the next code of the old app.
     page.goto("/security/totp")
-    assert "current code" in page.inner_text(".notice.error")
+    assert page.locator(".qr svg").count() == 0
+    assert page.get_attribute("#replace_code", "required") is not None
     page.fill("#replace_code", code)
     page.click("form[action='/security/totp/replace'] button[type=submit]")
     assert "already used" in page.inner_text(".notice.error")
@@ -439,4 +440,51 @@ def test_a_failed_upload_is_shown_as_failed_and_the_queue_goes_on(box, chromium)
     page.click("#upload-done a")
     page.wait_for_selector("table.files a.entry:has-text('third.txt')")
     assert page.locator("table.files a.entry:has-text('first.txt')").count() == 1
+    page.context.close()
+
+
+def test_opening_the_enrolment_while_enrolled_warns_asks_a_code_and_cancels(box, chromium):
+    box.add_user("ivy", "user", NEW_USER_PW)
+    secret, _ = box.enrol("ivy")
+    page = new_page(chromium, box)
+    sign_in(page, "ivy", NEW_USER_PW)
+    page.wait_for_url("**/login/code")
+    step, code = next_code(secret, int(time.time()) // 30 - 1)
+    page.fill("#code", code)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/files*")
+
+    # No silent re-enrolment: the state, a warning, a code field, Cancel.
+    response = page.goto("/security/totp")
+    assert response.status == 200
+    assert page.locator(".qr svg").count() == 0
+    assert "Two-factor sign-in is on" in page.inner_text("main")
+    assert "replaces the app you use now" in page.inner_text(".notice.warn")
+    assert page.get_attribute("#replace_code", "required") is not None
+    shoot(page, "26-totp-while-enrolled")
+    page.click("#cancel")
+    page.wait_for_url("**/security")
+    assert page.locator(".badge.good:has-text('On')").count() == 1
+
+    # With the code, the new phone's page says what it replaces; Cancel
+    # keeps the old app.
+    page.goto("/security/totp")
+    step, code = next_code(secret, step)
+    page.fill("#replace_code", code)
+    page.click("form[action='/security/totp/replace'] button[type=submit]")
+    page.wait_for_selector(".qr svg")
+    assert "replaces your current authenticator" in page.inner_text(".notice.warn")
+    page.click("button#cancel")
+    page.wait_for_url("**/security")
+    assert "Cancelled" in page.inner_text(".notice.ok")
+    page.goto("/security/totp")
+    assert page.locator(".qr svg").count() == 0
+    # The old app still signs in.
+    sign_out(page)
+    sign_in(page, "ivy", NEW_USER_PW)
+    page.wait_for_url("**/login/code")
+    _, code = next_code(secret, step)
+    page.fill("#code", code)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/files*")
     page.context.close()

@@ -432,15 +432,15 @@ pub(crate) async fn user(
                 p.empty { "No access tokens." }
             } @else {
                 div.table-wrap {
-                    table {
+                    table.stack {
                         thead { tr { th scope="col" { "Label" } th scope="col" { "Valid for" } th scope="col" { "Expires" } th.hide-narrow scope="col" { "Last used" } th { span.sr { "Actions" } } } }
                         tbody {
                             @for t in &tokens {
                                 tr {
-                                    td { (t.label) }
-                                    td { (scope_text(&t.scope)) }
-                                    td { @match t.expires_at { Some(e) if e <= now => span.badge.bad { "expired" }, Some(e) => (when(e)), None => "never" } }
-                                    td.hide-narrow { (t.last_used.map(when).unwrap_or_else(|| "never".into())) }
+                                    td { strong { (t.label) } }
+                                    td data-label="Valid for" { (scope_text(&t.scope)) }
+                                    td data-label="Expires" { @match t.expires_at { Some(e) if e <= now => span.badge.bad { "expired" }, Some(e) => (when(e)), None => "never" } }
+                                    td.hide-narrow data-label="Last used" { (t.last_used.map(when).unwrap_or_else(|| "never".into())) }
                                     td {
                                         form method="post" action=(action) data-confirm=(format!("Revoke the token {:?}?", t.label)) {
                                             (csrf_field(csrf))

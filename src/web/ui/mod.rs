@@ -74,6 +74,7 @@ pub fn routes() -> Router<Arc<Web>> {
             get(security::totp_form).post(security::totp_confirm),
         )
         .route("/security/totp/replace", post(security::totp_replace))
+        .route("/security/totp/cancel", post(security::totp_cancel))
         .route("/security/totp/remove", post(security::totp_remove))
         .route("/security/recovery", post(security::recovery))
         .route("/security/password", post(security::password))
