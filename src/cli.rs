@@ -69,7 +69,7 @@ struct Global {
 #[derive(Debug, Subcommand, Serialize, Deserialize)]
 /// The commands, as parsed and as sent over the control socket.
 pub(crate) enum Command {
-    /// Run the server (SFTP/SCP; the HTTPS front end comes later) until SIGTERM.
+    /// Run the server (SFTP/SCP, and HTTPS: web UI and REST API) until SIGTERM.
     Serve {
         /// Configuration file (TOML; see the README)
         #[arg(long, env = "COFFER_CONFIG", value_name = "FILE")]
@@ -77,7 +77,7 @@ pub(crate) enum Command {
         /// SFTP listen address [default: 0.0.0.0:2022]
         #[arg(long, value_name = "ADDR")]
         sftp_listen: Option<String>,
-        /// HTTPS listen address [default: 0.0.0.0:8443] (reserved)
+        /// HTTPS listen address: web UI and REST API [default: 0.0.0.0:8443]
         #[arg(long, value_name = "ADDR")]
         https_listen: Option<String>,
         /// Root of the home folders [default: DATA_DIR/files]
@@ -954,7 +954,7 @@ pub(crate) fn execute(
             ctx.auth.claim(me, &admin, password_file.value()?, cost)?;
             outln!(
                 out,
-                "claimed: owner {admin} (system_admin) in {}",
+                "claimed by {admin} (system_admin, the owner) in {}",
                 ctx.data_dir.display()
             );
             outln!(out, "sealing: {}", ctx.seal.backend);
@@ -1146,7 +1146,7 @@ fn status(ctx: &Ctx<'_>, json: bool, out: &mut Output) -> anyhow::Result<()> {
         "claimed:   {}",
         claimed.as_ref().map_or_else(
             || "no (unclaimed box)".to_string(),
-            |o| format!("yes, owner {o}")
+            |o| format!("yes, by {o}")
         )
     ));
     let claim_code = match &claimed {

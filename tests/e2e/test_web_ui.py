@@ -488,3 +488,72 @@ def test_opening_the_enrolment_while_enrolled_warns_asks_a_code_and_cancels(box,
     page.click("button[type=submit]")
     page.wait_for_url("**/files*")
     page.context.close()
+
+
+def test_leftover_text_is_gone(wizard_box, chromium, tmp_path):
+    import subprocess
+    from conftest import COFFER
+    box = wizard_box
+    # The command line: serve's help, setup and status.
+    help_text = subprocess.run([COFFER, "serve", "--help"], capture_output=True, text=True).stdout
+    assert "comes later" not in help_text and "reserved" not in help_text, help_text
+    assert "HTTPS" in help_text
+    other = tmp_path / "other"
+    setup = subprocess.run([COFFER, "--data-dir", str(other), "--seal", "keyfile", "setup", "--admin", "owner",
+                            "--password-file", str(box.pw), "--hash-cost", "m=64,t=1,p=1"],
+                           capture_output=True, text=True, check=True).stdout
+    status = subprocess.run([COFFER, "--data-dir", str(other), "--seal", "keyfile", "status"],
+                            capture_output=True, text=True, check=True).stdout
+    for out in (setup, status):
+        assert "owner owner" not in out, out
+    assert "claimed by owner" in setup and "claimed:   yes, by owner" in status, (setup, status)
+
+    # The wizard's password field follows the policy and says so.
+    minimum = int(re.search(r"password\.min_length\s*=\s*(\d+)", box.cli("policy", "show").stdout).group(1))
+    page = new_page(chromium, box)
+    page.goto("/setup")
+    assert page.get_attribute("#password", "minlength") == str(minimum)
+    assert f"At least {minimum} characters" in page.inner_text("#password_help")
+    page.fill("#claim_code", box.claim_code())
+    page.fill("#username", "owner")
+    page.fill("#password", PASSWORD)
+    page.fill("#password2", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/security/totp?setup=1")
+    page.click("a:has-text('Skip for now')")
+    page.wait_for_url("**/files*")
+
+    # System and API pages: no Markdown backticks, no "API API", TOTP spelt so.
+    page.goto("/admin/system")
+    text = page.inner_text("main")
+    assert "TOTP enrolments" in text and "Totp" not in text, text
+    assert "`" not in text, text
+    assert page.locator("main code:text-is('coffer console')").count() == 1
+    page.goto("/api")
+    text = page.inner_text("main")
+    assert "`" not in text
+    assert "API API" not in page.inner_text("body")
+
+    # Groups: Save and Remove are apart.
+    page.goto("/admin/groups")
+    page.fill("#new_name", "staff")
+    page.click("form:has(#new_name) button[type=submit]")
+    page.wait_for_selector("h2:has-text('staff')")
+    card = page.locator("section.card", has=page.locator("h2:has-text('staff')"))
+    save = card.locator("button:has-text('Save group')").bounding_box()
+    remove = card.locator("button:has-text('Remove group')").bounding_box()
+    assert remove["y"] - (save["y"] + save["height"]) >= 24, (save, remove)
+
+    # FTPS is not offered while there is no FTPS server, and saving the
+    # policy keeps what the core holds.
+    box.cli("policy", "set", "mfa.protocols=ssh,https,ftps")
+    page.goto("/security")
+    assert "FTPS" not in page.inner_text("main")
+    assert page.locator("#scope_ftps").count() == 0
+    page.goto("/admin/policy")
+    assert "FTPS" not in page.inner_text("main")
+    page.click("button:has-text('Save policy')")
+    page.wait_for_selector(".notice.ok:has-text('Policy saved')")
+    protocols = re.search(r"mfa\.protocols\s*=\s*(\S+)", box.cli("policy", "show").stdout).group(1)
+    assert "ftps" in protocols, protocols
+    page.context.close()

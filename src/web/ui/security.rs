@@ -416,6 +416,11 @@ fn client_name(agent: &str) -> String {
     format!("{browser} on {system}")
 }
 
+/// The protocols the pages offer (token scopes, the policy's "ask for the
+/// code on"). FTPS is left out while there is no FTPS server; the core keeps
+/// a value set elsewhere, and the policy form carries it over unchanged.
+pub(crate) const OFFERED: [Protocol; 2] = [Protocol::Ssh, Protocol::Https];
+
 /// The fields of a new access token (label, expiry, scope), on the
 /// security page and on an account's administration page alike; read back
 /// by [`expiry`] and [`scope_of`].
@@ -437,7 +442,7 @@ pub(crate) fn token_fields() -> Markup {
             }
             fieldset.field {
                 legend { "Valid for" }
-                @for p in Protocol::ALL {
+                @for p in OFFERED {
                     div.check {
                         input type="checkbox" id=(format!("scope_{p}")) name=(format!("scope_{p}")) value="1";
                         label for=(format!("scope_{p}")) { (protocol_name(p)) }
@@ -797,7 +802,7 @@ pub(crate) fn expiry(choice: &str, now: u64) -> Result<Option<u64>, String> {
 
 /// The protocols ticked in a token form.
 pub(crate) fn scope_of(fields: &super::Fields) -> BTreeSet<Protocol> {
-    Protocol::ALL
+    OFFERED
         .iter()
         .copied()
         .filter(|p| fields.ticked(&format!("scope_{p}")))
