@@ -3,10 +3,8 @@
 row and the viewport, table rows keep their lines, and the setup wizard
 stays in its own steps."""
 
-import pytest
-
-from conftest import OWNER, PASSWORD, Box
-from web import SHOTS, chromium, new_page, sign_in  # noqa: F401
+from conftest import OWNER, PASSWORD
+from web import SHOTS, chromium, claim_in_wizard, new_page, sign_in_past_offer  # noqa: F401
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
@@ -51,10 +49,7 @@ def photo(page, name):
 
 def signed_in_owner(chromium, box):
     page = new_page(chromium, box)
-    sign_in(page, OWNER, PASSWORD)
-    page.wait_for_url("**/login/offer")
-    page.click("a:has-text('Skip this time')")
-    page.wait_for_url("**/files*")
+    sign_in_past_offer(page, OWNER, PASSWORD)
     return page
 
 
@@ -128,25 +123,13 @@ def test_no_page_scrolls_sideways_on_a_phone_and_buttons_stay_on_screen(box, chr
         p.context.close()
 
 
-@pytest.fixture
-def wizard_box(tmp_path):
-    b = Box(tmp_path, claimed=False)
-    yield b
-    b.stop()
-
-
 def test_the_wizard_keeps_to_its_steps_and_offers_the_otpauth_link(wizard_box, chromium):
     box = wizard_box
     page = new_page(chromium, box)
     page.set_viewport_size(PHONE)
     page.goto("/setup")
     no_sideways_scroll(page, "/setup")
-    page.fill("#claim_code", box.claim_code())
-    page.fill("#username", OWNER)
-    page.fill("#password", PASSWORD)
-    page.fill("#password2", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/security/totp?setup=1")
+    claim_in_wizard(page, box, OWNER, PASSWORD)
     # Step 2 of the wizard, not the app with its admin menus.
     assert page.locator("ol.steps li.now:has-text('Two-factor')").count() == 1
     assert page.locator("nav.main").count() == 0

@@ -7,19 +7,13 @@ import os
 import re
 import time
 
-import pytest
-
-from conftest import PASSWORD, Box
-from web import chromium, new_page, next_code, shoot, sign_in, sign_out  # noqa: F401
+from conftest import PASSWORD
+from web import (  # noqa: F401
+    chromium, claim_in_wizard, confirm_enrolment, new_page, next_code, shoot, sign_in, sign_in_past_offer,
+    sign_in_with_code, sign_out,
+)
 
 NEW_USER_PW = "violet-harbour-lantern-73"
-
-
-@pytest.fixture
-def wizard_box(tmp_path):
-    b = Box(tmp_path, claimed=False)
-    yield b
-    b.stop()
 
 
 def test_claim_enrol_login_files_and_admin(wizard_box, chromium):
@@ -220,13 +214,7 @@ def test_enrolment_offer_skip_and_dont_ask_again(box, chromium):
     # Set up later from the security page.
     page.goto("/security")
     page.click("a:has-text('Set up two-factor sign-in')")
-    secret = page.get_attribute("#totp-secret", "data-secret")
-    _, code = next_code(secret, -1)
-    page.fill("#code", code)
-    page.click("form[action='/security/totp'] button[type=submit]")
-    page.wait_for_selector("#recovery-codes")
-    page.check("#stored")
-    page.click("#continue")
+    confirm_enrolment(page)
     page.wait_for_url("**/security*")
     assert page.locator(".badge.good:has-text('On')").count() == 1
     page.context.close()
@@ -247,12 +235,7 @@ def test_required_mfa_forces_enrolment(box, chromium):
     page.fill("#code", "000000")
     page.click("button[type=submit]")
     assert page.get_attribute("#totp-secret", "data-secret") == secret
-    _, code = next_code(secret, -1)
-    page.fill("#code", code)
-    page.click("button[type=submit]")
-    page.wait_for_selector("#recovery-codes")
-    page.check("#stored")
-    page.click("#continue")
+    confirm_enrolment(page)
     page.wait_for_url("**/files*")
     page.context.close()
 
@@ -346,31 +329,17 @@ def test_a_session_opened_with_an_access_token_manages_no_credentials(box, chrom
 def test_ended_sessions_are_not_listed_and_the_system_page_counts_signed_in_ones(box, chromium):
     box.add_user("gina", "user", NEW_USER_PW)
     page = new_page(chromium, box)
-    sign_in(page, "gina", NEW_USER_PW)
-    page.wait_for_url("**/login/offer")
-    page.click("a:has-text('Skip this time')")
-    page.wait_for_url("**/files*")
+    sign_in_past_offer(page, "gina", NEW_USER_PW)
     # The enrolment moves this browser to a new session; the old one ended.
     page.goto("/security/totp")
-    secret = page.get_attribute("#totp-secret", "data-secret")
-    step, code = next_code(secret, -1)
-    page.fill("#code", code)
-    page.click("form[action='/security/totp'] button[type=submit]")
-    page.wait_for_selector("#recovery-codes")
-    page.check("#stored")
-    page.click("#continue")
+    secret, step = confirm_enrolment(page)
     page.wait_for_url("**/security*")
     rows = page.locator("section:has(#ses-h) tbody tr")
     assert rows.count() == 1, rows.all_inner_texts()
     assert "this browser" in rows.first.inner_text().lower()
     # A second browser signs in, then is signed out from the first.
     other = new_page(chromium, box)
-    sign_in(other, "gina", NEW_USER_PW)
-    other.wait_for_url("**/login/code")
-    _, code = next_code(secret, step)
-    other.fill("#code", code)
-    other.click("button[type=submit]")
-    other.wait_for_url("**/files*")
+    step = sign_in_with_code(other, "gina", NEW_USER_PW, secret, step)
     page.reload()
     assert rows.count() == 2, rows.all_inner_texts()
     rows.filter(has_not_text="this browser").locator("button:has-text('Sign out')").click()
@@ -378,14 +347,10 @@ def test_ended_sessions_are_not_listed_and_the_system_page_counts_signed_in_ones
     assert rows.count() == 1, rows.all_inner_texts()
     # A new phone: the replacement moves this browser to a new session too.
     page.goto("/security/totp")
-    step, code = next_code(secret, step + 1)
+    step, code = next_code(secret, step)
     page.fill("#replace_code", code)
     page.click("form[action='/security/totp/replace'] button[type=submit]")
-    new_secret = page.get_attribute("#totp-secret", "data-secret")
-    _, new_code = next_code(new_secret, -1)
-    page.fill("#code", new_code)
-    page.click("form[action='/security/totp'] button[type=submit]")
-    page.wait_for_selector("#recovery-codes")
+    confirm_enrolment(page)
     page.goto("/security")
     assert rows.count() == 1, rows.all_inner_texts()
 
@@ -396,10 +361,7 @@ def test_ended_sessions_are_not_listed_and_the_system_page_counts_signed_in_ones
         visitor.goto("/login")
         visitor.context.close()
     owner = new_page(chromium, box)
-    sign_in(owner, "owner", PASSWORD)
-    owner.wait_for_url("**/login/offer")
-    owner.click("a:has-text('Skip this time')")
-    owner.wait_for_url("**/files*")
+    sign_in_past_offer(owner, "owner", PASSWORD)
     owner.goto("/admin/system")
     facts = owner.inner_text("section:has(#box-h) dl")
     assert re.search(r"Sessions\s+2 signed in", facts), facts
@@ -412,10 +374,7 @@ def test_a_failed_upload_is_shown_as_failed_and_the_queue_goes_on(box, chromium)
     page = new_page(chromium, box)
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
-    sign_in(page, "hank", NEW_USER_PW)
-    page.wait_for_url("**/login/offer")
-    page.click("a:has-text('Skip this time')")
-    page.wait_for_url("**/files*")
+    sign_in_past_offer(page, "hank", NEW_USER_PW)
     page.fill("#new-folder", "Reports")
     page.click("form[action='/files/mkdir'] button")
     page.wait_for_selector(".notice.ok")
@@ -447,12 +406,7 @@ def test_opening_the_enrolment_while_enrolled_warns_asks_a_code_and_cancels(box,
     box.add_user("ivy", "user", NEW_USER_PW)
     secret, _ = box.enrol("ivy")
     page = new_page(chromium, box)
-    sign_in(page, "ivy", NEW_USER_PW)
-    page.wait_for_url("**/login/code")
-    step, code = next_code(secret, int(time.time()) // 30 - 1)
-    page.fill("#code", code)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/files*")
+    step = sign_in_with_code(page, "ivy", NEW_USER_PW, secret, int(time.time()) // 30 - 1)
 
     # No silent re-enrolment: the state, a warning, a code field, Cancel.
     response = page.goto("/security/totp")
@@ -481,12 +435,7 @@ def test_opening_the_enrolment_while_enrolled_warns_asks_a_code_and_cancels(box,
     assert page.locator(".qr svg").count() == 0
     # The old app still signs in.
     sign_out(page)
-    sign_in(page, "ivy", NEW_USER_PW)
-    page.wait_for_url("**/login/code")
-    _, code = next_code(secret, step)
-    page.fill("#code", code)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/files*")
+    sign_in_with_code(page, "ivy", NEW_USER_PW, secret, step)
     page.context.close()
 
 
@@ -514,12 +463,7 @@ def test_leftover_text_is_gone(wizard_box, chromium, tmp_path):
     page.goto("/setup")
     assert page.get_attribute("#password", "minlength") == str(minimum)
     assert f"At least {minimum} characters" in page.inner_text("#password_help")
-    page.fill("#claim_code", box.claim_code())
-    page.fill("#username", "owner")
-    page.fill("#password", PASSWORD)
-    page.fill("#password2", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/security/totp?setup=1")
+    claim_in_wizard(page, box, "owner", PASSWORD)
     page.click("a:has-text('Skip for now')")
     page.wait_for_url("**/files*")
 
