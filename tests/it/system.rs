@@ -507,6 +507,22 @@ fn started_as_root_the_server_drops_to_its_account() {
         "{}",
         server.log()
     );
+    drop(server);
+    // A certificate the account cannot read is named once, its cause once.
+    std::fs::set_permissions(
+        data.join("tls/cert.pem"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(data.join("tls/cert.pem"), Some(0), Some(0)).unwrap();
+    let stderr = dir.path().join("as-account.log");
+    let mut c = serve_command(dir.path(), &cfg, &["--seal", "keyfile"], &stderr);
+    use std::os::unix::process::CommandExt as _;
+    let status = c.uid(uid).gid(gid).status().unwrap();
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("tls/cert.pem"), "{log}");
+    assert_eq!(log.matches("Permission denied").count(), 1, "{log}");
 }
 
 #[test]
