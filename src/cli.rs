@@ -69,7 +69,7 @@ struct Global {
 #[derive(Debug, Subcommand, Serialize, Deserialize)]
 /// The commands, as parsed and as sent over the control socket.
 pub(crate) enum Command {
-    /// Run the server (SFTP/SCP; the HTTPS front end comes later) until SIGTERM.
+    /// Run the server (SFTP/SCP, and HTTPS: web UI and REST API) until SIGTERM.
     Serve {
         /// Configuration file (TOML; see the README)
         #[arg(long, env = "COFFER_CONFIG", value_name = "FILE")]
@@ -77,7 +77,7 @@ pub(crate) enum Command {
         /// SFTP listen address [default: 0.0.0.0:2022]
         #[arg(long, value_name = "ADDR")]
         sftp_listen: Option<String>,
-        /// HTTPS listen address [default: 0.0.0.0:8443] (reserved)
+        /// HTTPS listen address: web UI and REST API [default: 0.0.0.0:8443]
         #[arg(long, value_name = "ADDR")]
         https_listen: Option<String>,
         /// Root of the home folders [default: DATA_DIR/files]
@@ -566,6 +566,9 @@ pub struct Ctx<'a> {
     pub seal: &'a SealStatus,
     /// Set when a running server executes the command.
     pub server: Option<ServerInfo>,
+    /// The certificate a running server serves (`None`: read the one in
+    /// the data dir).
+    pub certs: Option<&'a crate::web::tls::Certificates>,
 }
 
 /// A running server, as `status` shows it.
@@ -732,6 +735,7 @@ fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
                         data_dir: &dir,
                         seal: &seal,
                         server: None,
+                        certs: None,
                     };
                     status(&ctx, json, out)
                 }
@@ -763,6 +767,7 @@ fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
                 data_dir: &dir,
                 seal: &seal,
                 server: None,
+                certs: None,
             };
             execute(&ctx, &me, command, out)
         }
@@ -799,6 +804,7 @@ fn setup_direct(
             data_dir: dir,
             seal: &seal,
             server: None,
+            certs: None,
         };
         execute(&ctx, me, command, out)
     })();
@@ -948,7 +954,7 @@ pub(crate) fn execute(
             ctx.auth.claim(me, &admin, password_file.value()?, cost)?;
             outln!(
                 out,
-                "claimed: owner {admin} (system_admin) in {}",
+                "claimed by {admin} (system_admin, the owner) in {}",
                 ctx.data_dir.display()
             );
             outln!(out, "sealing: {}", ctx.seal.backend);
@@ -1140,7 +1146,7 @@ fn status(ctx: &Ctx<'_>, json: bool, out: &mut Output) -> anyhow::Result<()> {
         "claimed:   {}",
         claimed.as_ref().map_or_else(
             || "no (unclaimed box)".to_string(),
-            |o| format!("yes, owner {o}")
+            |o| format!("yes, by {o}")
         )
     ));
     let claim_code = match &claimed {
@@ -1156,7 +1162,7 @@ fn status(ctx: &Ctx<'_>, json: bool, out: &mut Output) -> anyhow::Result<()> {
                 .map_or_else(String::new, |p| format!(":{p}"))
         ));
     }
-    let certificate = crate::web::tls::describe_file(ctx.data_dir);
+    let certificate = crate::web::tls::in_use(ctx.certs, ctx.data_dir);
     lines.push(match &certificate {
         Some(c) => format!("https:     certificate SHA-256 {}", c.fingerprint),
         None => "https:     no certificate yet (made when the server first starts)".into(),

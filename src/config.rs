@@ -17,7 +17,7 @@ use crate::seal::{BackendChoice, SealOptions};
 
 /// Default SFTP address.
 pub const DEFAULT_SFTP_LISTEN: &str = "0.0.0.0:2022";
-/// Default HTTPS address (reserved for the web front end).
+/// Default HTTPS address (web UI and REST API).
 pub const DEFAULT_HTTPS_LISTEN: &str = "0.0.0.0:8443";
 
 /// The configuration file, as written.

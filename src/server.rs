@@ -195,18 +195,21 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         seal: seal_status.clone(),
         info: info.clone(),
         stop: stop_tx.clone(),
+        certs: certs.clone(),
     });
     let executor: control::Executor = {
         let auth = auth.clone();
         let data_dir = config.data_dir.clone();
         let seal_status = seal_status.clone();
         let info = info.clone();
+        let certs = certs.clone();
         Arc::new(move |command| {
             let ctx = Ctx {
                 auth: &auth,
                 data_dir: &data_dir,
                 seal: &seal_status,
                 server: Some(info.clone()),
+                certs: Some(&certs),
             };
             let mut out = Output::default();
             let result = crate::cli::execute(&ctx, &Actor::cli(), command, &mut out);

@@ -329,7 +329,7 @@ impl Console {
         lines.push(row(
             "claim",
             match (&core.owner, &core.claim_code) {
-                (Some(o), _) => format!("claimed, owner {o}"),
+                (Some(o), _) => format!("claimed by {o}"),
                 (None, Some(code)) => format!(
                     "UNCLAIMED: open https://<address above>:{}/setup and enter the claim code {code}",
                     core.server
@@ -605,7 +605,7 @@ impl Console {
             return;
         }
         self.term.say(&format!(
-            "\nThis gives the owner {} a new password, removes their two-factor\n\
+            "\nThis gives {} (the owner) a new password, removes their two-factor\n\
              enrolment and recovery codes, clears their lockouts and enables the\n\
              account. It is recorded in the audit log.",
             shorten(&owner)

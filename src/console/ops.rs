@@ -149,6 +149,8 @@ pub struct Core<'a> {
     pub seal: &'a SealStatus,
     /// The server, when it runs the operation.
     pub server: Option<ServerInfo>,
+    /// The certificate the server serves, when it runs the operation.
+    pub certs: Option<&'a crate::web::tls::Certificates>,
 }
 
 /// Runs an operation on an open core. [`Request::FactoryReset`] is not run
@@ -171,7 +173,8 @@ pub fn execute(core: &Core<'_>, request: Request) -> Reply {
                 server: core.server.clone(),
                 host_keys: host_fingerprints(core.data_dir),
                 claim_code: auth.claim_code().map_err(text)?.map(|c| c.to_string()),
-                certificate: crate::web::tls::describe_file(core.data_dir).map(|c| c.fingerprint),
+                certificate: crate::web::tls::in_use(core.certs, core.data_dir)
+                    .map(|c| c.fingerprint),
             }))
         }
         Request::LockedAccounts => {
@@ -262,6 +265,8 @@ pub struct ServerSide {
     pub info: ServerInfo,
     /// Asks the server to stop (after a factory reset).
     pub stop: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The certificate being served, for the status screen.
+    pub certs: Arc<crate::web::tls::Certificates>,
 }
 
 /// The control socket's handler for console operations.
@@ -297,6 +302,7 @@ pub(crate) fn server_executor(side: ServerSide) -> crate::control::ConsoleExecut
                     data_dir: &side.data_dir,
                     seal: &side.seal,
                     server: Some(side.info.clone()),
+                    certs: Some(&side.certs),
                 },
                 other,
             ),
@@ -369,6 +375,7 @@ impl Link {
                 data_dir: dir,
                 seal: &seal,
                 server: None,
+                certs: None,
             },
             request,
         )

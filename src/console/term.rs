@@ -171,11 +171,13 @@ impl Term {
         }
     }
 
-    /// Prints lines (each cut to [`WIDTH`] - 1 columns).
+    /// Prints lines, each wrapped to [`WIDTH`] - 1 columns (see [`wrap`]).
     pub fn say(&mut self, text: &str) {
         let mut out = std::io::stdout();
         for line in text.split('\n') {
-            let _ = writeln!(out, "{}", fit(&crate::audit::for_terminal(line)));
+            for part in wrap(&crate::audit::for_terminal(line)) {
+                let _ = writeln!(out, "{part}");
+            }
         }
         let _ = out.flush();
     }
@@ -284,14 +286,67 @@ fn clean(raw: &[u8]) -> String {
     out.trim().to_string()
 }
 
-/// A line cut to the screen width.
-pub fn fit(line: &str) -> String {
-    if line.chars().count() < WIDTH {
-        return line.to_string();
+/// A line broken into screen lines of at most [`WIDTH`] - 1 columns, so
+/// nothing is lost off the right edge (a claim code, an address, a path).
+/// Breaks at spaces; a word longer than a line is split. Continuation lines
+/// are indented to where the line's text starts, or, for a status row
+/// (`  key        value`), to where the value starts.
+pub fn wrap(line: &str) -> Vec<String> {
+    let max = WIDTH - 1;
+    let hang = hanging_indent(line);
+    let mut out = Vec::new();
+    let mut rest: Vec<char> = line.chars().collect();
+    while rest.len() > max {
+        let head = rest.get(..=max).unwrap_or_default();
+        // A break only after the indentation (never inside a row's padding).
+        // A word too long for any line (a long path) is split where the
+        // line ends rather than moved to a line of its own.
+        let fits_alone = |p: usize| {
+            let word = rest.iter().skip(p + 1).take_while(|c| **c != ' ').count();
+            hang + word <= max
+        };
+        let cut = head
+            .iter()
+            .rposition(|c| *c == ' ')
+            .filter(|&p| p > hang && fits_alone(p));
+        let (take, skip) = match cut {
+            Some(p) => (p, p.saturating_add(1)),
+            None => (max, max),
+        };
+        let piece: String = rest.get(..take).unwrap_or_default().iter().collect();
+        out.push(piece.trim_end().to_string());
+        let tail = rest.get(skip..).unwrap_or_default();
+        let tail = tail
+            .iter()
+            .skip_while(|c| **c == ' ')
+            .copied()
+            .collect::<Vec<char>>();
+        rest = std::iter::repeat_n(' ', hang).chain(tail).collect();
     }
-    let mut s: String = line.chars().take(WIDTH - 2).collect();
-    s.push('~');
-    s
+    out.push(rest.iter().collect::<String>().trim_end().to_string());
+    out
+}
+
+/// Where continuation lines of `line` start: the column of a status row's
+/// value (after a run of two or more spaces), else the line's own indent;
+/// at most half the width, so a continuation keeps room for its words.
+fn hanging_indent(line: &str) -> usize {
+    let chars: Vec<char> = line.chars().collect();
+    let lead = chars.iter().take_while(|c| **c == ' ').count();
+    let limit = (WIDTH - 1) / 2;
+    let mut i = lead;
+    while let Some(c) = chars.get(i) {
+        if *c == ' ' && chars.get(i.saturating_add(1)) == Some(&' ') {
+            let value = i + chars.iter().skip(i).take_while(|c| **c == ' ').count();
+            return if value <= limit && value < chars.len() {
+                value
+            } else {
+                lead.min(limit)
+            };
+        }
+        i += 1;
+    }
+    lead.min(limit)
 }
 
 #[cfg(test)]
@@ -303,7 +358,39 @@ mod tests {
         assert_eq!(clean(b"  1\r"), "1");
         assert_eq!(clean(b"\x1b[A2\x1b[1;5C"), "2");
         assert_eq!(clean(b"a\x07b"), "ab");
-        assert_eq!(fit(&"x".repeat(100)).chars().count(), WIDTH - 1);
-        assert_eq!(fit("short"), "short");
+    }
+
+    #[test]
+    fn long_lines_wrap_and_keep_every_word() {
+        assert_eq!(wrap("short"), vec!["short".to_string()]);
+        let row = format!(
+            "  {:<12} {}",
+            "claim",
+            "UNCLAIMED: open https://<address above>:8443/setup and enter the claim code 7KQM-2XCA-PV4H"
+        );
+        let lines = wrap(&row);
+        assert!(lines.len() > 1, "{lines:?}");
+        for l in &lines {
+            assert!(l.chars().count() < WIDTH, "{l:?}");
+        }
+        assert!(
+            lines.iter().any(|l| l.contains("7KQM-2XCA-PV4H")),
+            "{lines:?}"
+        );
+        // Continuation lines start under the value.
+        assert!(
+            lines
+                .iter()
+                .skip(1)
+                .all(|l| l.starts_with(&" ".repeat(15)) && !l.starts_with(&" ".repeat(16))),
+            "{lines:?}"
+        );
+        let words = |t: &str| t.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(words(&lines.join(" ")), words(&row));
+        // A word longer than a line is split, not cut.
+        let long = "x".repeat(200);
+        let parts = wrap(&long);
+        assert!(parts.iter().all(|l| l.chars().count() < WIDTH));
+        assert_eq!(parts.concat(), long);
     }
 }

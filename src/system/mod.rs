@@ -97,11 +97,7 @@ impl Service {
     /// root to the service account and drops to it (see [`privilege`]).
     pub fn drop_privileges(&self, config: &ServeConfig) -> anyhow::Result<Identity> {
         if let Plan::DropTo { uid, gid, .. } = &self.plan {
-            privilege::hand_over(
-                &[config.data_dir.clone(), config.files_root.clone()],
-                *uid,
-                *gid,
-            )?;
+            privilege::hand_over(&config.data_dir, &config.files_root, *uid, *gid)?;
         }
         privilege::carry_out(&self.plan)
     }

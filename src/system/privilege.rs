@@ -21,7 +21,7 @@
 //! (which, without a `user`, keeps root even when `coffer` exists).
 
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, anyhow, bail};
 use nix::unistd::{Gid, Group, Uid, User};
@@ -163,22 +163,34 @@ fn lookup_user(name: &str) -> anyhow::Result<Option<User>> {
     User::from_name(name).with_context(|| format!("cannot look up the account {name:?}"))
 }
 
-/// Gives `paths` (and, for directories, what they hold directly) to the
-/// account, without following symbolic links. Files the server creates later
-/// are then created by the account itself.
-pub fn hand_over(paths: &[PathBuf], uid: Uid, gid: Gid) -> anyhow::Result<()> {
+/// Gives the data dir, everything in it all the way down, and the files
+/// root with what it holds directly to the account, without following
+/// symbolic links. A start as root may have made files deep in the data dir
+/// (`tls/cert.pem`, `tls/key.pem`); left to root, the server could not read
+/// them after the drop, nor a later start as the account. The files root is
+/// not walked: what is below its top level was made by the account itself.
+pub fn hand_over(data_dir: &Path, files_root: &Path, uid: Uid, gid: Gid) -> anyhow::Result<()> {
     let mut all = Vec::new();
-    for p in paths {
-        if std::fs::symlink_metadata(p).is_err() {
-            continue;
-        }
-        all.push(p.clone());
-        if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) {
-            for entry in
-                std::fs::read_dir(p).with_context(|| format!("cannot read {}", p.display()))?
-            {
-                all.push(entry?.path());
+    let mut dirs = Vec::new();
+    for p in [data_dir, files_root] {
+        if let Ok(meta) = std::fs::symlink_metadata(p) {
+            all.push(p.to_path_buf());
+            if meta.is_dir() {
+                dirs.push(p.to_path_buf());
             }
+        }
+    }
+    while let Some(dir) = dirs.pop() {
+        let deep = dir.starts_with(data_dir) && !dir.starts_with(files_root);
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
+            let entry = entry?;
+            let path = entry.path();
+            if deep && entry.file_type()?.is_dir() && path != files_root {
+                dirs.push(path.clone());
+            }
+            all.push(path);
         }
     }
     for p in all {

@@ -127,6 +127,11 @@ impl From<FsError> for ApiError {
                 FsError::Io(io) if io.raw_os_error() == Some(nix::libc::ENOTEMPTY) => {
                     Self::new(StatusCode::CONFLICT, "not_empty", "the folder is not empty")
                 }
+                FsError::Io(io) if io.raw_os_error() == Some(nix::libc::EISDIR) => Self::new(
+                    StatusCode::CONFLICT,
+                    "is_a_folder",
+                    "a folder of that name exists; a file cannot replace it",
+                ),
                 FsError::Io(io) if io.raw_os_error() == Some(nix::libc::ENOSPC) => Self::new(
                     StatusCode::INSUFFICIENT_STORAGE,
                     "no_space",

@@ -510,7 +510,9 @@ impl Sessions {
         let current = current.map(Token::key);
         let mut table = self.lock();
         self.sweep(&mut table, now);
-        let _ = auth;
+        // A session whose account changed since (a new enrolment, a new
+        // password, a revocation) is over: it is not listed, and goes.
+        self.drop_ended(&mut table, auth, now);
         let mut out: Vec<SessionInfo> = table
             .iter()
             .filter_map(|(k, e)| match &e.stage {
@@ -572,9 +574,36 @@ impl Sessions {
             .and_then(|e| e.enrolment.clone())
     }
 
-    /// Number of sessions held (for the system page and tests).
+    /// Number of sessions held, of every stage (for tests and limits).
     pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Number of live signed-in sessions (web and API), for the system
+    /// page: not the anonymous ones of a login page, not those that ended.
+    pub fn signed_in(&self, auth: &Auth, now: Timestamp) -> usize {
+        let mut table = self.lock();
+        self.sweep(&mut table, now);
+        self.drop_ended(&mut table, auth, now);
+        table
+            .values()
+            .filter(|e| matches!(e.stage, Stage::Granted(_)))
+            .count()
+    }
+
+    /// Removes the granted sessions that are over for their account
+    /// (see [`Sessions::expired`]), recording each end.
+    fn drop_ended(&self, table: &mut HashMap<[u8; 32], Entry>, auth: &Auth, now: Timestamp) {
+        let over: Vec<[u8; 32]> = table
+            .iter()
+            .filter(|(_, e)| matches!(e.stage, Stage::Granted(_)) && self.expired(e, auth, now))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in over {
+            if let Some(e) = table.remove(&k) {
+                ended(auth, &e, "expired");
+            }
+        }
     }
 
     /// Whether no session is held.

@@ -44,14 +44,16 @@ pub enum TlsError {
     #[error("the certificate cannot be read: {0}")]
     Unreadable(String),
     /// Files could not be read or written.
-    #[error("{what} {path}: {source}")]
+    // The cause is in the message and deliberately not an error source:
+    // a chain printed with its sources would say it twice.
+    #[error("{what} {path}: {cause}")]
     Io {
         /// What was being done.
         what: &'static str,
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Making the certificate failed.
     #[error("cannot make a certificate: {0}")]
@@ -150,6 +152,16 @@ pub fn describe_file(data_dir: &Path) -> Option<CertificateInfo> {
     describe(&leaf).ok()
 }
 
+/// The certificate in use: what a running server serves (`served`), else
+/// the one stored in the data dir. Status screens ask the server rather than
+/// the file, which may be unreadable to the server's account.
+pub fn in_use(served: Option<&Certificates>, data_dir: &Path) -> Option<CertificateInfo> {
+    match served {
+        Some(c) => Some(c.info()),
+        None => describe_file(data_dir),
+    }
+}
+
 /// The server's TLS configuration: TLS 1.3 and 1.2, ring's cipher suites,
 /// HTTP/1.1 only.
 pub fn server_config(certs: Arc<Certificates>) -> Result<rustls::ServerConfig, TlsError> {
@@ -229,10 +241,10 @@ fn self_signed(names: &[String], now: Timestamp) -> Result<(String, String), Tls
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Io {
+    std::fs::read(path).map_err(|cause| TlsError::Io {
         what: "cannot read",
         path: path.to_path_buf(),
-        source,
+        cause,
     })
 }
 
@@ -240,7 +252,7 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 fn store(dir: &Path, cert: &[u8], key: &[u8]) -> Result<(), TlsError> {
     let io = |what, path: &Path| {
         let path = path.to_path_buf();
-        move |source| TlsError::Io { what, path, source }
+        move |cause| TlsError::Io { what, path, cause }
     };
     std::fs::DirBuilder::new()
         .recursive(true)

@@ -286,7 +286,15 @@ pub async fn store_upload(
         let root = root.clone();
         tokio::task::spawn_blocking(move || {
             root.require_write()?;
-            let exists = root.stat(&target, Follow::No).is_ok();
+            let existing = root.stat(&target, Follow::No).ok();
+            // A folder is never replaced by a file: said before the body
+            // is read, whether or not overwrite was asked for.
+            if existing.as_ref().is_some_and(|s| s.is_dir()) {
+                return Err(FsError::Io(std::io::Error::from_raw_os_error(
+                    nix::libc::EISDIR,
+                )));
+            }
+            let exists = existing.is_some();
             if exists && !overwrite {
                 return Err(FsError::Io(std::io::Error::from(
                     std::io::ErrorKind::AlreadyExists,

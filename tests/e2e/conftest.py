@@ -154,6 +154,14 @@ def box(tmp_path):
 
 
 @pytest.fixture
+def wizard_box(tmp_path):
+    """An unclaimed box, for the browser's setup wizard."""
+    b = Box(tmp_path, claimed=False)
+    yield b
+    b.stop()
+
+
+@pytest.fixture
 def box_factory(tmp_path):
     boxes = []
 

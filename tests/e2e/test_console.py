@@ -6,6 +6,7 @@ networkd files for DHCP and static addresses, reboot through a harmless
 command, and factory reset back to a claimable box."""
 
 import os
+import pathlib
 import re
 import signal
 import subprocess
@@ -126,7 +127,7 @@ def test_status_with_and_without_the_server(cbox):
     out = c.send("1")
     assert re.search(r"server +running, pid \d+", out), out
     assert re.search(r"listening +sftp 127\.0\.0\.1:\d+", out), out
-    assert re.search(r"claim +claimed, owner owner", out), out
+    assert re.search(r"claim +claimed by owner\r?\n", out), out
     assert re.search(r"host key +ssh-ed25519 SHA256:", out), out
     assert re.search(r"sealing +key file, NO TPM", out), out
     assert re.search(r"address +lo 127\.0\.0\.1/8", out), out
@@ -139,6 +140,21 @@ def test_status_with_and_without_the_server(cbox):
     assert re.search(r"server +not running", out), out
     assert re.search(r"host key +ssh-ed25519 SHA256:", out), out
     c.leave()
+
+
+def test_an_unclaimed_box_shows_its_whole_claim_code(tmp_path):
+    # The claim line is longer than 80 columns: it wraps, nothing is cut.
+    box = Box(tmp_path, console_section(tmp_path / "console"), claimed=False)
+    try:
+        code = box.claim_code()
+        c = Console(box)
+        out = c.send("1").replace("\r", "")
+        assert code in out, out
+        assert re.search(r"claim +UNCLAIMED: open https://", out), out
+        assert "~" not in out, out
+        c.leave()
+    finally:
+        box.stop()
 
 
 def test_network_dhcp_and_static_files(cbox):
@@ -463,7 +479,7 @@ def test_factory_reset_with_the_server_running_keeps_user_files(cbox):
     # Back to claimable.
     cbox.cli("setup", "--admin", "newowner", "--password-file", str(cbox.pw),
              "--hash-cost", "m=64,t=1,p=1")
-    assert "claimed:   yes, owner newowner" in cbox.cli("status").stdout
+    assert "claimed:   yes, by newowner" in cbox.cli("status").stdout
 
 
 def test_factory_reset_without_the_server_can_delete_user_files(cbox):
@@ -489,3 +505,14 @@ def test_factory_reset_without_the_server_can_delete_user_files(cbox):
     assert sorted(p.name for p in cbox.data.iterdir()) == ["files"]
     assert list((cbox.data / "files").iterdir()) == []
     cbox.cli("setup", "--admin", OWNER, "--password-file", str(cbox.pw), "--hash-cost", "m=64,t=1,p=1")
+
+
+def test_the_documented_main_menu_is_the_real_one(cbox):
+    doc = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    documented = re.search(r"```\n(Main menu\n.*?)```", doc, re.S).group(1).strip().splitlines()
+    c = Console(cbox)
+    shown = c.text().replace("\r", "")
+    menu = shown[shown.rindex("Main menu"):].splitlines()[:len(documented)]
+    assert menu == documented, (menu, documented)
+    assert "owner owner" not in c.send("1")
+    c.leave()

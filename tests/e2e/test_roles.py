@@ -356,6 +356,7 @@ PROBES.update({
     ("POST", "/security/totp", None): page("POST", "/security/totp", code="000000"),
     ("POST", "/security/totp/replace", None): page("POST", "/security/totp/replace", code="000000"),
     ("POST", "/security/totp/remove", None): page("POST", "/security/totp/remove", code="000000"),
+    ("POST", "/security/totp/cancel", None): page("POST", "/security/totp/cancel"),
     ("POST", "/security/recovery", None): page("POST", "/security/recovery", code="000000"),
     ("POST", "/security/password", None): page(
         "POST", "/security/password", current_password=PASSWORD, new_password="short",

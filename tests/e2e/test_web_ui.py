@@ -7,19 +7,13 @@ import os
 import re
 import time
 
-import pytest
-
-from conftest import PASSWORD, Box
-from web import chromium, new_page, next_code, shoot, sign_in, sign_out  # noqa: F401
+from conftest import PASSWORD
+from web import (  # noqa: F401
+    chromium, claim_in_wizard, confirm_enrolment, new_page, next_code, shoot, sign_in, sign_in_past_offer,
+    sign_in_with_code, sign_out,
+)
 
 NEW_USER_PW = "violet-harbour-lantern-73"
-
-
-@pytest.fixture
-def wizard_box(tmp_path):
-    b = Box(tmp_path, claimed=False)
-    yield b
-    b.stop()
 
 
 def test_claim_enrol_login_files_and_admin(wizard_box, chromium):
@@ -220,13 +214,7 @@ def test_enrolment_offer_skip_and_dont_ask_again(box, chromium):
     # Set up later from the security page.
     page.goto("/security")
     page.click("a:has-text('Set up two-factor sign-in')")
-    secret = page.get_attribute("#totp-secret", "data-secret")
-    _, code = next_code(secret, -1)
-    page.fill("#code", code)
-    page.click("form[action='/security/totp'] button[type=submit]")
-    page.wait_for_selector("#recovery-codes")
-    page.check("#stored")
-    page.click("#continue")
+    confirm_enrolment(page)
     page.wait_for_url("**/security*")
     assert page.locator(".badge.good:has-text('On')").count() == 1
     page.context.close()
@@ -247,12 +235,7 @@ def test_required_mfa_forces_enrolment(box, chromium):
     page.fill("#code", "000000")
     page.click("button[type=submit]")
     assert page.get_attribute("#totp-secret", "data-secret") == secret
-    _, code = next_code(secret, -1)
-    page.fill("#code", code)
-    page.click("button[type=submit]")
-    page.wait_for_selector("#recovery-codes")
-    page.check("#stored")
-    page.click("#continue")
+    confirm_enrolment(page)
     page.wait_for_url("**/files*")
     page.context.close()
 
@@ -310,7 +293,8 @@ def test_a_new_phone_and_new_recovery_codes_need_a_code(box, chromium):
 
     # A new phone: not without a code, then the next code of the old app.
     page.goto("/security/totp")
-    assert "current code" in page.inner_text(".notice.error")
+    assert page.locator(".qr svg").count() == 0
+    assert page.get_attribute("#replace_code", "required") is not None
     page.fill("#replace_code", code)
     page.click("form[action='/security/totp/replace'] button[type=submit]")
     assert "already used" in page.inner_text(".notice.error")
@@ -339,4 +323,181 @@ def test_a_session_opened_with_an_access_token_manages_no_credentials(box, chrom
     assert "access token cannot manage credentials" in page.inner_text("#token-session")
     assert page.locator("form[action='/security/tokens']").count() == 0
     assert page.locator("form[action='/security/password']").count() == 0
+    page.context.close()
+
+
+def test_ended_sessions_are_not_listed_and_the_system_page_counts_signed_in_ones(box, chromium):
+    box.add_user("gina", "user", NEW_USER_PW)
+    page = new_page(chromium, box)
+    sign_in_past_offer(page, "gina", NEW_USER_PW)
+    # The enrolment moves this browser to a new session; the old one ended.
+    page.goto("/security/totp")
+    secret, step = confirm_enrolment(page)
+    page.wait_for_url("**/security*")
+    rows = page.locator("section:has(#ses-h) tbody tr")
+    assert rows.count() == 1, rows.all_inner_texts()
+    assert "this browser" in rows.first.inner_text().lower()
+    # A second browser signs in, then is signed out from the first.
+    other = new_page(chromium, box)
+    step = sign_in_with_code(other, "gina", NEW_USER_PW, secret, step)
+    page.reload()
+    assert rows.count() == 2, rows.all_inner_texts()
+    rows.filter(has_not_text="this browser").locator("button:has-text('Sign out')").click()
+    page.wait_for_url("**/security*")
+    assert rows.count() == 1, rows.all_inner_texts()
+    # A new phone: the replacement moves this browser to a new session too.
+    page.goto("/security/totp")
+    step, code = next_code(secret, step)
+    page.fill("#replace_code", code)
+    page.click("form[action='/security/totp/replace'] button[type=submit]")
+    confirm_enrolment(page)
+    page.goto("/security")
+    assert rows.count() == 1, rows.all_inner_texts()
+
+    # The owner's system page counts signed-in sessions only: gina and the
+    # owner, not the anonymous visitors of the login page.
+    for _ in range(3):
+        visitor = new_page(chromium, box)
+        visitor.goto("/login")
+        visitor.context.close()
+    owner = new_page(chromium, box)
+    sign_in_past_offer(owner, "owner", PASSWORD)
+    owner.goto("/admin/system")
+    facts = owner.inner_text("section:has(#box-h) dl")
+    assert re.search(r"Sessions\s+2 signed in", facts), facts
+    for p in (page, other, owner):
+        p.context.close()
+
+
+def test_a_failed_upload_is_shown_as_failed_and_the_queue_goes_on(box, chromium):
+    box.add_user("hank", "user", NEW_USER_PW)
+    page = new_page(chromium, box)
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+    sign_in_past_offer(page, "hank", NEW_USER_PW)
+    page.fill("#new-folder", "Reports")
+    page.click("form[action='/files/mkdir'] button")
+    page.wait_for_selector(".notice.ok")
+    # The second file has the folder's name: it fails, the third still goes.
+    page.set_input_files("#upload-files", files=[
+        {"name": "first.txt", "mimeType": "text/plain", "buffer": b"one\n"},
+        {"name": "Reports", "mimeType": "text/plain", "buffer": b"two\n" * 1000},
+        {"name": "third.txt", "mimeType": "text/plain", "buffer": b"three\n"},
+    ])
+    page.wait_for_selector("#upload-status.failed")
+    summary = page.inner_text("#upload-label")
+    assert "2 of 3 uploaded; 1 failed" in summary, summary
+    assert page.get_attribute("#upload-label", "role") == "alert"
+    errors = page.locator("#upload-errors li").all_inner_texts()
+    assert errors == ["Reports: a folder of that name exists; a file cannot replace it"], errors
+    assert "Is a directory" not in page.inner_text("#upload-status")
+    assert dialogs == [], dialogs  # a folder is not offered for replacing
+    # The bar is an error bar, not a full green one.
+    colour = page.evaluate("getComputedStyle(document.getElementById('upload-progress')).accentColor")
+    assert colour == "rgb(180, 35, 24)", colour
+    shoot(page, "25-upload-failed")
+    page.click("#upload-done a")
+    page.wait_for_selector("table.files a.entry:has-text('third.txt')")
+    assert page.locator("table.files a.entry:has-text('first.txt')").count() == 1
+    page.context.close()
+
+
+def test_opening_the_enrolment_while_enrolled_warns_asks_a_code_and_cancels(box, chromium):
+    box.add_user("ivy", "user", NEW_USER_PW)
+    secret, _ = box.enrol("ivy")
+    page = new_page(chromium, box)
+    step = sign_in_with_code(page, "ivy", NEW_USER_PW, secret, int(time.time()) // 30 - 1)
+
+    # No silent re-enrolment: the state, a warning, a code field, Cancel.
+    response = page.goto("/security/totp")
+    assert response.status == 200
+    assert page.locator(".qr svg").count() == 0
+    assert "Two-factor sign-in is on" in page.inner_text("main")
+    assert "replaces the app you use now" in page.inner_text(".notice.warn")
+    assert page.get_attribute("#replace_code", "required") is not None
+    shoot(page, "26-totp-while-enrolled")
+    page.click("#cancel")
+    page.wait_for_url("**/security")
+    assert page.locator(".badge.good:has-text('On')").count() == 1
+
+    # With the code, the new phone's page says what it replaces; Cancel
+    # keeps the old app.
+    page.goto("/security/totp")
+    step, code = next_code(secret, step)
+    page.fill("#replace_code", code)
+    page.click("form[action='/security/totp/replace'] button[type=submit]")
+    page.wait_for_selector(".qr svg")
+    assert "replaces your current authenticator" in page.inner_text(".notice.warn")
+    page.click("button#cancel")
+    page.wait_for_url("**/security")
+    assert "Cancelled" in page.inner_text(".notice.ok")
+    page.goto("/security/totp")
+    assert page.locator(".qr svg").count() == 0
+    # The old app still signs in.
+    sign_out(page)
+    sign_in_with_code(page, "ivy", NEW_USER_PW, secret, step)
+    page.context.close()
+
+
+def test_leftover_text_is_gone(wizard_box, chromium, tmp_path):
+    import subprocess
+    from conftest import COFFER
+    box = wizard_box
+    # The command line: serve's help, setup and status.
+    help_text = subprocess.run([COFFER, "serve", "--help"], capture_output=True, text=True).stdout
+    assert "comes later" not in help_text and "reserved" not in help_text, help_text
+    assert "HTTPS" in help_text
+    other = tmp_path / "other"
+    setup = subprocess.run([COFFER, "--data-dir", str(other), "--seal", "keyfile", "setup", "--admin", "owner",
+                            "--password-file", str(box.pw), "--hash-cost", "m=64,t=1,p=1"],
+                           capture_output=True, text=True, check=True).stdout
+    status = subprocess.run([COFFER, "--data-dir", str(other), "--seal", "keyfile", "status"],
+                            capture_output=True, text=True, check=True).stdout
+    for out in (setup, status):
+        assert "owner owner" not in out, out
+    assert "claimed by owner" in setup and "claimed:   yes, by owner" in status, (setup, status)
+
+    # The wizard's password field follows the policy and says so.
+    minimum = int(re.search(r"password\.min_length\s*=\s*(\d+)", box.cli("policy", "show").stdout).group(1))
+    page = new_page(chromium, box)
+    page.goto("/setup")
+    assert page.get_attribute("#password", "minlength") == str(minimum)
+    assert f"At least {minimum} characters" in page.inner_text("#password_help")
+    claim_in_wizard(page, box, "owner", PASSWORD)
+    page.click("a:has-text('Skip for now')")
+    page.wait_for_url("**/files*")
+
+    # System and API pages: no Markdown backticks, no "API API", TOTP spelt so.
+    page.goto("/admin/system")
+    text = page.inner_text("main")
+    assert "TOTP enrolments" in text and "Totp" not in text, text
+    assert "`" not in text, text
+    assert page.locator("main code:text-is('coffer console')").count() == 1
+    page.goto("/api")
+    text = page.inner_text("main")
+    assert "`" not in text
+    assert "API API" not in page.inner_text("body")
+
+    # Groups: Save and Remove are apart.
+    page.goto("/admin/groups")
+    page.fill("#new_name", "staff")
+    page.click("form:has(#new_name) button[type=submit]")
+    page.wait_for_selector("h2:has-text('staff')")
+    card = page.locator("section.card", has=page.locator("h2:has-text('staff')"))
+    save = card.locator("button:has-text('Save group')").bounding_box()
+    remove = card.locator("button:has-text('Remove group')").bounding_box()
+    assert remove["y"] - (save["y"] + save["height"]) >= 24, (save, remove)
+
+    # FTPS is not offered while there is no FTPS server, and saving the
+    # policy keeps what the core holds.
+    box.cli("policy", "set", "mfa.protocols=ssh,https,ftps")
+    page.goto("/security")
+    assert "FTPS" not in page.inner_text("main")
+    assert page.locator("#scope_ftps").count() == 0
+    page.goto("/admin/policy")
+    assert "FTPS" not in page.inner_text("main")
+    page.click("button:has-text('Save policy')")
+    page.wait_for_selector(".notice.ok:has-text('Policy saved')")
+    protocols = re.search(r"mfa\.protocols\s*=\s*(\S+)", box.cli("policy", "show").stdout).group(1)
+    assert "ftps" in protocols, protocols
     page.context.close()

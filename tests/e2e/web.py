@@ -25,7 +25,9 @@ SHOTS = pathlib.Path(os.environ.get("COFFER_SCREENSHOTS", str(ROOT / "target" / 
 VIEWPORTS = (("desktop", 1280, 800), ("phone", 390, 844))
 
 
-@pytest.fixture(scope="session")
+# One browser per test module: a module imports this fixture under its own
+# name, and two session-wide Playwright instances cannot run at once.
+@pytest.fixture(scope="module")
 def chromium():
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing (Debian package chromium)")
@@ -74,6 +76,51 @@ def sign_in(page, user, password):
     page.fill("#username", user)
     page.fill("#password", password)
     page.click("button[type=submit]")
+
+
+def sign_in_past_offer(page, user, password):
+    """Signs in an account without TOTP and skips the enrolment offer."""
+    sign_in(page, user, password)
+    page.wait_for_url("**/login/offer")
+    page.click("a:has-text('Skip this time')")
+    page.wait_for_url("**/files*")
+
+
+def sign_in_with_code(page, user, password, secret, last_step):
+    """Signs in with the password and the next TOTP code after
+    `last_step`; returns the step used."""
+    sign_in(page, user, password)
+    page.wait_for_url("**/login/code")
+    step, code = next_code(secret, last_step)
+    page.fill("#code", code)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/files*")
+    return step
+
+
+def claim_in_wizard(page, box, user, password):
+    """Claims an unclaimed box through /setup; the wizard then shows its
+    enrolment step."""
+    page.goto("/setup")
+    page.fill("#claim_code", box.claim_code())
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.fill("#password2", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/security/totp?setup=1")
+
+
+def confirm_enrolment(page):
+    """On an enrolment page: confirms with the app's next code, stores the
+    recovery codes and continues; returns (secret, step used)."""
+    secret = page.get_attribute("#totp-secret", "data-secret")
+    step, code = next_code(secret, -1)
+    page.fill("#code", code)
+    page.click("form:has(#code) button[type=submit]")
+    page.wait_for_selector("#recovery-codes")
+    page.check("#stored")
+    page.click("#continue")
+    return secret, step
 
 
 def sign_out(page):

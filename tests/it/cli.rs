@@ -1237,13 +1237,13 @@ fn setup_then_status_reports_the_key_file_plainly() {
     ]);
     let stdout = ok(&out);
     assert!(
-        stdout.contains("claimed: owner owner (system_admin)"),
+        stdout.contains("claimed by owner (system_admin, the owner) in "),
         "{stdout}"
     );
     assert!(stdout.contains("sealing: key file"), "{stdout}");
     let status = d.ok(&["status"]);
     assert!(status.contains("key file, NO TPM"), "{status}");
-    assert!(status.contains("claimed:   yes, owner owner"), "{status}");
+    assert!(status.contains("claimed:   yes, by owner"), "{status}");
     assert!(status.contains("accounts:  1 "), "{status}");
     let json = d.json(&["status", "--json"]);
     assert_eq!(json["sealing"]["backend"], "keyfile", "{json}");

@@ -486,13 +486,43 @@ fn started_as_root_the_server_drops_to_its_account() {
         std::fs::metadata(data.join("coffer.redb")).unwrap().uid(),
         uid
     );
+    // All the way down: the certificate and key made before the drop too.
+    for file in ["tls", "tls/cert.pem", "tls/key.pem"] {
+        assert_eq!(
+            std::fs::symlink_metadata(data.join(file)).unwrap().uid(),
+            uid,
+            "{file}"
+        );
+    }
     let status = crate::cli::coffer(&data, &["status"]);
-    assert!(crate::cli::ok(&status).contains("server:    running"));
+    let status = crate::cli::ok(&status);
+    assert!(status.contains("server:    running"), "{status}");
+    // The certificate the server serves, not "no certificate yet".
+    assert!(
+        status.contains("https:     certificate SHA-256 "),
+        "{status}"
+    );
     assert!(
         server.log().contains("dropped root privileges"),
         "{}",
         server.log()
     );
+    drop(server);
+    // A certificate the account cannot read is named once, its cause once.
+    std::fs::set_permissions(
+        data.join("tls/cert.pem"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(data.join("tls/cert.pem"), Some(0), Some(0)).unwrap();
+    let stderr = dir.path().join("as-account.log");
+    let mut c = serve_command(dir.path(), &cfg, &["--seal", "keyfile"], &stderr);
+    use std::os::unix::process::CommandExt as _;
+    let status = c.uid(uid).gid(gid).status().unwrap();
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("tls/cert.pem"), "{log}");
+    assert_eq!(log.matches("Permission denied").count(), 1, "{log}");
 }
 
 #[test]

@@ -560,7 +560,7 @@ pub struct SystemView {
     pub console: String,
     /// Counts of accounts, tokens, events.
     pub counts: std::collections::BTreeMap<&'static str, u64>,
-    /// Web and API sessions held.
+    /// Live signed-in web and API sessions (not anonymous ones, not ended ones).
     pub sessions: usize,
 }
 
@@ -597,7 +597,7 @@ pub fn system_view(web: &Web, actor: &Actor) -> std::result::Result<SystemView, 
         storage,
         console: web.facts.console.clone(),
         counts,
-        sessions: web.sessions.len(),
+        sessions: web.sessions.signed_in(&web.auth, now),
     })
 }
 

@@ -97,14 +97,18 @@
           }
         });
         xhr.addEventListener("load", function () {
-          if (xhr.status === 409 && !overwrite &&
+          var answer = {};
+          try { answer = JSON.parse(xhr.responseText) || {}; } catch (e) { /* not JSON */ }
+          if (xhr.status === 409 && answer.error === "exists" && !overwrite &&
               window.confirm(file.name + " exists. Replace it?")) {
             send(file, true).then(resolve, reject);
             return;
           }
           if (xhr.status >= 200 && xhr.status < 300) { resolve(); return; }
-          var message = "upload failed (" + xhr.status + ")";
-          try { message = JSON.parse(xhr.responseText).message || message; } catch (e) { /* keep */ }
+          var message = answer.message || ("the upload failed (HTTP " + xhr.status + ")");
+          if (xhr.status === 409 && answer.error === "exists") {
+            message = "not replaced (it exists)";
+          }
           reject(new Error(file.name + ": " + message));
         });
         xhr.addEventListener("error", function () { reject(new Error(file.name + ": the connection failed")); });
@@ -112,24 +116,49 @@
       });
     };
 
+    /* Every file of the queue is tried; a failed one marks the bar as
+       failed, and the failures are listed at the end instead of a reload. */
+    var errors = document.getElementById("upload-errors");
     picker.addEventListener("change", function () {
       var files = Array.prototype.slice.call(picker.files || []);
       if (!files.length) return;
       status.hidden = false;
+      status.classList.remove("failed");
+      label.removeAttribute("role");
+      errors.textContent = "";
+      errors.hidden = true;
+      var failures = [];
       var i = 0;
       var next = function () {
         if (i >= files.length) {
-          label.textContent = "Done.";
-          window.location.reload();
+          picker.value = "";
+          if (!failures.length) {
+            label.textContent = "Done.";
+            window.location.reload();
+            return;
+          }
+          status.classList.add("failed");
+          label.textContent = (files.length - failures.length) + " of " + files.length +
+            " uploaded; " + failures.length + " failed:";
+          label.setAttribute("role", "alert");
+          failures.forEach(function (m) {
+            var li = document.createElement("li");
+            li.textContent = m;
+            errors.appendChild(li);
+          });
+          errors.hidden = false;
+          document.getElementById("upload-done").hidden = false;
           return;
         }
         var file = files[i];
         label.textContent = "Uploading " + file.name + " (" + (i + 1) + " of " + files.length + ")…";
+        bar.classList.remove("failed");
         bar.value = 0;
         send(file, false).then(function () { i += 1; next(); }, function (err) {
-          label.textContent = err.message;
-          label.setAttribute("role", "alert");
-          picker.value = "";
+          failures.push(err.message);
+          bar.classList.add("failed");
+          i += 1;
+          next();
         });
       };
       next();

@@ -11,9 +11,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 
-use super::security::{expiry, flash, scope_of, scope_text, token_fields, token_shown};
+use super::security::{OFFERED, expiry, flash, scope_of, scope_text, token_fields, token_shown};
 use super::{
-    Nav, Posted, Signed, bytes, core, csrf_field, enc, error_box, forbidden, respond, say,
+    Nav, Posted, Signed, bytes, core, csrf_field, enc, error_box, forbidden, prose, respond, say,
     see_other, sentence, shell, when, with_cookie,
 };
 use crate::auth::accounts::{AccountChange, AccountView, NewAccount, new_group};
@@ -432,15 +432,15 @@ pub(crate) async fn user(
                 p.empty { "No access tokens." }
             } @else {
                 div.table-wrap {
-                    table {
+                    table.stack {
                         thead { tr { th scope="col" { "Label" } th scope="col" { "Valid for" } th scope="col" { "Expires" } th.hide-narrow scope="col" { "Last used" } th { span.sr { "Actions" } } } }
                         tbody {
                             @for t in &tokens {
                                 tr {
-                                    td { (t.label) }
-                                    td { (scope_text(&t.scope)) }
-                                    td { @match t.expires_at { Some(e) if e <= now => span.badge.bad { "expired" }, Some(e) => (when(e)), None => "never" } }
-                                    td.hide-narrow { (t.last_used.map(when).unwrap_or_else(|| "never".into())) }
+                                    td { strong { (t.label) } }
+                                    td data-label="Valid for" { (scope_text(&t.scope)) }
+                                    td data-label="Expires" { @match t.expires_at { Some(e) if e <= now => span.badge.bad { "expired" }, Some(e) => (when(e)), None => "never" } }
+                                    td.hide-narrow data-label="Last used" { (t.last_used.map(when).unwrap_or_else(|| "never".into())) }
                                     td {
                                         form method="post" action=(action) data-confirm=(format!("Revoke the token {:?}?", t.label)) {
                                             (csrf_field(csrf))
@@ -701,7 +701,7 @@ pub(crate) async fn groups(State(web): State<Arc<Web>>, signed: Signed) -> Respo
             section.card aria-label=(format!("Group {}", g.name)) {
                 h2 { (g.name) " " @if g.enabled { span.badge.good { "enabled" } } @else { span.badge.bad { "disabled" } } }
                 (group_form(csrf, Some(g)))
-                form method="post" action="/admin/groups" data-confirm=(format!("Remove the group {:?}?", g.name)) {
+                form.remove-group method="post" action="/admin/groups" data-confirm=(format!("Remove the group {:?}?", g.name)) {
                     (csrf_field(csrf))
                     input type="hidden" name="action" value="delete";
                     input type="hidden" name="name" value=(g.name);
@@ -902,9 +902,14 @@ fn policy_form(csrf: &str, p: &Policy, owner: bool, exempt: &[&AccountView]) -> 
                 fieldset.sub {
                     legend { "Ask for the code on" }
                     @for pr in Protocol::ALL {
-                        div.check {
-                            input type="checkbox" id=(format!("proto_{pr}")) name=(format!("proto_{pr}")) value="1" checked[p.mfa.protocols.contains(&pr)];
-                            label for=(format!("proto_{pr}")) { (pr.as_str().to_uppercase()) }
+                        @if OFFERED.contains(&pr) {
+                            div.check {
+                                input type="checkbox" id=(format!("proto_{pr}")) name=(format!("proto_{pr}")) value="1" checked[p.mfa.protocols.contains(&pr)];
+                                label for=(format!("proto_{pr}")) { (pr.as_str().to_uppercase()) }
+                            }
+                        } @else if p.mfa.protocols.contains(&pr) {
+                            // Not offered (no server for it yet): kept as it is.
+                            input type="hidden" name=(format!("proto_{pr}")) value="1";
                         }
                     }
                 }
@@ -1178,6 +1183,16 @@ fn duration(secs: u64) -> String {
     }
 }
 
+/// A count of the system page in words ("TOTP enrolments").
+fn count_label(key: &str) -> String {
+    match key {
+        "totp_enrolments" => "TOTP enrolments".into(),
+        other => sentence(&other.replace('_', " "))
+            .trim_end_matches('.')
+            .to_string(),
+    }
+}
+
 /// `GET /admin/system`
 pub(crate) async fn system(State(web): State<Arc<Web>>, signed: Signed) -> Response {
     let current = &signed.current;
@@ -1201,9 +1216,9 @@ pub(crate) async fn system(State(web): State<Arc<Web>>, signed: Signed) -> Respo
                     dt { "Version" } dd { "Coffer " (view.version) }
                     dt { "Running for" } dd { (duration(view.uptime)) " (since " (when(view.started_at)) ")" }
                     dt { "Listening" } dd { @for l in &view.listening { span.chip { (l) } " " } }
-                    dt { "Sessions" } dd { (view.sessions) " web and API sessions" }
+                    dt { "Sessions" } dd { (view.sessions) " signed in (web and API)" }
                     @for (k, v) in &view.counts {
-                        dt { (sentence(&k.replace('_', " ")).trim_end_matches('.')) } dd { (v) }
+                        dt { (count_label(k)) } dd { (v) }
                     }
                 }
             }
@@ -1232,7 +1247,7 @@ pub(crate) async fn system(State(web): State<Arc<Web>>, signed: Signed) -> Respo
             }
             section.card aria-labelledby="con-h" {
                 h2 #con-h { "Serial console" }
-                p { (view.console) }
+                p { (prose(&view.console)) }
             }
         }
         section.card aria-labelledby="tls-h" {

@@ -11,7 +11,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use serde_json::Value;
 
-use super::{Nav, Visitor, bare, respond, shell};
+use super::{Nav, Visitor, bare, prose, respond, shell};
 use crate::web::Web;
 use crate::web::api::OPENAPI;
 
@@ -87,7 +87,7 @@ fn properties(schema: &Value) -> Markup {
                         span.type { (schema_name(p)) }
                         @if required.contains(&name.as_str()) { " " span.badge { "required" } }
                         @let d = text(p, "description");
-                        @if !d.is_empty() { " — " (d) }
+                        @if !d.is_empty() { " — " (prose(d)) }
                     }
                 }
             }
@@ -108,12 +108,12 @@ fn render(doc: &Value) -> Markup {
         .unwrap_or(&empty);
     html! {
         p.lead {
-            (text(info, "title")) " API " (text(info, "version")) ". JSON in and out under "
+            (text(info, "title")) ", version " (text(info, "version")) ". JSON in and out under "
             code { "/api/v1" } "; errors are " code { "{error, message}" } ". "
             "The machine-readable document is " a href="/api/v1/openapi.json" { "/api/v1/openapi.json" } " (OpenAPI " (text(doc, "openapi")) ")."
         }
         @let description = text(info, "description");
-        @if !description.is_empty() { p { (description) } }
+        @if !description.is_empty() { p { (prose(description)) } }
         @if paths.is_empty() {
             div.card { p.empty { "The document lists no routes yet." } }
         }
@@ -136,9 +136,9 @@ fn render(doc: &Value) -> Markup {
                     section.card.route id=(anchor(m, path)) {
                         h2 { span class=(format!("method {m}")) { (m.to_uppercase()) } " " code { (path) } }
                         @let summary = text(op, "summary");
-                        @if !summary.is_empty() { p.summary { (summary) } }
+                        @if !summary.is_empty() { p.summary { (prose(summary)) } }
                         @let d = text(op, "description");
-                        @if !d.is_empty() { p { (d) } }
+                        @if !d.is_empty() { p { (prose(d)) } }
                         @let params: Vec<&Value> = item.get("parameters").and_then(Value::as_array).into_iter().flatten()
                             .chain(op.get("parameters").and_then(Value::as_array).into_iter().flatten()).collect();
                         @if !params.is_empty() {
@@ -150,7 +150,7 @@ fn render(doc: &Value) -> Markup {
                                         span.type { "in " (text(p, "in")) ", " (p.get("schema").map_or("any".into(), schema_name)) }
                                         @if p.get("required").and_then(Value::as_bool).unwrap_or(false) { " " span.badge { "required" } }
                                         @let pd = text(p, "description");
-                                        @if !pd.is_empty() { " — " (pd) }
+                                        @if !pd.is_empty() { " — " (prose(pd)) }
                                     }
                                 }
                             }
@@ -170,7 +170,7 @@ fn render(doc: &Value) -> Markup {
                                 @for (code, r) in responses {
                                     li {
                                         span class=(format!("status s{}", code.chars().next().unwrap_or('x'))) { (code) } " "
-                                        (text(r, "description"))
+                                        (prose(text(r, "description")))
                                         @if let Some(Value::Object(content)) = r.get("content") {
                                             @for (_, media) in content {
                                                 @if let Some(s) = media.get("schema") { " → " span.type { (schema_name(s)) } }
@@ -190,7 +190,7 @@ fn render(doc: &Value) -> Markup {
                 section.card id=(format!("schema-{name}")) {
                     h3 { code { (name) } " " span.type { (schema_name(s)) } }
                     @let d = text(s, "description");
-                    @if !d.is_empty() { p { (d) } }
+                    @if !d.is_empty() { p { (prose(d)) } }
                     (properties(s))
                 }
             }

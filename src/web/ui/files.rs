@@ -119,6 +119,8 @@ fn folder(current: &Current, path: &VPath, listing: &FolderListing) -> Markup {
             div #upload-status.upload-status hidden {
                 p #upload-label { "Uploading…" }
                 progress #upload-progress max="100" value="0" { "0%" }
+                ul #upload-errors.upload-errors hidden {}
+                p #upload-done hidden { a.button href=(folder_link(path)) { "Show the folder" } }
             }
         }
         @if listing.entries.is_empty() {

@@ -74,6 +74,7 @@ pub fn routes() -> Router<Arc<Web>> {
             get(security::totp_form).post(security::totp_confirm),
         )
         .route("/security/totp/replace", post(security::totp_replace))
+        .route("/security/totp/cancel", post(security::totp_cancel))
         .route("/security/totp/remove", post(security::totp_remove))
         .route("/security/recovery", post(security::recovery))
         .route("/security/password", post(security::password))
@@ -613,6 +614,16 @@ pub(crate) fn error_box(message: Option<&str>) -> Markup {
     }
 }
 
+/// Text that may quote code the Markdown way (`coffer console`): the
+/// quoted parts become `<code>`, the backticks go; everything is escaped.
+pub(crate) fn prose(text: &str) -> Markup {
+    html! {
+        @for (i, part) in text.split('`').enumerate() {
+            @if i % 2 == 1 { code { (part) } } @else { (part) }
+        }
+    }
+}
+
 /// The hidden CSRF field every form carries.
 pub(crate) fn csrf_field(csrf: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(csrf); }
@@ -704,6 +715,14 @@ mod tests {
         assert!(svg.starts_with("<svg role=\"img\""));
         assert!(!svg.contains("<?xml"));
         assert!(!svg.contains("style"));
+    }
+
+    #[test]
+    fn quoted_code_becomes_code_elements() {
+        assert_eq!(
+            prose("run `coffer console` <now>").into_string(),
+            "run <code>coffer console</code> &lt;now&gt;"
+        );
     }
 
     #[test]

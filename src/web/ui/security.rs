@@ -39,6 +39,16 @@ pub(crate) fn enrol_markup(
                     code #totp-secret data-secret=(pending.secret.as_str()) { (grouped(&pending.secret)) }
                 }
                 p.help { "Time-based, 6 digits, every 30 seconds." }
+                p.otpauth {
+                    "On this phone? "
+                    a #otpauth-link href=(pending.uri.as_str()) { "Open in the authenticator app" }
+                    " or copy the link:"
+                }
+                div.copy {
+                    label.sr for="otpauth-uri" { "Link for the authenticator app" }
+                    input #otpauth-uri type="text" readonly value=(pending.uri.as_str()) spellcheck="false";
+                    button type="button" data-copy="otpauth-uri" { "Copy" }
+                }
                 form method="post" action=(action) {
                     (csrf_field(csrf))
                     @if wizard {
@@ -115,12 +125,13 @@ pub(crate) fn codes_page_bare(account: &str, codes: &RecoveryCodes, wizard: bool
 }
 
 fn codes_page(current: &Current, codes: &RecoveryCodes, wizard: bool) -> Markup {
+    // The wizard stays outside the app's menus until its last step is done.
+    if wizard {
+        return codes_page_bare(&current.session.account, codes, true);
+    }
     let body = html! {
-        @if wizard {
-            (super::setup::steps(3))
-        }
         div.card {
-            (codes_markup(&current.session.account, codes, if wizard { "/files" } else { "/security" }))
+            (codes_markup(&current.session.account, codes, "/security"))
         }
     };
     shell(
@@ -297,22 +308,22 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
                 p.empty { "No access tokens." }
             } @else {
                 div.table-wrap {
-                    table {
+                    table.stack {
                         thead { tr { th scope="col" { "Label" } th scope="col" { "Valid for" } th scope="col" { "Created" } th scope="col" { "Expires" } th scope="col" { "Last used" } th { span.sr { "Actions" } } } }
                         tbody {
                             @for t in &tokens {
                                 tr {
-                                    td { (t.label) }
-                                    td { (scope_text(&t.scope)) }
-                                    td { (when(t.created_at)) }
-                                    td {
+                                    td { strong { (t.label) } }
+                                    td data-label="Valid for" { (scope_text(&t.scope)) }
+                                    td data-label="Created" { (when(t.created_at)) }
+                                    td data-label="Expires" {
                                         @match t.expires_at {
                                             Some(e) if e <= now => span.badge.bad { "expired" },
                                             Some(e) => (when(e)),
                                             None => "never",
                                         }
                                     }
-                                    td { (t.last_used.map(when).unwrap_or_else(|| "never".into())) }
+                                    td data-label="Last used" { (t.last_used.map(when).unwrap_or_else(|| "never".into())) }
                                     td {
                                         form method="post" action=(format!("/security/tokens/{}/revoke", super::enc(&t.id))) data-confirm=(format!("Revoke the token {:?}?", t.label)) {
                                             (csrf_field(csrf))
@@ -335,7 +346,7 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
         section.card aria-labelledby="ses-h" {
             h2 #ses-h { "Active sessions" }
             div.table-wrap {
-                table {
+                table.stack {
                     thead { tr { th scope="col" { "Browser or client" } th scope="col" { "Address" } th scope="col" { "Signed in" } th scope="col" { "Last active" } th { span.sr { "Actions" } } } }
                     tbody {
                         @for s in &sessions {
@@ -344,9 +355,9 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
                                     (client_name(&s.agent))
                                     @if s.current { " " span.badge.good { "this browser" } }
                                 }
-                                td { (s.address) }
-                                td { (when(s.granted_at)) }
-                                td { (when(s.last_seen)) }
+                                td data-label="Address" { (s.address) }
+                                td data-label="Signed in" { (when(s.granted_at)) }
+                                td data-label="Last active" { (when(s.last_seen)) }
                                 td {
                                     form method="post" action=(format!("/security/sessions/{}/end", super::enc(&s.id))) {
                                         (csrf_field(csrf))
@@ -405,6 +416,11 @@ fn client_name(agent: &str) -> String {
     format!("{browser} on {system}")
 }
 
+/// The protocols the pages offer (token scopes, the policy's "ask for the
+/// code on"). FTPS is left out while there is no FTPS server; the core keeps
+/// a value set elsewhere, and the policy form carries it over unchanged.
+pub(crate) const OFFERED: [Protocol; 2] = [Protocol::Ssh, Protocol::Https];
+
 /// The fields of a new access token (label, expiry, scope), on the
 /// security page and on an account's administration page alike; read back
 /// by [`expiry`] and [`scope_of`].
@@ -426,7 +442,7 @@ pub(crate) fn token_fields() -> Markup {
             }
             fieldset.field {
                 legend { "Valid for" }
-                @for p in Protocol::ALL {
+                @for p in OFFERED {
                     div.check {
                         input type="checkbox" id=(format!("scope_{p}")) name=(format!("scope_{p}")) value="1";
                         label for=(format!("scope_{p}")) { (protocol_name(p)) }
@@ -472,8 +488,15 @@ pub(crate) async fn totp_form(
 ) -> Response {
     let current = &signed.current;
     let wizard = q.contains_key("setup");
+    let state = mfa_state(&web, current).await;
     let pending = match web.sessions.enrolment(&current.token) {
         Some(p) => p,
+        // Enrolled already: say so, and ask for a current code before a
+        // new phone replaces the app (never a silent re-enrolment).
+        None if state.is_some_and(|(enrolled, _)| enrolled) => {
+            let left = state.map_or(0, |(_, left)| left);
+            return respond(StatusCode::OK, replace_page(current, left));
+        }
         None => {
             let auth = web.auth.clone();
             let actor = Actor::session(&current.session);
@@ -505,7 +528,50 @@ pub(crate) async fn totp_form(
             }
         }
     };
-    respond(StatusCode::OK, enrol_page(current, &pending, None, wizard))
+    let replacing = state.is_some_and(|(enrolled, _)| enrolled);
+    respond(
+        StatusCode::OK,
+        enrol_page(current, &pending, None, wizard, replacing),
+    )
+}
+
+/// Whether the account has TOTP, and its recovery codes left (`None`: the
+/// store could not say).
+async fn mfa_state(web: &Arc<Web>, current: &Current) -> Option<(bool, usize)> {
+    let auth = web.auth.clone();
+    let actor = Actor::session(&current.session);
+    let name = current.session.account.clone();
+    core(move || auth.account(&actor, &name))
+        .await
+        .ok()
+        .map(|a| (a.mfa.enrolled, a.mfa.recovery_codes_left))
+}
+
+/// `/security/totp` while enrolled: the state, what replacing means, the
+/// code it takes, and a way back.
+fn replace_page(current: &Current, codes_left: usize) -> Markup {
+    let body = html! {
+        section.card aria-labelledby="state-h" {
+            h2 #state-h { "Two-factor sign-in is on" }
+            p { span.badge.good { "On" } " Your account asks for a code from your authenticator app. "
+                (codes_left) " recovery codes left." }
+            div.notice.warn role="note" {
+                p { "Setting up a new phone replaces the app you use now: once the new one is confirmed, the old app's codes stop working. Nothing changes until then." }
+            }
+            form method="post" action="/security/totp/replace" {
+                (csrf_field(&current.csrf))
+                div.field {
+                    label for="replace_code" { "Current code or recovery code" }
+                    input #replace_code name="code" type="text" required autocomplete="one-time-code" spellcheck="false";
+                }
+                div.actions {
+                    button.primary type="submit" { "Set up a new phone" }
+                    a.button #cancel href="/security" { "Cancel" }
+                }
+            }
+        }
+    };
+    shell(current, Nav::Security, "Two-factor sign-in", None, body)
 }
 
 fn enrol_page(
@@ -513,23 +579,57 @@ fn enrol_page(
     pending: &PendingEnrolment,
     error: Option<&str>,
     wizard: bool,
+    replacing: bool,
 ) -> Markup {
-    let body = html! {
-        @if wizard {
-            (super::setup::steps(2))
-            p.lead { "The box is yours. Now protect the owner account with a code from your phone, so a stolen password alone cannot open it." }
+    let title = if replacing {
+        "Set up a new phone"
+    } else {
+        "Set up two-factor sign-in"
+    };
+    let card = html! {
+        @if replacing {
+            div.notice.warn role="note" {
+                p { "This replaces your current authenticator app once you confirm a code from the new one. Until then the old app keeps working; Cancel keeps it." }
+            }
         }
         div.card {
             (enrol_markup(&current.csrf, pending, "/security/totp", error, wizard))
         }
+        @if !wizard {
+            form.cancel method="post" action="/security/totp/cancel" {
+                (csrf_field(&current.csrf))
+                button #cancel type="submit" { "Cancel" }
+            }
+        }
     };
-    shell(
-        current,
-        Nav::Security,
-        "Set up two-factor sign-in",
-        None,
-        body,
-    )
+    // The wizard keeps to its own steps, outside the app's menus.
+    if wizard {
+        let body = html! {
+            (super::setup::steps(2))
+            div.card.wide {
+                h1 { (title) }
+                p.lead { "The box is yours. Now protect the owner account with a code from your phone, so a stolen password alone cannot open it." }
+                (enrol_markup(&current.csrf, pending, "/security/totp", error, wizard))
+            }
+        };
+        return super::bare(title, &current.csrf, body);
+    }
+    shell(current, Nav::Security, title, None, card)
+}
+
+/// `POST /security/totp/cancel`: forgets an unconfirmed enrolment; the
+/// account keeps what it had.
+pub(crate) async fn totp_cancel(State(web): State<Arc<Web>>, posted: Posted) -> Response {
+    let current = match posted.granted() {
+        Ok(c) => c.clone(),
+        Err(r) => return *r,
+    };
+    web.sessions.set_enrolment(&current.token, None);
+    web.sessions.set_flash(
+        &current.token,
+        "Cancelled: two-factor sign-in is as it was.",
+    );
+    see_other("/security")
 }
 
 /// `POST /security/totp/replace`: starts a new enrolment in place of the
@@ -554,7 +654,10 @@ pub(crate) async fn totp_replace(State(web): State<Arc<Web>>, posted: Posted) ->
             };
             web.sessions
                 .set_enrolment(&current.token, Some(pending.clone()));
-            respond(StatusCode::OK, enrol_page(&current, &pending, None, false))
+            respond(
+                StatusCode::OK,
+                enrol_page(&current, &pending, None, false, true),
+            )
         }
         Err(e) => refused(&web, &current, &say(&e)).await,
     }
@@ -570,10 +673,13 @@ pub(crate) async fn totp_confirm(State(web): State<Arc<Web>>, posted: Posted) ->
     let Some(pending) = web.sessions.enrolment(&current.token) else {
         return see_other("/security/totp");
     };
+    let replacing = mfa_state(&web, &current)
+        .await
+        .is_some_and(|(enrolled, _)| enrolled);
     if let Some(wait) = super::over_rate(&web, posted.client.ip) {
         return respond(
             StatusCode::TOO_MANY_REQUESTS,
-            enrol_page(&current, &pending, Some(&wait), wizard),
+            enrol_page(&current, &pending, Some(&wait), wizard, replacing),
         );
     }
     let auth = web.auth.clone();
@@ -593,7 +699,7 @@ pub(crate) async fn totp_confirm(State(web): State<Arc<Web>>, posted: Posted) ->
         },
         Err(e) => respond(
             StatusCode::BAD_REQUEST,
-            enrol_page(&current, &pending, Some(&say(&e)), wizard),
+            enrol_page(&current, &pending, Some(&say(&e)), wizard, replacing),
         ),
     }
 }
@@ -696,7 +802,7 @@ pub(crate) fn expiry(choice: &str, now: u64) -> Result<Option<u64>, String> {
 
 /// The protocols ticked in a token form.
 pub(crate) fn scope_of(fields: &super::Fields) -> BTreeSet<Protocol> {
-    Protocol::ALL
+    OFFERED
         .iter()
         .copied()
         .filter(|p| fields.ticked(&format!("scope_{p}")))

@@ -47,6 +47,18 @@ struct Retry<'a> {
     claim_code: &'a str,
     /// The zxcvbn score (0-4) of a refused password.
     strength: Option<u8>,
+    /// The policy's minimum password length.
+    min_length: usize,
+}
+
+/// The policy's minimum password length, for the form's `minlength` and
+/// its help text (the policy's default when the store cannot say).
+async fn min_length(web: &Arc<Web>) -> usize {
+    let auth = web.auth.clone();
+    core(move || auth.policy()).await.map_or_else(
+        |_| crate::auth::policy::PasswordPolicy::default().min_length,
+        |p| p.password.min_length,
+    )
 }
 
 fn claim_page(csrf: &str, retry: &Retry<'_>) -> Markup {
@@ -86,9 +98,9 @@ fn claim_page(csrf: &str, retry: &Retry<'_>) -> Markup {
                 div.field {
                     label for="password" { "Password" }
                     input #password name="password" type="password" required autocomplete="new-password"
-                        minlength="8" aria-describedby="password_help";
+                        minlength=(retry.min_length) aria-describedby="password_help";
                     p.help #password_help {
-                        "A long passphrase is best: several unrelated words. Any characters are allowed."
+                        "At least " (retry.min_length) " characters. A long passphrase is best: several unrelated words. Any characters are allowed."
                     }
                 }
                 div.field {
@@ -133,9 +145,13 @@ pub(crate) async fn form(
         Ok(true) => return see_other("/login"),
         Err(e) => return super::message_page(StatusCode::INTERNAL_SERVER_ERROR, "Error", &say(&e)),
     }
+    let retry = Retry {
+        min_length: min_length(&web).await,
+        ..Retry::default()
+    };
     match anonymous(&web, &visitor, &client) {
         Ok((csrf, token)) => maybe_cookie(
-            respond(StatusCode::OK, claim_page(&csrf, &Retry::default())),
+            respond(StatusCode::OK, claim_page(&csrf, &retry)),
             token.as_ref(),
         ),
         Err(e) => super::message_page(StatusCode::INTERNAL_SERVER_ERROR, "Error", &say(&e)),
@@ -158,6 +174,7 @@ pub(crate) async fn claim(State(web): State<Arc<Web>>, posted: Posted) -> Respon
     let mut retry = Retry {
         username: f.trimmed("username"),
         claim_code: f.trimmed("claim_code"),
+        min_length: min_length(&web).await,
         ..Retry::default()
     };
     let refuse = |retry: &Retry<'_>, status| respond(status, claim_page(&csrf, retry));
