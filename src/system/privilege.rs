@@ -20,6 +20,7 @@
 //! would stay root refuses to run unless `[service] allow_root = true`
 //! (which, without a `user`, keeps root even when `coffer` exists).
 
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 
@@ -164,41 +165,118 @@ fn lookup_user(name: &str) -> anyhow::Result<Option<User>> {
 }
 
 /// Gives the data dir, everything in it all the way down, and the files
-/// root with what it holds directly to the account, without following
-/// symbolic links. A start as root may have made files deep in the data dir
-/// (`tls/cert.pem`, `tls/key.pem`); left to root, the server could not read
-/// them after the drop, nor a later start as the account. The files root is
-/// not walked: what is below its top level was made by the account itself.
+/// root with what it holds directly to the account. A start as root may
+/// have made files deep in the data dir (`tls/cert.pem`, `tls/key.pem`);
+/// left to root, the server could not read them after the drop, nor a later
+/// start as the account. The files root is not walked: what is below its
+/// top level was made by the account itself.
+///
+/// The account may own these folders already (from an earlier start) and so
+/// could swap a folder for a symbolic link while root walks it. The walk is
+/// therefore made on descriptors: each folder is opened beneath its parent
+/// with `O_NOFOLLOW | O_DIRECTORY` (a link fails the open, and is itself
+/// given away, not followed) and each entry is changed with `fchownat`
+/// relative to its folder, never by a path that could lead elsewhere.
 pub fn hand_over(data_dir: &Path, files_root: &Path, uid: Uid, gid: Gid) -> anyhow::Result<()> {
-    let mut all = Vec::new();
-    let mut dirs = Vec::new();
-    for p in [data_dir, files_root] {
-        if let Ok(meta) = std::fs::symlink_metadata(p) {
-            all.push(p.to_path_buf());
-            if meta.is_dir() {
-                dirs.push(p.to_path_buf());
-            }
+    let files_root_id = std::fs::symlink_metadata(files_root)
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    for (top, deep) in [(data_dir, true), (files_root, false)] {
+        let Ok(meta) = std::fs::symlink_metadata(top) else {
+            continue;
+        };
+        if !meta.is_dir() {
+            chown_nofollow(top, uid, gid)?;
+            continue;
         }
-    }
-    while let Some(dir) = dirs.pop() {
-        let deep = dir.starts_with(data_dir) && !dir.starts_with(files_root);
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
-        {
-            let entry = entry?;
-            let path = entry.path();
-            if deep && entry.file_type()?.is_dir() && path != files_root {
-                dirs.push(path.clone());
-            }
-            all.push(path);
-        }
-    }
-    for p in all {
-        chown_nofollow(&p, uid, gid)?;
+        let dir = open_folder(rustix::fs::CWD, top)
+            .with_context(|| format!("cannot open {}", top.display()))?;
+        give(&dir, None, uid, gid)
+            .with_context(|| format!("cannot give {} to uid {uid}", top.display()))?;
+        walk(&dir, top, deep, files_root_id, uid, gid)?;
     }
     Ok(())
 }
 
+/// Opens the folder `name` beneath `parent` without following a link.
+fn open_folder<Fd: std::os::fd::AsFd, P: rustix::path::Arg>(
+    parent: Fd,
+    name: P,
+) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Gives `name` in `dir` (or `dir` itself) to the account, not following a
+/// link, unless it is the account's already.
+fn give(
+    dir: &std::os::fd::OwnedFd,
+    name: Option<&std::ffi::CStr>,
+    uid: Uid,
+    gid: Gid,
+) -> rustix::io::Result<()> {
+    use rustix::fs::AtFlags;
+    let (owner, group) = (
+        Some(rustix::fs::Uid::from_raw(uid.as_raw())),
+        Some(rustix::fs::Gid::from_raw(gid.as_raw())),
+    );
+    let st = match name {
+        Some(name) => rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?,
+        None => rustix::fs::fstat(dir)?,
+    };
+    if st.st_uid == uid.as_raw() && st.st_gid == gid.as_raw() {
+        return Ok(());
+    }
+    match name {
+        Some(name) => rustix::fs::chownat(dir, name, owner, group, AtFlags::SYMLINK_NOFOLLOW),
+        None => rustix::fs::fchown(dir, owner, group),
+    }
+}
+
+/// Gives what `dir` holds to the account, and, if `deep`, what its folders
+/// hold, all the way down (but never below the files root).
+fn walk(
+    dir: &std::os::fd::OwnedFd,
+    shown: &Path,
+    deep: bool,
+    files_root: Option<(u64, u64)>,
+    uid: Uid,
+    gid: Gid,
+) -> anyhow::Result<()> {
+    let entries = rustix::fs::Dir::read_from(dir)
+        .with_context(|| format!("cannot read {}", shown.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read {}", shown.display()))?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let path = shown.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+        give(dir, Some(name), uid, gid)
+            .with_context(|| format!("cannot give {} to uid {uid}", path.display()))?;
+        if !deep || entry.file_type() != rustix::fs::FileType::Directory {
+            continue;
+        }
+        // A folder swapped for a link since it was listed fails to open:
+        // it was given away above, as the link it now is.
+        let Ok(sub) = open_folder(dir, name) else {
+            continue;
+        };
+        let st = rustix::fs::fstat(&sub)?;
+        if Some((st.st_dev, st.st_ino)) == files_root {
+            continue;
+        }
+        walk(&sub, &path, deep, files_root, uid, gid)?;
+    }
+    Ok(())
+}
+
+/// Gives `path` to the account, not following a link at its last part.
 fn chown_nofollow(path: &Path, uid: Uid, gid: Gid) -> anyhow::Result<()> {
     let meta = std::fs::symlink_metadata(path)?;
     if meta.uid() == uid.as_raw() && meta.gid() == gid.as_raw() {
@@ -299,6 +377,47 @@ fn parse_capabilities(status: &str) -> Vec<(String, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Needs root (to give files away); skipped otherwise.
+    #[test]
+    fn the_hand_over_walks_the_data_dir_without_following_links() {
+        if !Uid::effective().is_root() {
+            return;
+        }
+        let (uid, gid) = (Uid::from_raw(65_534), Gid::from_raw(65_534));
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(data.join("tls/deeper")).unwrap();
+        std::fs::create_dir_all(data.join("files/alice/docs")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(data.join("tls/deeper/key.pem"), "k").unwrap();
+        std::fs::write(data.join("files/alice/docs/a.txt"), "a").unwrap();
+        std::fs::write(outside.join("secret"), "s").unwrap();
+        // Links the account could have planted: to a folder and to a file.
+        std::os::unix::fs::symlink(&outside, data.join("tls/evil")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), data.join("evil-file")).unwrap();
+        hand_over(&data, &data.join("files"), uid, gid).unwrap();
+        let owner = |p: &Path| std::fs::symlink_metadata(p).unwrap().uid();
+        // All the way down the data dir ...
+        for p in [
+            "",
+            "tls",
+            "tls/deeper",
+            "tls/deeper/key.pem",
+            "files",
+            "files/alice",
+        ] {
+            assert_eq!(owner(&data.join(p)), 65_534, "{p}");
+        }
+        // ... the links themselves, never what they lead to ...
+        assert_eq!(owner(&data.join("tls/evil")), 65_534);
+        assert_eq!(owner(&outside), 0);
+        assert_eq!(owner(&outside.join("secret")), 0);
+        // ... and only the top level of the files root.
+        assert_eq!(owner(&data.join("files/alice/docs")), 0);
+        assert_eq!(owner(&data.join("files/alice/docs/a.txt")), 0);
+    }
 
     #[test]
     fn capability_lines_are_read() {
