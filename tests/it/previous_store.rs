@@ -114,8 +114,10 @@ fn make_previous_store() {
     std::fs::write(dir.join("expect.txt"), expect).unwrap();
 }
 
-/// `(account, seed, [(time, code)])` from `expect.txt`.
-fn expected() -> Vec<(String, Vec<u8>, Vec<(u64, String)>)> {
+/// One line of `expect.txt`: an account, its seed, and `(time, code)` pairs.
+type Recorded = (String, Vec<u8>, Vec<(u64, String)>);
+
+fn expected() -> Vec<Recorded> {
     let text = std::fs::read_to_string(Path::new(FIXTURE).join("expect.txt")).unwrap();
     text.lines()
         .filter(|l| !l.starts_with('#'))
@@ -182,10 +184,10 @@ fn seeds_from_the_previous_release_still_give_and_accept_its_codes() {
                 other => panic!("{name} at {time}: {other:?}"),
             }
             match login() {
-                Step::NeedCode(c) => match c.code(&auth, code) {
-                    Step::Granted(_) => panic!("{name} at {time}: a replayed code passed"),
-                    _ => {}
-                },
+                Step::NeedCode(c) => assert!(
+                    !matches!(c.code(&auth, code), Step::Granted(_)),
+                    "{name} at {time}: a replayed code passed"
+                ),
                 other => panic!("{name} at {time}: {other:?}"),
             }
         }
