@@ -319,6 +319,14 @@ mod tests {
         vec!["coffer.test".into(), "127.0.0.1".into()]
     }
 
+    /// A data dir with its first certificate, and what that certificate is.
+    fn first_start() -> (tempfile::TempDir, Certificates, CertificateInfo) {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = Certificates::load_or_create(dir.path(), &names(), NOW).unwrap();
+        let before = certs.info();
+        (dir, certs, before)
+    }
+
     #[test]
     fn first_start_makes_a_self_signed_certificate_that_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
@@ -338,9 +346,7 @@ mod tests {
 
     #[test]
     fn an_upload_is_checked_before_anything_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let certs = Certificates::load_or_create(dir.path(), &names(), NOW).unwrap();
-        let before = certs.info();
+        let (dir, certs, before) = first_start();
         let (cert_a, key_a) = self_signed(&["a.test".into()], NOW).unwrap();
         let (_, key_b) = self_signed(&["b.test".into()], NOW).unwrap();
         let refused = |cert: &[u8], key: &[u8]| certs.replace(cert, key).unwrap_err().to_string();
@@ -371,9 +377,7 @@ mod tests {
 
     #[test]
     fn malformed_uploads_give_a_clear_error_and_change_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let certs = Certificates::load_or_create(dir.path(), &names(), NOW).unwrap();
-        let before = certs.info();
+        let (_dir, certs, before) = first_start();
         let (cert, key) = self_signed(&["a.test".into()], NOW).unwrap();
         let der = CertificateDer::pem_slice_iter(cert.as_bytes())
             .next()
