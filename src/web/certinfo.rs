@@ -10,6 +10,7 @@
 use std::net::IpAddr;
 
 use x509_cert::Certificate;
+use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::der::Decode;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -86,19 +87,64 @@ fn alt_name(general: &GeneralName) -> Option<String> {
 }
 
 /// A distinguished name in the order the certificate lists it, `CN=a,
-/// O=b`, attributes of one RDN joined by ` + `. Each attribute is written
-/// by `x509-cert` (RFC 4514: short names, escaping, `OID=#hex` for values
-/// that are not text).
+/// O=b`, attributes of one RDN joined by ` + `.
 fn name(name: &Name) -> String {
     name.iter_rdn()
-        .map(|rdn| {
-            rdn.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" + ")
-        })
+        .map(|rdn| rdn.iter().map(attribute).collect::<Vec<_>>().join(" + "))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// One attribute as `CN=text`: the usual short name or the dotted OID,
+/// then the value as text when it is one of the string types, else `#`
+/// and the hex of its DER (RFC 4514's form).
+///
+/// `x509-cert`'s own `Display` would look the name up in const-oid's table
+/// of 1,139 OIDs (about 90 KB in the binary, which the static build has not
+/// got to spare: benches/RESULTS.md); the names an owner meets are these.
+fn attribute(attribute: &AttributeTypeAndValue) -> String {
+    use x509_cert::der::asn1::{
+        BmpString, Ia5StringRef, PrintableStringRef, TeletexStringRef, Utf8StringRef,
+    };
+    use x509_cert::der::oid::db::{rfc3280, rfc4519};
+    use x509_cert::der::{Encode, Tag, Tagged};
+
+    let oid = attribute.oid;
+    let key = [
+        (rfc4519::CN, "CN"),
+        (rfc4519::SERIAL_NUMBER, "serialNumber"),
+        (rfc4519::C, "C"),
+        (rfc4519::L, "L"),
+        (rfc4519::ST, "ST"),
+        (rfc4519::O, "O"),
+        (rfc4519::OU, "OU"),
+        (rfc4519::DC, "DC"),
+        (rfc3280::EMAIL_ADDRESS, "emailAddress"),
+    ]
+    .iter()
+    .find(|(known, _)| *known == oid)
+    .map_or_else(|| oid.to_string(), |(_, short)| (*short).to_string());
+    let value = &attribute.value;
+    let text = match value.tag() {
+        Tag::Utf8String => Utf8StringRef::try_from(value).ok().map(|s| s.to_string()),
+        Tag::PrintableString => PrintableStringRef::try_from(value)
+            .ok()
+            .map(|s| s.to_string()),
+        Tag::Ia5String => Ia5StringRef::try_from(value).ok().map(|s| s.to_string()),
+        Tag::TeletexString => TeletexStringRef::try_from(value)
+            .ok()
+            .map(|s| s.to_string()),
+        Tag::BmpString => value.decode_as::<BmpString>().ok().map(|s| s.to_string()),
+        _ => None,
+    };
+    match text {
+        Some(text) => format!("{key}={text}"),
+        None => {
+            let der = value.to_der().unwrap_or_default();
+            let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{key}=#{hex}")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -205,8 +251,9 @@ mod tests {
         ))
         .unwrap();
         assert_eq!((d.not_before, d.not_after), (0, 2_147_558_400));
-        // Text in its several string types; escaping; an attribute type
-        // without a short name as its OID and the value's DER in hex.
+        // Text in its several string types, shown as it is (this is for
+        // reading, not a DN string to parse); an attribute type without a
+        // short name as its dotted OID.
         for (value, want) in [
             (
                 DnValue::PrintableString("Box 1".try_into().unwrap()),
@@ -215,12 +262,39 @@ mod tests {
             (DnValue::Ia5String("box@x".try_into().unwrap()), "CN=box@x"),
             (
                 DnValue::Utf8String("Zürich, \"Süd\"".into()),
-                "CN=Zürich\\, \\\"Süd\\\"",
+                "CN=Zürich, \"Süd\"",
+            ),
+            (DnValue::BmpString("hi".try_into().unwrap()), "CN=hi"),
+            (
+                DnValue::TeletexString("cafe".try_into().unwrap()),
+                "CN=cafe",
             ),
         ] {
             let d = describe(&with(&cn(value), (2026, 1, 1), (2027, 1, 1))).unwrap();
             assert_eq!(d.subject, want);
         }
+        // A subject value that is not text: its DER in hex (the issuer, the
+        // same name before it, keeps its text; the signature no longer
+        // matches, and describing does not check it).
+        let mut der = with(
+            &cn(DnValue::Utf8String("hi".into())),
+            (2026, 1, 1),
+            (2027, 1, 1),
+        );
+        let at = der
+            .windows(4)
+            .rposition(|w| w == [0x0c, 2, b'h', b'i'])
+            .unwrap();
+        der[at] = 0x04;
+        assert_eq!(describe(&der).unwrap().subject, "CN=#04026869");
+        // der 0.8 has no UniversalString: such a name is refused, with why.
+        let e = describe(&with(
+            &cn(DnValue::UniversalString("h".try_into().unwrap())),
+            (2026, 1, 1),
+            (2027, 1, 1),
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("tag"), "{e}");
         let d = describe(&with(
             &[
                 (
@@ -236,7 +310,7 @@ mod tests {
             (2027, 1, 1),
         ))
         .unwrap();
-        assert_eq!(d.subject, "C=CH, 1.3.6.1.4.1.99999.1=#0c026869");
+        assert_eq!(d.subject, "C=CH, 1.3.6.1.4.1.99999.1=hi");
     }
 
     #[test]
