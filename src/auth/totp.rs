@@ -1,11 +1,20 @@
 //! TOTP (RFC 6238): configurations, code checks with replay protection,
 //! otpauth:// URIs.
 //!
-//! Codes are computed here (RFC 4226 truncation of an HMAC of the step
-//! counter, RFC 6238 steps) and compared in constant time. A check
-//! accepts the current step and one step either side, but only a step later
-//! than the last one accepted for the enrolment: a code, and every code
-//! before it, is good once.
+//! Codes are computed by the totp-rs crate (RFC 4226 truncation of an HMAC
+//! of the step counter, RFC 6238 steps). What stays here is what a server
+//! adds around it:
+//!
+//! - The window: the current step and one step either side. totp-rs's own
+//!   `Totp::check` stops at the first step that matches, so its time says
+//!   which step matched; here every candidate step is computed and compared
+//!   in constant time (`subtle`), with no early exit.
+//! - The replay rule: only a step later than the last one accepted for the
+//!   enrolment passes, so a code, and every code before it, is good once.
+//!   The caller stores the new step in the same write transaction as the
+//!   check ([`crate::auth::Auth`]'s second-factor check).
+//! - The named configurations, the otpauth:// URI and the seed's sealing
+//!   (in `mfa`); seeds come from the operating system's RNG, not totp-rs.
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -27,32 +36,22 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    /// HMAC of `message` under `key` with this hash.
-    fn hmac(self, key: &[u8], message: &[u8]) -> Zeroizing<Vec<u8>> {
-        fn run<M: hmac::Mac + hmac::KeyInit>(key: &[u8], message: &[u8]) -> Zeroizing<Vec<u8>> {
-            // HMAC takes a key of any length (longer ones are hashed first),
-            // so this cannot fail; an empty result would match no code.
-            match <M as hmac::KeyInit>::new_from_slice(key) {
-                Ok(mut mac) => {
-                    mac.update(message);
-                    Zeroizing::new(mac.finalize().into_bytes().to_vec())
-                }
-                Err(_) => Zeroizing::new(Vec::new()),
-            }
-        }
-        match self {
-            Algorithm::Sha1 => run::<hmac::Hmac<sha1::Sha1>>(key, message),
-            Algorithm::Sha256 => run::<hmac::Hmac<sha2::Sha256>>(key, message),
-            Algorithm::Sha512 => run::<hmac::Hmac<sha2::Sha512>>(key, message),
-        }
-    }
-
     /// Seed length recommended by RFC 4226/6238 for this hash.
     pub fn seed_len(self) -> usize {
         match self {
             Algorithm::Sha1 => 20,
             Algorithm::Sha256 => 32,
             Algorithm::Sha512 => 64,
+        }
+    }
+}
+
+impl From<Algorithm> for totp_rs::Algorithm {
+    fn from(algorithm: Algorithm) -> Self {
+        match algorithm {
+            Algorithm::Sha1 => totp_rs::Algorithm::SHA1,
+            Algorithm::Sha256 => totp_rs::Algorithm::SHA256,
+            Algorithm::Sha512 => totp_rs::Algorithm::SHA512,
         }
     }
 }
@@ -145,23 +144,39 @@ impl From<&TotpConfig> for Params {
 impl Params {
     /// The code for step `step` (the step counter, not a time).
     ///
-    /// RFC 4226's HOTP of the step counter: the HMAC's low nibble picks four
-    /// bytes, their low 31 bits modulo 10^digits are the code. An empty
-    /// string if the HMAC failed, which matches no code.
+    /// RFC 4226's HOTP of the step counter, by totp-rs. An empty string when
+    /// totp-rs refuses the parameters (digits outside 6-8, a seed under 128
+    /// bits, a zero period) or the step's time does not fit: it matches no
+    /// code.
     pub fn code_at_step(&self, seed: &[u8], step: u64) -> Zeroizing<String> {
-        let mac = self.algorithm.hmac(seed, &step.to_be_bytes());
-        let offset = mac.last().map_or(0, |b| usize::from(b & 0x0f));
-        let Some(&[a, b, c, d]) = mac.get(offset..offset + 4) else {
-            return Zeroizing::new(String::new());
-        };
-        let binary = u64::from(u32::from_be_bytes([a & 0x7f, b, c, d]));
-        let digits = self.digits.clamp(1, 10);
-        let modulus = 10u64.pow(digits);
-        Zeroizing::new(format!(
-            "{:0width$}",
-            binary % modulus,
-            width = digits as usize
-        ))
+        match self.generator(seed) {
+            Some(generator) => self.code_with(&generator, step),
+            None => Zeroizing::new(String::new()),
+        }
+    }
+
+    /// totp-rs's generator for `seed` with these parameters, or `None` when
+    /// it refuses them. Only [`totp_rs::Builder::build`] is used, never
+    /// `build_noncompliant`: the checks it makes are what keep
+    /// [`totp_rs::Totp::generate`] from panicking (digits of 10 or more, a
+    /// zero period).
+    fn generator(&self, seed: &[u8]) -> Option<totp_rs::Totp> {
+        totp_rs::Builder::new()
+            .with_algorithm(self.algorithm.into())
+            .with_digits(u8::try_from(self.digits).ok()?)
+            .with_step_duration(self.period)
+            .with_skew(0)
+            .with_secret(seed.to_vec())
+            .build()
+            .ok()
+    }
+
+    /// The code of `generator` for step `step`.
+    fn code_with(&self, generator: &totp_rs::Totp, step: u64) -> Zeroizing<String> {
+        match step.checked_mul(self.period) {
+            Some(time) => Zeroizing::new(generator.generate(time).to_string()),
+            None => Zeroizing::new(String::new()),
+        }
     }
 
     /// The step counter at time `now`.
@@ -181,6 +196,7 @@ impl Params {
         if code.len() != self.digits as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(CodeError::Malformed(self.digits));
         }
+        let generator = self.generator(seed).ok_or(CodeError::Wrong)?;
         let current = self.step(now);
         let mut matched = None;
         // Check every candidate (no early exit) so timing says nothing.
@@ -189,7 +205,7 @@ impl Params {
             current,
             current.saturating_add(1),
         ] {
-            let candidate = self.code_at_step(seed, step);
+            let candidate = self.code_with(&generator, step);
             if bool::from(candidate.as_bytes().ct_eq(code.as_bytes())) && matched.is_none() {
                 matched = Some(step);
             }
@@ -346,6 +362,44 @@ mod tests {
             assert_eq!(err, CodeError::Malformed(6), "{bad:?}");
             assert!(err.to_string().contains("exactly 6 digits"));
         }
+    }
+
+    #[test]
+    fn parameters_totp_rs_refuses_match_nothing_and_never_panic() {
+        let (p, seed) = six();
+        let now = 1_700_000_000;
+        let code = p.code_at_step(&seed, p.step(now));
+        for (params, seed) in [
+            (
+                Params {
+                    digits: 10,
+                    ..p.clone()
+                },
+                seed.clone(),
+            ),
+            (
+                Params {
+                    digits: 5,
+                    ..p.clone()
+                },
+                seed.clone(),
+            ),
+            (
+                Params {
+                    period: 0,
+                    ..p.clone()
+                },
+                seed.clone(),
+            ),
+            (p.clone(), seed[..15].to_vec()),
+        ] {
+            assert_eq!(params.code_at_step(&seed, params.step(now)).as_str(), "");
+            let typed = "0".repeat(params.digits as usize);
+            assert!(params.check(&seed, &typed, now, None).is_err());
+        }
+        assert!(p.check(&seed, &code, now, None).is_ok());
+        // A step whose time does not fit in 64 bits has no code.
+        assert_eq!(p.code_at_step(&seed, u64::MAX).as_str(), "");
     }
 
     #[test]

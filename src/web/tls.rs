@@ -331,6 +331,14 @@ mod tests {
         vec!["coffer.test".into(), "127.0.0.1".into()]
     }
 
+    /// A data dir with its first certificate, and what that certificate is.
+    fn first_start() -> (tempfile::TempDir, Certificates, CertificateInfo) {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = Certificates::load_or_create(dir.path(), &names(), NOW).unwrap();
+        let before = certs.info();
+        (dir, certs, before)
+    }
+
     #[test]
     fn first_start_makes_a_self_signed_certificate_that_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
@@ -350,9 +358,7 @@ mod tests {
 
     #[test]
     fn an_upload_is_checked_before_anything_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let certs = Certificates::load_or_create(dir.path(), &names(), NOW).unwrap();
-        let before = certs.info();
+        let (dir, certs, before) = first_start();
         let (cert_a, key_a) = self_signed(&["a.test".into()], NOW).unwrap();
         let (_, key_b) = self_signed(&["b.test".into()], NOW).unwrap();
         let refused = |cert: &[u8], key: &[u8]| certs.replace(cert, key).unwrap_err().to_string();
@@ -379,6 +385,51 @@ mod tests {
                 .info(),
             info
         );
+    }
+
+    #[test]
+    fn malformed_uploads_give_a_clear_error_and_change_nothing() {
+        let (_dir, certs, before) = first_start();
+        let (cert, key) = self_signed(&["a.test".into()], NOW).unwrap();
+        let der = CertificateDer::pem_slice_iter(cert.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        let pem = |label: &str, der: &[u8]| {
+            let body = data_encoding::BASE64.encode(der);
+            let lines: Vec<&str> = body
+                .as_bytes()
+                .chunks(64)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect();
+            format!(
+                "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+                lines.join("\n")
+            )
+        };
+        let refused = |cert: &str| certs.replace(cert.as_bytes(), key.as_bytes()).unwrap_err();
+        // The certificate under another label is no certificate.
+        for label in ["PRIVATE KEY", "X509 CRL", "CERTIFICATE REQUEST"] {
+            let e = refused(&pem(label, der.as_ref()));
+            assert!(matches!(e, TlsError::NoCertificate), "{label}: {e}");
+        }
+        // Truncated DER, garbage and a huge length under the right label.
+        let truncated = pem("CERTIFICATE", &der.as_ref()[..der.as_ref().len() / 2]);
+        let garbage = pem("CERTIFICATE", b"not DER at all, just text");
+        let huge = pem("CERTIFICATE", &[0x30, 0x84, 0x7f, 0xff, 0xff, 0xff, 0x02]);
+        for bad in [truncated, garbage, huge] {
+            let e = refused(&bad).to_string();
+            assert!(
+                e.starts_with("the certificate cannot be read")
+                    || e.starts_with("the certificate is not a PEM certificate")
+                    || e.starts_with("the private key does not belong"),
+                "{e}"
+            );
+        }
+        // Reading goes through x509-cert: the same DER described directly
+        // fails the same way.
+        assert!(super::super::certinfo::describe(&der.as_ref()[..10]).is_err());
+        assert_eq!(certs.info(), before);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod credentials;
 mod files;
 mod flow;
 mod harness;
+mod previous_store;
 mod secrets_at_rest;
 mod system;
 mod tpm;
