@@ -264,11 +264,17 @@ pub const SETTLE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 pub async fn release_after_bursts(settled: impl Fn() -> bool) {
     let mut ticker = tokio::time::interval(SETTLE_CHECK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Once more on the tick after: the burst's last requests are still
+    // answered (stored, sent, their connections closed) when the last hash
+    // ends, and free their memory after the first trim.
+    let mut again = false;
     loop {
         ticker.tick().await;
-        if settled() {
+        let now = settled();
+        if now || again {
             let _ = tokio::task::spawn_blocking(coffer_release_memory::release_free_memory).await;
         }
+        again = now;
     }
 }
 
