@@ -23,6 +23,7 @@ pub mod mfa;
 mod names;
 pub mod password;
 pub mod policy;
+mod rename;
 pub mod tokens;
 pub mod totp;
 
