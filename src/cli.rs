@@ -217,6 +217,14 @@ pub(crate) enum UserCommand {
         /// User name
         name: String,
     },
+    /// Rename an account: its credentials, tokens and locks follow, and so
+    /// does a home folder derived from the name (its sessions end).
+    Rename {
+        /// The current user name (it may be one from before the name rules)
+        name: String,
+        /// The new user name
+        new_name: String,
+    },
     /// Set an account's password.
     Password {
         /// User name
@@ -1408,6 +1416,14 @@ fn user(ctx: &Ctx<'_>, me: &Actor, cmd: UserCommand, out: &mut Output) -> anyhow
         UserCommand::Remove { name } => {
             ctx.auth.remove_account(me, &name)?;
             outln!(out, "removed {name}");
+        }
+        UserCommand::Rename { name, new_name } => {
+            let v = ctx.auth.rename_account(me, &name, &new_name)?;
+            outln!(
+                out,
+                "renamed {name} to {new_name} (home folder {})",
+                v.home_folder
+            );
         }
         UserCommand::Password {
             name,

@@ -288,6 +288,10 @@ PROBES = {
         "PATCH", f"/users/{me or 'alice'}", {"json": {"mfa_skip": True}}),
     ("PATCH", "/api/v1/users/{name}", "set password"): lambda w, me: (
         "PATCH", f"/users/{w.user()}", {"json": {"password": "short"}}),
+    ("PATCH", "/api/v1/users/{name}", "rename"): lambda w, me: (
+        "PATCH", f"/users/{w.user()}", {"json": {"username": w.unique("rn")}}),
+    ("PATCH", "/api/v1/users/{name}", "rename a system_admin"): lambda w, me: (
+        "PATCH", f"/users/{w.user('system_admin')}", {"json": {"username": w.unique("rn")}}),
     ("DELETE", "/api/v1/users/{name}/mfa", "a system_admin"): api_probe("DELETE", "/users/owner2/mfa"),
     ("POST", "/api/v1/users/{name}/unlock", "a system_admin"): api_probe("POST", "/users/owner2/unlock"),
     ("GET", "/api/v1/users/{name}/tokens", "a system_admin"): api_probe("GET", "/users/owner2/tokens"),
@@ -385,6 +389,11 @@ PROBES.update({
                                              "new_password": "short"}),
     ("POST", "/admin/users/{name}", "new token"): page("POST", "/admin/users/victim",
                                                        action="create_token", label="probe"),
+    ("POST", "/admin/users/{name}", "rename"): lambda w, me: (
+        "POST", f"/admin/users/{w.user()}", {"action": "rename", "new_name": w.unique("rn")}),
+    ("POST", "/admin/users/{name}", "rename a system_admin"): lambda w, me: (
+        "POST", f"/admin/users/{w.user('system_admin')}", {"action": "rename",
+                                                          "new_name": w.unique("rn")}),
     ("GET", "/admin/groups", None): page("GET", "/admin/groups"),
     ("POST", "/admin/groups", None): lambda w, me: (
         "POST", "/admin/groups", {"action": "create", "name": w.unique("ug"), **GROUP_FIELDS}),

@@ -143,6 +143,7 @@ fn an_administrator_token_changes_no_credential_of_another_account() {
         "bob",
         change,
         Some("another-good-passphrase-7"),
+        None,
         None
     )));
     assert!(
@@ -158,7 +159,7 @@ fn an_administrator_token_changes_no_credential_of_another_account() {
         ..Default::default()
     };
     b.auth
-        .update_account_fully(&by_token, "bob", change, None, None)
+        .update_account_fully(&by_token, "bob", change, None, None, None)
         .unwrap();
 }
 
