@@ -1148,7 +1148,7 @@ fn status_without_key(
 fn status(ctx: &Ctx<'_>, json: bool, out: &mut Output) -> anyhow::Result<()> {
     let (store_json, mut lines) = store_lines(ctx.auth.store(), ctx.data_dir)?;
     lines.push(format!("sealing:   {}", seal_line(ctx.seal)));
-    let claimed = ctx.auth.owner()?;
+    let claimed = ctx.auth.owner(&Actor::cli())?;
     let counts = ctx.auth.counts(&Actor::cli())?;
     lines.push(format!(
         "claimed:   {}",
@@ -1159,7 +1159,7 @@ fn status(ctx: &Ctx<'_>, json: bool, out: &mut Output) -> anyhow::Result<()> {
     ));
     let claim_code = match &claimed {
         Some(_) => None,
-        None => ctx.auth.claim_code()?,
+        None => ctx.auth.claim_code(&Actor::cli())?,
     };
     if let Some(code) = &claim_code {
         lines.push(format!(

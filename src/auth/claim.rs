@@ -82,8 +82,12 @@ impl ClaimCode {
 
 impl Auth {
     /// The claim code of an unclaimed box, made and stored on first call;
-    /// `None` once the box is claimed.
-    pub fn claim_code(&self) -> Result<Option<ClaimCode>, AuthError> {
+    /// `None` once the box is claimed. Only for the local operator (the
+    /// server's own log, `coffer status`, the console) or a system
+    /// administrator ([`Actor::may_administer_box`]): whoever has it can
+    /// claim the box.
+    pub fn claim_code(&self, actor: &Actor) -> Result<Option<ClaimCode>, AuthError> {
+        actor.may_administer_box()?;
         if let Some(code) = self.stored_claim_code()? {
             return Ok(Some(code));
         }

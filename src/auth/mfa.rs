@@ -207,8 +207,10 @@ pub(crate) enum FactorError {
 }
 
 impl Auth {
-    /// Whether the account has a confirmed TOTP enrolment.
-    pub fn is_enrolled(&self, account: &str) -> Result<bool, AuthError> {
+    /// Whether the account has a confirmed TOTP enrolment, for the login
+    /// flow (private to the core; a front end reads an account's state
+    /// through [`Auth::account`], which takes the caller).
+    pub(super) fn is_enrolled(&self, account: &str) -> Result<bool, AuthError> {
         Ok(self
             .store
             .read(|r| r.get(TOTP, account))?

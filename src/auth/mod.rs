@@ -653,10 +653,11 @@ impl Auth {
         self.policy()
     }
 
-    /// The current policy, for the core's own decisions and for what a
-    /// page shows a user about their own sign-in. A caller reading the
-    /// policy as such goes through [`Auth::policy_for`].
-    pub fn policy(&self) -> Result<Policy, AuthError> {
+    /// The current policy, for the core's own decisions only (private to
+    /// the core): a front end reads it as such through
+    /// [`Auth::policy_for`], and what a user's own page shows of it
+    /// through [`Auth::own_sign_in`].
+    fn policy(&self) -> Result<Policy, AuthError> {
         Ok(self
             .store
             .read(|r| r.get(SETTINGS, "policy"))?
@@ -696,13 +697,16 @@ impl Auth {
         })
     }
 
-    /// Whether the box has an owner.
+    /// Whether the box has an owner (public: the health answer and the
+    /// setup wizard say it to anyone).
     pub fn is_claimed(&self) -> Result<bool, AuthError> {
-        Ok(self.owner()?.is_some())
+        Ok(owner_of(&self.store)?.is_some())
     }
 
-    /// The account that claimed the box.
-    pub fn owner(&self) -> Result<Option<String>, AuthError> {
+    /// The account that claimed the box, as a caller reads it: the system
+    /// administrator or the local operator ([`Actor::may_administer_box`]).
+    pub fn owner(&self, actor: &Actor) -> Result<Option<String>, AuthError> {
+        actor.may_administer_box()?;
         Ok(owner_of(&self.store)?)
     }
 
@@ -1005,6 +1009,15 @@ mod tests {
         }
         for actor in [&user, &admin] {
             assert!(matches!(auth.counts(actor), Err(AuthError::Forbidden(_))));
+            assert!(matches!(auth.owner(actor), Err(AuthError::Forbidden(_))));
+            assert!(matches!(
+                auth.claim_code(actor),
+                Err(AuthError::Forbidden(_))
+            ));
+            assert!(matches!(
+                auth.console_pin_is_set(actor),
+                Err(AuthError::Forbidden(_))
+            ));
             assert!(matches!(
                 actor.may_administer_box(),
                 Err(AuthError::Forbidden(_))
@@ -1012,8 +1025,44 @@ mod tests {
         }
         for actor in [&owner, &Actor::cli()] {
             auth.counts(actor).unwrap();
+            auth.owner(actor).unwrap();
+            auth.claim_code(actor).unwrap();
+            auth.console_pin_is_set(actor).unwrap();
             actor.may_administer_box().unwrap();
         }
+        // What a user's own security page shows of the policy is read for
+        // the caller's own account, never another's; the local operator
+        // has no account and gets none.
+        let policy = policy::Policy::default();
+        for who in ["plain", "boss"] {
+            auth.create_account(
+                &Actor::cli(),
+                accounts::NewAccount {
+                    name: who.into(),
+                    role: if who == "boss" {
+                        Role::Admin
+                    } else {
+                        Role::User
+                    },
+                    group: None,
+                    password: None,
+                    home: None,
+                    public_keys: vec![],
+                },
+            )
+            .unwrap();
+        }
+        let plain = Actor {
+            account: Some(("plain".into(), Role::User)),
+            ..user.clone()
+        };
+        let own = auth.own_sign_in(&plain).unwrap();
+        assert!(own.may_change_password && !own.mfa_required);
+        assert_eq!(own.password_min_length, policy.password.min_length);
+        assert!(matches!(
+            auth.own_sign_in(&Actor::cli()),
+            Err(AuthError::Forbidden(_))
+        ));
         // A token session is refused credentials, not administration.
         let admin_token = Actor {
             access_token: Some("t1".into()),

@@ -443,7 +443,7 @@ mod tests {
         // The owner renamed: the box knows its owner by the new name.
         auth.rename_account(&admin("owner", Role::SystemAdmin), "owner", "boss")
             .unwrap();
-        assert_eq!(auth.owner().unwrap().as_deref(), Some("boss"));
+        assert_eq!(auth.owner(&Actor::cli()).unwrap().as_deref(), Some("boss"));
     }
 
     #[test]
