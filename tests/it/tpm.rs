@@ -102,6 +102,44 @@ fn setup_seals_with_the_tpm_and_another_tpm_cannot_unseal() {
 }
 
 #[test]
+fn a_seed_sealed_under_the_tpm_key_follows_a_rename() {
+    use coffer::auth::totp::{Params, TotpConfig};
+    use coffer::clock::{Clock as _, SystemClock};
+    let tpm = Swtpm::start().expect("swtpm");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = setup(env!("CARGO_BIN_EXE_coffer").as_ref(), &data, &tpm.tcti());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // An enrolment waiting for its code, its seed sealed under "owner".
+    let out = coffer(&data, &tpm.tcti(), &["mfa", "enroll", "owner"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let secret = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("secret:"))
+        .unwrap()
+        .trim()
+        .replace(' ', "");
+    let out = coffer(&data, &tpm.tcti(), &["user", "rename", "owner", "boss"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The code confirms under the new name: the seed was opened with the
+    // TPM-unsealed key under the old name and sealed again under the new.
+    let seed = data_encoding::BASE32_NOPAD
+        .decode(secret.as_bytes())
+        .unwrap();
+    let params = Params::from(&TotpConfig::default());
+    let code = params.code_at_step(&seed, params.step(SystemClock.now()));
+    let out = coffer(&data, &tpm.tcti(), &["mfa", "confirm", "boss", &code]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = coffer(&data, &tpm.tcti(), &["status"]);
+    assert!(
+        text(&out.stdout).contains("owner boss"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
 fn the_serving_process_never_loads_the_tpm_libraries() {
     let tpm = Swtpm::start().expect("swtpm");
     let dir = tempfile::tempdir().unwrap();
