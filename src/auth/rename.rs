@@ -20,8 +20,8 @@ use super::accounts::{
     AccountView, HomeFolder, audit_in, home_folder, load_account, load_group, validate_account_name,
 };
 use super::{
-    ACCOUNTS, Account, Actor, Auth, AuthError, PASSWORDS, PUBLIC_KEYS, RECOVERY, TOKENS, TOTP,
-    lockout,
+    ACCOUNTS, Account, Actor, Auth, AuthError, GROUPS, PASSWORDS, PUBLIC_KEYS, RECOVERY, TOKENS,
+    TOTP, lockout,
 };
 use crate::audit::{self, Entry, Event};
 use crate::files::rehome::{self, MoveError};
@@ -59,10 +59,58 @@ fn plan(r: &impl Read, actor: &Actor, old: &str, new: &str) -> Result<Homes, Aut
     let to = home_folder(&renamed, group.as_ref())?;
     // An old home that does not parse (a template from before the checks)
     // was never opened: there is nothing on disk to move.
-    Ok(home_folder(&account, group.as_ref())
+    let Some(from) = home_folder(&account, group.as_ref())
         .ok()
         .filter(|from| *from != to)
-        .map(|from| (from, to)))
+    else {
+        return Ok(None);
+    };
+    if let Some(moved) = rehome::moved_folder(&from, &to).map_err(move_refused)? {
+        refuse_if_it_holds_another_home(r, old, &moved)?;
+    }
+    Ok(Some((from, to)))
+}
+
+/// Refuses when the folder that would move holds the home of another
+/// account (nested homes: a manager whose home is `team` above members
+/// with `team/${USER}`): their files would move away under them.
+fn refuse_if_it_holds_another_home(r: &impl Read, old: &str, moved: &str) -> Result<(), AuthError> {
+    let groups = r.all(GROUPS)?;
+    for (name, other) in r.all(ACCOUNTS)? {
+        if name == old {
+            continue;
+        }
+        let group = other
+            .group
+            .as_ref()
+            .and_then(|g| groups.iter().find(|(n, _)| n == g).map(|(_, g)| g));
+        let Ok(home) = home_folder(&other, group) else {
+            continue;
+        };
+        let home = home.as_str();
+        if home == moved
+            || home
+                .strip_prefix(moved)
+                .is_some_and(|rest| rest.starts_with('/'))
+        {
+            return Err(AuthError::Invalid(format!(
+                "the folder {moved:?} that would follow the new name also holds the home of the account {:?}; give one of them a home of its own first",
+                audit::clean(&name, audit::MAX_NAME_CHARS)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A refusal of the home folder's move as the core's error.
+fn move_refused(e: MoveError) -> AuthError {
+    match e {
+        MoveError::TargetExists(folder) => AuthError::Exists {
+            what: "home folder",
+            name: folder,
+        },
+        e => AuthError::Invalid(format!("the account was not renamed: {e}")),
+    }
 }
 
 /// Moves the value under `old` in `table` to `new`.
@@ -175,29 +223,20 @@ impl Auth {
         from: &HomeFolder,
         to: &HomeFolder,
     ) -> Result<Option<rehome::HomeMove>, AuthError> {
-        match rehome::move_home(&self.options.files_root, from, to) {
-            Ok(m) => Ok(m),
-            Err(MoveError::TargetExists(folder)) => Err(AuthError::Exists {
-                what: "home folder",
-                name: folder,
-            }),
-            Err(e) => {
-                if let MoveError::Home(h) = &e
-                    && h.is_refusal()
-                {
-                    let entry = Entry {
-                        method: None,
-                        ..actor.entry(Some(old), format!("rename refused: {h}"))
-                    };
-                    if let Err(a) = self.audit(Event::HomeRefused, entry) {
-                        tracing::error!(error = %a, "could not write an audit event");
-                    }
+        rehome::move_home(&self.options.files_root, from, to).map_err(|e| {
+            if let MoveError::Home(h) = &e
+                && h.is_refusal()
+            {
+                let entry = Entry {
+                    method: None,
+                    ..actor.entry(Some(old), format!("rename refused: {h}"))
+                };
+                if let Err(a) = self.audit(Event::HomeRefused, entry) {
+                    tracing::error!(error = %a, "could not write an audit event");
                 }
-                Err(AuthError::Invalid(format!(
-                    "the account was not renamed: {e}"
-                )))
             }
-        }
+            move_refused(e)
+        })
     }
 
     /// Moves every record keyed by the name, inside the rename's
@@ -270,6 +309,14 @@ mod tests {
             },
         )
         .unwrap();
+    }
+
+    fn set_home(auth: &Auth, name: &str, home: &str) {
+        let change = super::super::accounts::AccountChange {
+            home: Some(Some(home.into())),
+            ..Default::default()
+        };
+        auth.update_account(&Actor::cli(), name, change).unwrap();
     }
 
     fn admin(name: &str, role: Role) -> Actor {
@@ -470,17 +517,19 @@ mod tests {
         assert!(auth.account(&Actor::cli(), "bob").is_ok());
         assert!(!files.join("bobby").exists());
         // An explicit home stays where it is.
-        auth.update_account(
-            &Actor::cli(),
-            "bob",
-            super::super::accounts::AccountChange {
-                home: Some(Some("shared/bob".into())),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        set_home(&auth, "bob", "shared/bob");
         let v = auth.rename_account(&Actor::cli(), "bob", "bobby").unwrap();
         assert_eq!(v.home_folder, "shared/bob");
+        // A folder that holds another account's home does not move.
+        add(&auth, "team", Role::User);
+        add(&auth, "carl", Role::User);
+        set_home(&auth, "carl", "team/carl");
+        std::fs::create_dir_all(files.join("team/carl")).unwrap();
+        let err = auth
+            .rename_account(&Actor::cli(), "team", "crew")
+            .unwrap_err();
+        assert!(err.to_string().contains("\"carl\""), "{err}");
+        assert!(files.join("team/carl").is_dir() && !files.join("crew").exists());
     }
 
     #[test]

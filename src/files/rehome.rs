@@ -92,6 +92,13 @@ fn differing_part(from: &HomeFolder, to: &HomeFolder) -> Result<Option<usize>, M
     }
 }
 
+/// The folder that moves when the home `from` becomes `to` (relative to
+/// the files root: `from` up to the part that differs), or `None` when
+/// they are the same folder. Everything beneath it moves along.
+pub fn moved_folder(from: &HomeFolder, to: &HomeFolder) -> Result<Option<String>, MoveError> {
+    Ok(differing_part(from, to)?.map(|i| from.parts().take(i + 1).collect::<Vec<_>>().join("/")))
+}
+
 /// Renames the home `from` to `to` beneath `files_root`, where the two
 /// differ in exactly one part. `Ok(None)`: nothing to move (the same
 /// folder, or the old one does not exist). Refused, with nothing changed,

@@ -7,9 +7,14 @@ a home folder that exists already) change nothing."""
 
 import time
 
+import urllib3
+
 from conftest import OWNER, PASSWORD, ssh_password_login, totp
 from test_rest import USER_PASSWORD, Api, error
 from test_revocation import closed_within, sftp_session
+from test_roles import Browser
+
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
 def owner_api(box):
@@ -36,6 +41,8 @@ def test_a_rest_rename_keeps_the_second_factor_and_the_files_over_sftp(box):
     # The open SFTP session of the renamed account is closed within 2 s.
     assert closed_within(t, sftp, 2.0), "SFTP still open after the rename"
     t.close()
+    ended = box.audit(user="alice", event="sessions_revoked")
+    assert ended and "account renamed" in ended[0]["detail"], ended
 
     # The same authenticator (a code of the next step: the first is used).
     t, sftp = sftp_session(box, "alicia", USER_PASSWORD, totp(secret, step=step + 1))
@@ -114,3 +121,22 @@ def test_a_rename_with_other_fields_applies_them_all(box):
     r = owner_api(box).patch("/users/dora", json={"read_only": True, "username": "dorothy"})
     assert r.status_code == 200, r.text
     assert r.json()["username"] == "dorothy" and r.json()["read_only"] is True, r.json()
+
+
+def test_the_admin_page_renames_with_its_form(box):
+    box.add_user("erin", "user", USER_PASSWORD)
+    browser = Browser(box).sign_in(OWNER, PASSWORD)
+    token = browser.csrf("/admin/users/erin")
+    r = browser.request("POST", "/admin/users/erin",
+                        {"csrf": token, "action": "rename", "new_name": "erina"})
+    assert r.status_code == 303 and r.headers["Location"] == "/admin/users/erina", r.headers
+    page = browser.request("GET", "/admin/users/erina").text
+    assert "is now" in page and "erina" in page, page[:2000]
+    assert ssh_password_login(box, "erina", USER_PASSWORD)
+    # Refused: the form shows why, and nothing changes.
+    token = browser.csrf("/admin/users/erina")
+    r = browser.request("POST", "/admin/users/erina",
+                        {"csrf": token, "action": "rename", "new_name": "**"})
+    assert r.headers["Location"] == "/admin/users/erina", r.headers
+    page = browser.request("GET", "/admin/users/erina").text
+    assert 'role="alert"' in page and "letters" in page, page[:2000]
