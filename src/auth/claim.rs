@@ -111,6 +111,13 @@ impl Auth {
         self.stored_claim_code()
     }
 
+    /// The shortest password a claim accepts (the policy's minimum), for
+    /// the setup wizard's form: anyone who may try a claim may know it, as
+    /// [`Auth::claim_with_code`] refuses a shorter one with that reason.
+    pub fn claim_min_password_length(&self) -> Result<usize, AuthError> {
+        Ok(self.policy()?.password.min_length)
+    }
+
     fn stored_claim_code(&self) -> Result<Option<ClaimCode>, AuthError> {
         let value = self.store.read(|r| {
             if r.get(META, "claimed_by")?.is_some() {
