@@ -139,7 +139,7 @@ fn a_seed_sealed_under_the_tpm_key_follows_a_rename() {
     let code = params.code_at_step(&seed, params.step(SystemClock.now()));
     run(&["mfa", "confirm", "boss", &code]);
     let status = run(&["status"]);
-    assert!(status.contains("owner boss"), "{status}");
+    assert!(status.contains("claimed:   yes, by boss"), "{status}");
 }
 
 #[test]
