@@ -141,6 +141,10 @@ events! {
     /// A change of credentials ended an account's live sessions (web
     /// sessions, SSH connections); the detail says how many, and why.
     SessionsRevoked = 1510, "sessions_revoked";
+    /// An account was renamed: its credentials, tokens, locks and (when
+    /// derived from the name) home folder follow the new name, which the
+    /// record names; the detail gives the old one.
+    AccountRenamed = 1511, "account_renamed";
     /// A group was created.
     GroupCreated = 1600, "group_created";
     /// A group's settings changed.

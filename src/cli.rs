@@ -217,6 +217,14 @@ pub(crate) enum UserCommand {
         /// User name
         name: String,
     },
+    /// Rename an account: its credentials, tokens and locks follow, and so
+    /// does a home folder derived from the name (its sessions end).
+    Rename {
+        /// The current user name (it may be one from before the name rules)
+        name: String,
+        /// The new user name
+        new_name: String,
+    },
     /// Set an account's password.
     Password {
         /// User name
@@ -1140,7 +1148,7 @@ fn status_without_key(
 fn status(ctx: &Ctx<'_>, json: bool, out: &mut Output) -> anyhow::Result<()> {
     let (store_json, mut lines) = store_lines(ctx.auth.store(), ctx.data_dir)?;
     lines.push(format!("sealing:   {}", seal_line(ctx.seal)));
-    let claimed = ctx.auth.owner()?;
+    let claimed = ctx.auth.owner(&Actor::cli())?;
     let counts = ctx.auth.counts(&Actor::cli())?;
     lines.push(format!(
         "claimed:   {}",
@@ -1151,7 +1159,7 @@ fn status(ctx: &Ctx<'_>, json: bool, out: &mut Output) -> anyhow::Result<()> {
     ));
     let claim_code = match &claimed {
         Some(_) => None,
-        None => ctx.auth.claim_code()?,
+        None => ctx.auth.claim_code(&Actor::cli())?,
     };
     if let Some(code) = &claim_code {
         lines.push(format!(
@@ -1408,6 +1416,14 @@ fn user(ctx: &Ctx<'_>, me: &Actor, cmd: UserCommand, out: &mut Output) -> anyhow
         UserCommand::Remove { name } => {
             ctx.auth.remove_account(me, &name)?;
             outln!(out, "removed {name}");
+        }
+        UserCommand::Rename { name, new_name } => {
+            let v = ctx.auth.rename_account(me, &name, &new_name)?;
+            outln!(
+                out,
+                "renamed {name} to {new_name} (home folder {})",
+                v.home_folder
+            );
         }
         UserCommand::Password {
             name,

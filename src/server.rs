@@ -221,7 +221,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     };
     let control_task = tokio::spawn(control::serve(control_listener, executor, Some(console)));
 
-    let claim_code = auth.claim_code()?;
+    // The server's own log is the local operator's.
+    let claim_code = auth.claim_code(&Actor::cli())?;
     if let Some(code) = &claim_code {
         let host = names.first().map_or("localhost", String::as_str);
         tracing::warn!(

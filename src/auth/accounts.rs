@@ -728,10 +728,11 @@ impl Auth {
         ))
     }
 
-    /// Applies an administrator's change of profile, password and public
-    /// keys together (the REST `PATCH`). Everything that can be refused is
-    /// checked before the first write: rights, the password against the
-    /// policy, every key line.
+    /// Applies an administrator's change of profile, password, public
+    /// keys and name together (the REST `PATCH`). Everything that can be
+    /// refused is checked before the first write: rights, the password
+    /// against the policy, every key line, the new name; the rename comes
+    /// last ([`Auth::rename_account`]).
     pub fn update_account_fully(
         &self,
         actor: &Actor,
@@ -739,9 +740,13 @@ impl Auth {
         change: AccountChange,
         new_password: Option<&str>,
         public_keys: Option<Vec<String>>,
+        new_name: Option<&str>,
     ) -> Result<AccountView, AuthError> {
         if new_password.is_some() || public_keys.is_some() {
             actor.may_manage_credentials()?;
+        }
+        if let Some(new) = new_name {
+            self.check_rename(actor, name, new)?;
         }
         let now = self.now();
         let target = self.store.read(|r| load_account(r, name))?;
@@ -774,7 +779,10 @@ impl Auth {
         if let Some(keys) = keys {
             self.set_public_keys(actor, name, keys)?;
         }
-        self.account(actor, name)
+        match new_name {
+            Some(new) => self.rename_account(actor, name, new),
+            None => self.account(actor, name),
+        }
     }
 
     /// Replaces an account's public keys with `keys`, in one transaction.

@@ -82,8 +82,12 @@ impl ClaimCode {
 
 impl Auth {
     /// The claim code of an unclaimed box, made and stored on first call;
-    /// `None` once the box is claimed.
-    pub fn claim_code(&self) -> Result<Option<ClaimCode>, AuthError> {
+    /// `None` once the box is claimed. Only for the local operator (the
+    /// server's own log, `coffer status`, the console) or a system
+    /// administrator ([`Actor::may_administer_box`]): whoever has it can
+    /// claim the box.
+    pub fn claim_code(&self, actor: &Actor) -> Result<Option<ClaimCode>, AuthError> {
+        actor.may_administer_box()?;
         if let Some(code) = self.stored_claim_code()? {
             return Ok(Some(code));
         }
@@ -105,6 +109,13 @@ impl Auth {
             return Ok(None);
         }
         self.stored_claim_code()
+    }
+
+    /// The shortest password a claim accepts (the policy's minimum), for
+    /// the setup wizard's form: anyone who may try a claim may know it, as
+    /// [`Auth::claim_with_code`] refuses a shorter one with that reason.
+    pub fn claim_min_password_length(&self) -> Result<usize, AuthError> {
+        Ok(self.policy()?.password.min_length)
     }
 
     fn stored_claim_code(&self) -> Result<Option<ClaimCode>, AuthError> {

@@ -124,8 +124,10 @@ impl Auth {
         })
     }
 
-    /// Whether a technician PIN is set.
-    pub fn console_pin_is_set(&self) -> Result<bool, AuthError> {
+    /// Whether a technician PIN is set: the local operator (the console,
+    /// the command line) or the system administrator.
+    pub fn console_pin_is_set(&self, actor: &Actor) -> Result<bool, AuthError> {
+        actor.may_administer_box()?;
         Ok(self.store.read(|r| r.get(CONSOLE, "pin"))?.is_some())
     }
 
@@ -187,7 +189,7 @@ impl Auth {
     ) -> Result<String, AuthError> {
         actor.require_owner()?;
         let owner = self
-            .owner()?
+            .owner(actor)?
             .ok_or_else(|| AuthError::Invalid("this box has no owner yet (unclaimed)".into()))?;
         let policy = self.policy()?;
         password::check(new_password, &owner, &policy.password)
@@ -298,7 +300,7 @@ mod tests {
         assert_eq!(auth.console_pin_check("1234").unwrap(), PinCheck::NotSet);
         assert!(auth.console_pin_set(&Actor::console(), "12").is_err());
         auth.console_pin_set(&Actor::cli(), "482913").unwrap();
-        assert!(auth.console_pin_is_set().unwrap());
+        assert!(auth.console_pin_is_set(&Actor::console()).unwrap());
         assert_eq!(
             auth.console_pin_check("482913").unwrap(),
             PinCheck::Accepted
@@ -326,7 +328,7 @@ mod tests {
         );
         assert!(events(&auth).contains(&Event::ConsolePinFailed));
         auth.console_pin_clear(&Actor::cli()).unwrap();
-        assert!(!auth.console_pin_is_set().unwrap());
+        assert!(!auth.console_pin_is_set(&Actor::console()).unwrap());
         assert!(auth.console_pin_clear(&Actor::cli()).is_err());
         // The hash, not the PIN, is stored.
         let raw = std::fs::read(auth.store().dir().join(crate::store::STORE_FILE)).unwrap();

@@ -151,8 +151,9 @@ impl Auth {
         Ok(())
     }
 
-    /// Every group, in name order.
-    pub fn groups(&self) -> Result<Vec<Group>, AuthError> {
+    /// Every group, in name order, for the core's own decisions (private
+    /// to the core); a front end reads them through [`Auth::groups_for`].
+    pub(super) fn groups(&self) -> Result<Vec<Group>, AuthError> {
         Ok(self
             .store
             .read(|r| r.all(GROUPS))?

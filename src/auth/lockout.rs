@@ -284,6 +284,33 @@ pub(crate) fn clear_account(tx: &mut WriteTx, account: &str) -> Result<usize, St
     tx.retain(FAILURES, |k, _| !k.starts_with(&prefix))
 }
 
+/// Moves every record of `account` (its locks and failures from single
+/// addresses, its code-entry record) to `renamed`: a rename neither lifts
+/// a lock nor leaves one on a name nobody has. Returns how many moved. An
+/// empty old name has no records of its own (its key would be an
+/// address's), so nothing moves.
+pub(crate) fn move_account(
+    tx: &mut WriteTx,
+    account: &str,
+    renamed: &str,
+) -> Result<usize, StoreError> {
+    if account.is_empty() {
+        return Ok(0);
+    }
+    let prefix = format!("{account}\0");
+    let records: Vec<(String, Failures)> = tx
+        .all(FAILURES)?
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .collect();
+    for (key, failures) in &records {
+        let rest = key.strip_prefix(&prefix).unwrap_or_default();
+        tx.remove(FAILURES, key)?;
+        tx.put(FAILURES, &format!("{renamed}\0{rest}"), failures)?;
+    }
+    Ok(records.len())
+}
+
 /// Active locks of an account from single addresses: (address, until).
 pub(crate) fn locks_of(
     r: &impl Read,

@@ -112,6 +112,25 @@ fn seed_context(account: &str, enrolment: &str) -> Vec<u8> {
     format!("coffer/totp/v1\0{account}\0{enrolment}").into_bytes()
 }
 
+impl TotpRecord {
+    /// Seals the seeds (active and pending) again for the account's new
+    /// name: opened under the old name's context, sealed under the new
+    /// one, the enrolment ids and code state unchanged. For a rename,
+    /// inside its transaction ([`Auth::rename_account`]).
+    pub(super) fn reseal(
+        &mut self,
+        key: &crate::seal::DataKey,
+        old: &str,
+        new: &str,
+    ) -> Result<(), AuthError> {
+        for e in [&mut self.active, &mut self.pending].into_iter().flatten() {
+            let seed = key.decrypt(&seed_context(old, &e.id), &e.sealed_seed)?;
+            e.sealed_seed = key.encrypt(&seed_context(new, &e.id), &seed)?;
+        }
+        Ok(())
+    }
+}
+
 /// Normalises a typed recovery code (drops `-` and spaces, lower-cases);
 /// `None` when it cannot be one.
 pub fn normalise_recovery_code(text: &str) -> Option<String> {
@@ -188,8 +207,10 @@ pub(crate) enum FactorError {
 }
 
 impl Auth {
-    /// Whether the account has a confirmed TOTP enrolment.
-    pub fn is_enrolled(&self, account: &str) -> Result<bool, AuthError> {
+    /// Whether the account has a confirmed TOTP enrolment, for the login
+    /// flow (private to the core; a front end reads an account's state
+    /// through [`Auth::account`], which takes the caller).
+    pub(super) fn is_enrolled(&self, account: &str) -> Result<bool, AuthError> {
         Ok(self
             .store
             .read(|r| r.get(TOTP, account))?

@@ -23,6 +23,7 @@ pub mod mfa;
 mod names;
 pub mod password;
 pub mod policy;
+mod rename;
 pub mod tokens;
 pub mod totp;
 
@@ -652,10 +653,11 @@ impl Auth {
         self.policy()
     }
 
-    /// The current policy, for the core's own decisions and for what a
-    /// page shows a user about their own sign-in. A caller reading the
-    /// policy as such goes through [`Auth::policy_for`].
-    pub fn policy(&self) -> Result<Policy, AuthError> {
+    /// The current policy, for the core's own decisions only (private to
+    /// the core): a front end reads it as such through
+    /// [`Auth::policy_for`], and what a user's own page shows of it
+    /// through [`Auth::own_sign_in`].
+    fn policy(&self) -> Result<Policy, AuthError> {
         Ok(self
             .store
             .read(|r| r.get(SETTINGS, "policy"))?
@@ -695,13 +697,16 @@ impl Auth {
         })
     }
 
-    /// Whether the box has an owner.
+    /// Whether the box has an owner (public: the health answer and the
+    /// setup wizard say it to anyone).
     pub fn is_claimed(&self) -> Result<bool, AuthError> {
-        Ok(self.owner()?.is_some())
+        Ok(owner_of(&self.store)?.is_some())
     }
 
-    /// The account that claimed the box.
-    pub fn owner(&self) -> Result<Option<String>, AuthError> {
+    /// The account that claimed the box, as a caller reads it: the system
+    /// administrator or the local operator ([`Actor::may_administer_box`]).
+    pub fn owner(&self, actor: &Actor) -> Result<Option<String>, AuthError> {
+        actor.may_administer_box()?;
         Ok(owner_of(&self.store)?)
     }
 
@@ -1002,17 +1007,47 @@ mod tests {
             auth.policy_for(actor).unwrap();
             auth.groups_for(actor).unwrap();
         }
+        fn refused<T>(answer: Result<T, AuthError>) -> bool {
+            matches!(answer, Err(AuthError::Forbidden(_)))
+        }
         for actor in [&user, &admin] {
-            assert!(matches!(auth.counts(actor), Err(AuthError::Forbidden(_))));
-            assert!(matches!(
-                actor.may_administer_box(),
-                Err(AuthError::Forbidden(_))
-            ));
+            assert!(refused(auth.counts(actor)));
+            assert!(refused(auth.owner(actor)));
+            assert!(refused(auth.claim_code(actor)));
+            assert!(refused(auth.console_pin_is_set(actor)));
+            assert!(refused(actor.may_administer_box()));
         }
         for actor in [&owner, &Actor::cli()] {
             auth.counts(actor).unwrap();
+            auth.owner(actor).unwrap();
+            auth.claim_code(actor).unwrap();
+            auth.console_pin_is_set(actor).unwrap();
             actor.may_administer_box().unwrap();
         }
+        // What a user's own security page shows of the policy is read for
+        // the caller's own account, never another's; the local operator
+        // has no account and gets none.
+        let policy = policy::Policy::default();
+        auth.create_account(
+            &Actor::cli(),
+            accounts::NewAccount {
+                name: "plain".into(),
+                role: Role::User,
+                group: None,
+                password: None,
+                home: None,
+                public_keys: vec![],
+            },
+        )
+        .unwrap();
+        let plain = Actor {
+            account: Some(("plain".into(), Role::User)),
+            ..user.clone()
+        };
+        let own = auth.own_sign_in(&plain).unwrap();
+        assert!(own.may_change_password && !own.mfa_required);
+        assert_eq!(own.password_min_length, policy.password.min_length);
+        assert!(refused(auth.own_sign_in(&Actor::cli())));
         // A token session is refused credentials, not administration.
         let admin_token = Actor {
             access_token: Some("t1".into()),

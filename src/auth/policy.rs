@@ -34,6 +34,47 @@ impl MfaPolicy {
     }
 }
 
+/// What an account's own security page shows of the policy and of its
+/// settings, decided here so the page only draws it ([`super::Auth::own_sign_in`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OwnSignIn {
+    /// The account may change its own password (its own setting, else its
+    /// group's, else yes).
+    pub may_change_password: bool,
+    /// The policy requires a second factor of this account.
+    pub mfa_required: bool,
+    /// Users may enrol a second factor.
+    pub mfa_allowed: bool,
+    /// The shortest password the policy accepts.
+    pub password_min_length: usize,
+}
+
+impl super::Auth {
+    /// The caller's own sign-in settings ([`OwnSignIn`]): for an account
+    /// acting for itself; the local operator has none.
+    pub fn own_sign_in(&self, actor: &super::Actor) -> Result<OwnSignIn, super::AuthError> {
+        let Some((name, _)) = &actor.account else {
+            return Err(super::AuthError::Forbidden(
+                "only a signed-in account has sign-in settings".into(),
+            ));
+        };
+        let policy = self.policy()?;
+        self.store.read(|r| {
+            let account = super::accounts::load_account(r, name)?;
+            let group = super::accounts::load_group(r, &account)?;
+            Ok(OwnSignIn {
+                may_change_password: super::accounts::may_change_own_password(
+                    &account,
+                    group.as_ref(),
+                ),
+                mfa_required: policy.mfa.requires(&account),
+                mfa_allowed: policy.mfa.allowed,
+                password_min_length: policy.password.min_length,
+            })
+        })
+    }
+}
+
 impl Default for MfaPolicy {
     fn default() -> Self {
         Self {

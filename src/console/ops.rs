@@ -167,12 +167,12 @@ pub fn execute(core: &Core<'_>, request: Request) -> Reply {
                     .ok()
                     .map(|m| m.len()),
                 schema: auth.store().schema_version().ok(),
-                owner: auth.owner().map_err(text)?,
+                owner: auth.owner(&me).map_err(text)?,
                 sealing: sealing_line(core.seal),
                 accounts: counts.get("accounts").copied().unwrap_or(0),
                 server: core.server.clone(),
                 host_keys: host_fingerprints(core.data_dir),
-                claim_code: auth.claim_code().map_err(text)?.map(|c| c.to_string()),
+                claim_code: auth.claim_code(&me).map_err(text)?.map(|c| c.to_string()),
                 certificate: crate::web::tls::in_use(core.certs, core.data_dir)
                     .map(|c| c.fingerprint),
             }))
@@ -216,7 +216,7 @@ pub fn execute(core: &Core<'_>, request: Request) -> Reply {
             .map(Answer::Audit)
             .map_err(text),
         Request::PinIsSet => auth
-            .console_pin_is_set()
+            .console_pin_is_set(&me)
             .map(Answer::PinIsSet)
             .map_err(text),
         Request::PinCheck { pin } => auth.console_pin_check(&pin).map(Answer::Pin).map_err(text),
@@ -415,7 +415,7 @@ fn without_key(store: Store, dir: &Path, request: Request, error: &seal::SealErr
             }))
         }
         Request::PinIsSet => keyless(store, dir)?
-            .console_pin_is_set()
+            .console_pin_is_set(&Actor::console())
             .map(Answer::PinIsSet)
             .map_err(text),
         Request::PinCheck { pin } => keyless(store, dir)?

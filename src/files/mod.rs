@@ -48,6 +48,7 @@
 
 pub mod budget;
 pub mod path;
+pub mod rehome;
 pub mod scp;
 pub mod sftp;
 pub mod stdio;

@@ -539,7 +539,7 @@ def test_users_can_be_created_listed_changed_and_removed(api, box):
     r = api.patch("/users/alice", json={"disabled": False, "public_keys": [], "ip_allow": ["127.0.0.0/8"]})
     assert r.json()["public_keys"] == [] and r.json()["ip_allow"] == ["127.0.0.0/8"]
     for bad in ({}, {"disabled": None}, {"disabled": "yes"}, {"ip_allow": ["not-a-net"]},
-                {"username": "alicia"}, {"mfa": [True]}, {"role": "king"}, [None, None]):
+                {"username": ".alicia"}, {"mfa": [True]}, {"role": "king"}, [None, None]):
         error(api.patch("/users/alice", json=bad), 400)
     assert api.get("/users/alice").json()["disabled"] is False
     error(api.patch("/users/nobody", json={"disabled": True}), 404)

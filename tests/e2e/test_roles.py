@@ -9,12 +9,14 @@ list, so a new route cannot arrive without a decision about who may use it.
 import itertools
 import json
 import re
+import socket
+import subprocess
 import warnings
 
 import pytest
 import requests
 
-from conftest import OWNER, PASSWORD, ROOT
+from conftest import COFFER, OWNER, PASSWORD, ROOT
 
 TABLE = ROOT / "docs" / "roles.md"
 OPENAPI = ROOT / "src" / "web" / "openapi.json"
@@ -54,6 +56,11 @@ def read_table():
         if cells[0] == "Route":
             assert tuple(cells[1:]) == CALLERS, f"columns of {TABLE}: {cells}"
             header = cells
+            continue
+        if header is None:
+            # The command line, console and SSH tables (read_rows below).
+            header = "other"
+        if header == "other":
             continue
         if set(cells[0]) <= set("-: "):
             continue
@@ -97,6 +104,87 @@ def test_every_route_has_a_row():
     stale = sorted(r for r in rows - api - pages if not r[1].startswith("/api/") and r[0] == "POST"
                    or r[1].startswith("/api/") and r not in api)
     assert not stale, f"rows of {TABLE.name} for routes that do not exist: {stale}"
+
+
+def read_rows(first):
+    """The first cells of the table whose header starts with `first`, without
+    their backquotes."""
+    out, inside = [], False
+    for line in TABLE.read_text().splitlines():
+        if not line.startswith("|"):
+            inside = inside and bool(line.strip())
+            continue
+        cell = line.strip().strip("|").split("|")[0].strip()
+        if cell == first:
+            inside = True
+        elif inside and not set(cell) <= set("-: "):
+            out.append(cell.strip("`"))
+    assert out, f"no table headed {first!r} in {TABLE.name}"
+    return out
+
+
+def cli_commands(*words):
+    """Every command `coffer --help` lists, with those of each command group
+    (`coffer user key add`), as the binary prints them."""
+    help_text = subprocess.run([COFFER, *words, "--help"], capture_output=True, text=True,
+                               timeout=60, check=True).stdout
+    listed = re.search(r"^Commands:\n((?:  .*\n)+)", help_text, re.M)
+    if not listed:
+        return [" ".join(("coffer",) + words)]
+    out = []
+    for line in listed.group(1).splitlines():
+        name = line.split()[0]
+        if name != "help":
+            out += cli_commands(*words, name)
+    return out
+
+
+def test_every_cli_command_has_a_row():
+    rows = read_rows("Command")
+    assert len(rows) == len(set(rows)), f"a command twice in {TABLE.name}"
+    commands = cli_commands()
+    assert len(commands) > 25 and "coffer user rename" in commands, commands
+    missing = sorted(set(commands) - set(rows))
+    assert not missing, f"commands without a row in {TABLE.name}: {missing}"
+    stale = sorted(set(rows) - set(commands))
+    assert not stale, f"rows of {TABLE.name} for commands that do not exist: {stale}"
+
+
+def test_every_console_menu_entry_has_a_row():
+    source = (ROOT / "src" / "console" / "mod.rs").read_text()
+    entries = {label for key, label in re.findall(r'\("([0-9a-z])", "([^"]+)"\)', source)
+               if label not in ("Back", "Quit")}
+    assert len(entries) > 12, entries
+    rows = set(read_rows("Menu entry"))
+    assert entries == rows, f"menu entries without a row: {sorted(entries - rows)}; " \
+                            f"rows without an entry: {sorted(rows - entries)}"
+
+
+def test_ssh_gives_every_role_files_only(box):
+    """The SSH table: every role, and a token, gets SFTP in its home and
+    nothing else (no command, no forwarding)."""
+    import paramiko
+    box.add_user("alice", "user")
+    box.add_user("adam", "admin")
+    logins = [("alice", PASSWORD), ("adam", PASSWORD), (OWNER, PASSWORD),
+              ("adam", box.token("adam"))]
+    for name, secret in logins:
+        t = paramiko.Transport(socket.create_connection(("127.0.0.1", box.port), timeout=10))
+        t.start_client(timeout=10)
+        try:
+            t.auth_password(name, secret)
+            sftp = paramiko.SFTPClient.from_transport(t)
+            sftp.listdir(".")
+            chan = t.open_session()
+            chan.exec_command("coffer user list")
+            assert chan.recv_exit_status() != 0, name
+            with pytest.raises(paramiko.ChannelException):
+                t.open_channel("direct-tcpip", ("127.0.0.1", box.https_port), ("127.0.0.1", 1))
+            with pytest.raises(paramiko.SSHException):
+                t.request_port_forward("127.0.0.1", 0)
+            assert t.is_active(), name
+        finally:
+            t.close()
 
 
 def test_every_row_has_a_probe():
@@ -288,6 +376,10 @@ PROBES = {
         "PATCH", f"/users/{me or 'alice'}", {"json": {"mfa_skip": True}}),
     ("PATCH", "/api/v1/users/{name}", "set password"): lambda w, me: (
         "PATCH", f"/users/{w.user()}", {"json": {"password": "short"}}),
+    ("PATCH", "/api/v1/users/{name}", "rename"): lambda w, me: (
+        "PATCH", f"/users/{w.user()}", {"json": {"username": w.unique("rn")}}),
+    ("PATCH", "/api/v1/users/{name}", "rename a system_admin"): lambda w, me: (
+        "PATCH", f"/users/{w.user('system_admin')}", {"json": {"username": w.unique("rn")}}),
     ("DELETE", "/api/v1/users/{name}/mfa", "a system_admin"): api_probe("DELETE", "/users/owner2/mfa"),
     ("POST", "/api/v1/users/{name}/unlock", "a system_admin"): api_probe("POST", "/users/owner2/unlock"),
     ("GET", "/api/v1/users/{name}/tokens", "a system_admin"): api_probe("GET", "/users/owner2/tokens"),
@@ -385,6 +477,11 @@ PROBES.update({
                                              "new_password": "short"}),
     ("POST", "/admin/users/{name}", "new token"): page("POST", "/admin/users/victim",
                                                        action="create_token", label="probe"),
+    ("POST", "/admin/users/{name}", "rename"): lambda w, me: (
+        "POST", f"/admin/users/{w.user()}", {"action": "rename", "new_name": w.unique("rn")}),
+    ("POST", "/admin/users/{name}", "rename a system_admin"): lambda w, me: (
+        "POST", f"/admin/users/{w.user('system_admin')}", {"action": "rename",
+                                                          "new_name": w.unique("rn")}),
     ("GET", "/admin/groups", None): page("GET", "/admin/groups"),
     ("POST", "/admin/groups", None): lambda w, me: (
         "POST", "/admin/groups", {"action": "create", "name": w.unique("ug"), **GROUP_FIELDS}),

@@ -98,7 +98,7 @@ fn a_token_session_manages_no_credential() {
     ));
     // Nothing was written: one token, no enrolment, the old password.
     assert_eq!(b.auth.tokens(&Actor::cli(), Some("bob")).unwrap().len(), 1);
-    assert!(!b.auth.is_enrolled("bob").unwrap());
+    assert!(!b.auth.account(&Actor::cli(), "bob").unwrap().mfa.enrolled);
     granted(b.login("bob", "192.0.2.7", Protocol::Https, Method::Form, PASSWORD));
     // The same account logged in with its password may.
     let by_password = granted(b.login("bob", "192.0.2.7", Protocol::Https, Method::Form, PASSWORD));
@@ -143,6 +143,7 @@ fn an_administrator_token_changes_no_credential_of_another_account() {
         "bob",
         change,
         Some("another-good-passphrase-7"),
+        None,
         None
     )));
     assert!(
@@ -158,7 +159,7 @@ fn an_administrator_token_changes_no_credential_of_another_account() {
         ..Default::default()
     };
     b.auth
-        .update_account_fully(&by_token, "bob", change, None, None)
+        .update_account_fully(&by_token, "bob", change, None, None, None)
         .unwrap();
 }
 
@@ -316,9 +317,9 @@ fn wrong_codes_to_remove_mfa_lock_like_failed_logins() {
         b.auth.mfa_reset(&bob, "bob", Some(&right)),
         Err(AuthError::Locked { .. })
     ));
-    assert!(b.auth.is_enrolled("bob").unwrap());
+    assert!(b.auth.account(&Actor::cli(), "bob").unwrap().mfa.enrolled);
     b.clock.advance(301);
     let right = b.code(&seed);
     b.auth.mfa_reset(&bob, "bob", Some(&right)).unwrap();
-    assert!(!b.auth.is_enrolled("bob").unwrap());
+    assert!(!b.auth.account(&Actor::cli(), "bob").unwrap().mfa.enrolled);
 }

@@ -94,7 +94,7 @@ fn make_previous_store() {
             .decode(start.secret.as_bytes())
             .unwrap();
         let params = auth
-            .policy()
+            .policy_for(&Actor::cli())
             .unwrap()
             .totp_config(Some(config))
             .unwrap()
@@ -162,7 +162,7 @@ fn seeds_from_the_previous_release_still_give_and_accept_its_codes() {
             // Today's code computes what the previous release computed...
             let config = ACCOUNTS.iter().find(|a| a.0 == name).unwrap().1;
             let params: coffer::auth::totp::Params = auth
-                .policy()
+                .policy_for(&Actor::cli())
                 .unwrap()
                 .totp_config(Some(config))
                 .unwrap()

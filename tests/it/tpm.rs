@@ -43,6 +43,16 @@ fn setup(binary: &std::path::Path, data: &std::path::Path, tcti: &str) -> Output
     coffer_at(binary, data, tcti, &args)
 }
 
+/// A box claimed on a new swtpm: the TPM, the folder and the data dir.
+fn claimed_on_tpm() -> (Swtpm, tempfile::TempDir, std::path::PathBuf) {
+    let tpm = Swtpm::start().expect("swtpm");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = setup(env!("CARGO_BIN_EXE_coffer").as_ref(), &data, &tpm.tcti());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    (tpm, dir, data)
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -102,12 +112,39 @@ fn setup_seals_with_the_tpm_and_another_tpm_cannot_unseal() {
 }
 
 #[test]
+fn a_seed_sealed_under_the_tpm_key_follows_a_rename() {
+    use coffer::auth::totp::{Params, TotpConfig};
+    use coffer::clock::{Clock as _, SystemClock};
+    let (tpm, _dir, data) = claimed_on_tpm();
+    let run = |args: &[&str]| {
+        let out = coffer(&data, &tpm.tcti(), args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    // An enrolment waiting for its code, its seed sealed under "owner".
+    let enrolled = run(&["mfa", "enroll", "owner"]);
+    let secret = enrolled
+        .lines()
+        .find_map(|l| l.strip_prefix("secret:"))
+        .unwrap()
+        .trim()
+        .replace(' ', "");
+    run(&["user", "rename", "owner", "boss"]);
+    // The code confirms under the new name: the seed was opened with the
+    // TPM-unsealed key under the old name and sealed again under the new.
+    let seed = data_encoding::BASE32_NOPAD
+        .decode(secret.as_bytes())
+        .unwrap();
+    let params = Params::from(&TotpConfig::default());
+    let code = params.code_at_step(&seed, params.step(SystemClock.now()));
+    run(&["mfa", "confirm", "boss", &code]);
+    let status = run(&["status"]);
+    assert!(status.contains("claimed:   yes, by boss"), "{status}");
+}
+
+#[test]
 fn the_serving_process_never_loads_the_tpm_libraries() {
-    let tpm = Swtpm::start().expect("swtpm");
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let out = setup(env!("CARGO_BIN_EXE_coffer").as_ref(), &data, &tpm.tcti());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (tpm, dir, _data) = claimed_on_tpm();
 
     let config = crate::system::config(dir.path(), "");
     let tcti = tpm.tcti();

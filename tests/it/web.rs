@@ -250,8 +250,8 @@ fn web_actor() -> Actor {
 #[test]
 fn the_claim_code_is_stable_until_the_claim_and_dead_after_it() {
     let (auth, _dir) = unclaimed();
-    let code = auth.claim_code().unwrap().unwrap();
-    assert_eq!(auth.claim_code().unwrap().unwrap(), code);
+    let code = auth.claim_code(&Actor::cli()).unwrap().unwrap();
+    assert_eq!(auth.claim_code(&Actor::cli()).unwrap().unwrap(), code);
     let cost = Some(CHEAP.parse().unwrap());
 
     let wrong = auth
@@ -276,13 +276,13 @@ fn the_claim_code_is_stable_until_the_claim_and_dead_after_it() {
         .claim_with_code(&web_actor(), &code.to_string(), "owner", "password", cost)
         .unwrap_err();
     assert!(matches!(weak, AuthError::PasswordRefused(_)), "{weak}");
-    assert_eq!(auth.claim_code().unwrap().unwrap(), code);
+    assert_eq!(auth.claim_code(&Actor::cli()).unwrap().unwrap(), code);
 
     let typed = code.to_string().to_lowercase().replace('-', " ");
     auth.claim_with_code(&web_actor(), &typed, "owner", PASSWORD, cost)
         .unwrap();
     assert!(auth.is_claimed().unwrap());
-    assert!(auth.claim_code().unwrap().is_none());
+    assert!(auth.claim_code(&Actor::cli()).unwrap().is_none());
     let again = auth
         .claim_with_code(&web_actor(), &code.to_string(), "mallory", PASSWORD, cost)
         .unwrap_err();
@@ -292,7 +292,7 @@ fn the_claim_code_is_stable_until_the_claim_and_dead_after_it() {
 #[test]
 fn claiming_from_the_command_line_kills_the_code_too() {
     let (auth, _dir) = unclaimed();
-    let code = auth.claim_code().unwrap().unwrap();
+    let code = auth.claim_code(&Actor::cli()).unwrap().unwrap();
     auth.claim(
         &Actor::cli(),
         "owner",
@@ -300,7 +300,7 @@ fn claiming_from_the_command_line_kills_the_code_too() {
         Some(CHEAP.parse().unwrap()),
     )
     .unwrap();
-    assert!(auth.claim_code().unwrap().is_none());
+    assert!(auth.claim_code(&Actor::cli()).unwrap().is_none());
     assert!(matches!(
         auth.claim_with_code(&web_actor(), &code.to_string(), "x", PASSWORD, None),
         Err(AuthError::AlreadyClaimed)
@@ -310,7 +310,7 @@ fn claiming_from_the_command_line_kills_the_code_too() {
 #[test]
 fn the_claim_code_is_not_stored_in_clear() {
     let (auth, dir) = unclaimed();
-    let code = auth.claim_code().unwrap().unwrap().to_string();
+    let code = auth.claim_code(&Actor::cli()).unwrap().unwrap().to_string();
     drop(auth);
     let raw = std::fs::read(dir.path().join("coffer.redb")).unwrap();
     for needle in [code.clone(), code.replace('-', "")] {

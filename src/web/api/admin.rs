@@ -97,6 +97,9 @@ pub(super) struct UserPatch {
     password: Option<Secret>,
     #[serde(default, deserialize_with = "present")]
     public_keys: Option<Vec<String>>,
+    /// A new name for the account ([`crate::auth::Auth::rename_account`]).
+    #[serde(default, deserialize_with = "present")]
+    username: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -143,7 +146,11 @@ pub(super) async fn update_user(
             mfa_exempt: body.mfa.as_ref().and_then(|m| m.exempt),
             mfa_skip: body.mfa.as_ref().and_then(|m| m.skip),
         };
-        if change.is_empty() && body.password.is_none() && body.public_keys.is_none() {
+        if change.is_empty()
+            && body.password.is_none()
+            && body.public_keys.is_none()
+            && body.username.is_none()
+        {
             return Err(AuthError::Invalid(
                 "nothing to change: send at least one field".into(),
             ));
@@ -154,6 +161,7 @@ pub(super) async fn update_user(
             change,
             body.password.as_ref().map(|p| p.as_str()),
             body.public_keys,
+            body.username.as_deref(),
         )
     })
     .await?;

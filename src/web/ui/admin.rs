@@ -465,6 +465,19 @@ pub(crate) async fn user(
                 }
             }
         }
+        section.card aria-labelledby="ren-h" {
+            h2 #ren-h { "Rename account" }
+            p.help { "Its password, two-factor sign-in, keys, tokens and group follow the new name, and so does a home folder made from the name. The account's sessions end." }
+            form method="post" action=(action) {
+                (csrf_field(csrf))
+                input type="hidden" name="action" value="rename";
+                div.field {
+                    label for="new_name" { "New user name" }
+                    input #new_name name="new_name" type="text" required maxlength="64" spellcheck="false" autocomplete="off";
+                }
+                button type="submit" { "Rename" }
+            }
+        }
         @if !is_self {
             section.card.danger-zone aria-labelledby="del-h" {
                 h2 #del-h { "Remove account" }
@@ -560,6 +573,15 @@ pub(crate) async fn user_action(
             format!("The account {name:?} was removed."),
             "/admin/users".to_string(),
         ),
+        "rename" => {
+            let new = f.trimmed("new_name").to_string();
+            let m = new.clone();
+            (
+                core(move || auth.rename_account(&actor, &n, &m).map(|_| ())).await,
+                format!("{name:?} is now {new:?}; their sessions ended."),
+                format!("/admin/users/{}", enc(&new)),
+            )
+        }
         "revoke_token" => {
             let id = f.get("id").to_string();
             let revoked = core(move || {
@@ -628,6 +650,7 @@ pub(crate) async fn user_action(
                     c,
                     password.as_deref().map(|p| p.as_str()),
                     keys,
+                    None,
                 )
                 .map(|_| ())
             })

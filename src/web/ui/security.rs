@@ -180,12 +180,11 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
             Ok(()) => auth.tokens(&actor, Some(&name))?,
             Err(_) => Vec::new(),
         };
-        let policy = auth.policy()?;
-        let groups = auth.groups()?;
-        Ok((account, tokens, policy, groups))
+        let own = auth.own_sign_in(&actor)?;
+        Ok((account, tokens, own))
     })
     .await;
-    let (account, tokens, policy, groups) = match loaded {
+    let (account, tokens, own) = match loaded {
         Ok(x) => x,
         Err(e) => {
             return respond(
@@ -210,12 +209,8 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
     } else {
         Vec::new()
     };
-    let group = groups
-        .iter()
-        .find(|g| Some(&g.name) == account.account.group.as_ref());
-    let may_change_password =
-        crate::auth::accounts::may_change_own_password(&account.account, group);
-    let required = policy.mfa.requires(&account.account);
+    let may_change_password = own.may_change_password;
+    let required = own.mfa_required;
     let csrf = current.csrf.as_str();
     let now = web.now();
     let body = html! {
@@ -266,7 +261,7 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
                 }
             } @else {
                 p { span.badge.warn { "Off" } " Only your password protects this account." }
-                @if policy.mfa.allowed || required {
+                @if own.mfa_allowed || required {
                     p { a.button.primary href="/security/totp" { "Set up two-factor sign-in" } }
                 } @else {
                     p.help { "The administrator has turned two-factor sign-in off for this box." }
@@ -286,8 +281,8 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
                         div.field {
                             label for="new_password" { "New password" }
                             input #new_password name="new_password" type="password" required autocomplete="new-password"
-                                minlength=(policy.password.min_length) aria-describedby="new_pw_help";
-                            p.help #new_pw_help { "At least " (policy.password.min_length) " characters; a passphrase of several words is best." }
+                                minlength=(own.password_min_length) aria-describedby="new_pw_help";
+                            p.help #new_pw_help { "At least " (own.password_min_length) " characters; a passphrase of several words is best." }
                         }
                         div.field {
                             label for="new_password2" { "New password again" }

@@ -55,10 +55,9 @@ struct Retry<'a> {
 /// its help text (the policy's default when the store cannot say).
 async fn min_length(web: &Arc<Web>) -> usize {
     let auth = web.auth.clone();
-    core(move || auth.policy()).await.map_or_else(
-        |_| crate::auth::policy::PasswordPolicy::default().min_length,
-        |p| p.password.min_length,
-    )
+    core(move || auth.claim_min_password_length())
+        .await
+        .unwrap_or_else(|_| crate::auth::policy::PasswordPolicy::default().min_length)
 }
 
 fn claim_page(csrf: &str, retry: &Retry<'_>) -> Markup {
