@@ -3,11 +3,12 @@
 
 Usage: benches/login_burst.py COFFER_BINARY [--runs N]
 
-Claims a fresh box (shipped argon2id cost, 19 MiB a hash), starts
-`coffer serve` on loopback, warms it up with two logins, then sends 100
-REST logins at once, 10 from each of 10 source addresses (127.0.4.1-10,
-inside the per-address rate limit): first with wrong passwords for made-up
-names, then with the right password. Prints, for each burst, the idle RSS,
+For each burst, claims a fresh box (shipped argon2id cost, 19 MiB a hash),
+starts `coffer serve` on loopback, warms it up with two logins, then sends
+100 REST logins at once, 10 from each of 10 source addresses (127.0.4.1-10,
+inside the per-address rate limit): with wrong passwords for made-up names
+on one box, with the right password on another (each burst against its
+own idle size; before, the second burst ran on the first one's box). Prints, for each burst, the idle RSS,
 the peak RSS during the burst (sampled every 10 ms), the RSS 5 s after it,
 and the time the burst took.
 """
@@ -75,6 +76,33 @@ def burst(pid, port, right):
     return statuses, peak[0], rss_kib(pid), took
 
 
+def measure(coffer, right):
+    """One burst on a freshly claimed box of its own, so each burst is
+    measured against its own idle size."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        (tmp / "pw").write_text(PASSWORD + "\n")
+        (tmp / "coffer.toml").write_text("version = 1\n[service]\nallow_root = true\n")
+        base = [coffer, "--data-dir", str(tmp / "data"), "--seal", "keyfile"]
+        subprocess.run(base + ["setup", "--admin", "owner", "--password-file", str(tmp / "pw")],
+                       check=True, capture_output=True)
+        proc = subprocess.Popen(base + ["serve", "--config", str(tmp / "coffer.toml"),
+                                        "--sftp-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            line = proc.stdout.readline().decode()
+            port = int(line.split()[4].rsplit(":", 1)[1])
+            login(port, "owner", PASSWORD, "127.0.0.2")
+            login(port, "nobody", "wrong password here", "127.0.0.2")
+            time.sleep(1)
+            idle = rss_kib(proc.pid)
+            statuses, peak, after, took = burst(proc.pid, port, right)
+            return idle, statuses, peak, after, took
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("coffer")
@@ -82,33 +110,13 @@ def main():
     args = ap.parse_args()
     coffer = str(pathlib.Path(args.coffer).resolve())
     for run in range(args.runs):
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = pathlib.Path(tmp)
-            (tmp / "pw").write_text(PASSWORD + "\n")
-            (tmp / "coffer.toml").write_text("version = 1\n[service]\nallow_root = true\n")
-            base = [coffer, "--data-dir", str(tmp / "data"), "--seal", "keyfile"]
-            subprocess.run(base + ["setup", "--admin", "owner", "--password-file", str(tmp / "pw")],
-                           check=True, capture_output=True)
-            proc = subprocess.Popen(base + ["serve", "--config", str(tmp / "coffer.toml"),
-                                            "--sftp-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            try:
-                line = proc.stdout.readline().decode()
-                port = int(line.split()[4].rsplit(":", 1)[1])
-                login(port, "owner", PASSWORD, "127.0.0.2")
-                login(port, "nobody", "wrong password here", "127.0.0.2")
-                time.sleep(1)
-                idle = rss_kib(proc.pid)
-                for right in (False, True):
-                    statuses, peak, after, took = burst(proc.pid, port, right)
-                    kinds = sorted(set(statuses))
-                    print(f"run {run + 1}, {'right' if right else 'wrong'} passwords: idle {idle / 1024:.1f} MiB, "
-                          f"peak {peak / 1024:.1f} MiB (+{(peak - idle) / 1024:.1f}), "
-                          f"5 s after {after / 1024:.1f} MiB (+{(after - idle) / 1024:.1f}), "
-                          f"burst {took:.1f} s, answers {kinds}")
-            finally:
-                proc.terminate()
-                proc.wait()
+        for right in (False, True):
+            idle, statuses, peak, after, took = measure(coffer, right)
+            kinds = sorted(set(statuses))
+            print(f"run {run + 1}, {'right' if right else 'wrong'} passwords: idle {idle / 1024:.1f} MiB, "
+                  f"peak {peak / 1024:.1f} MiB (+{(peak - idle) / 1024:.1f}), "
+                  f"5 s after {after / 1024:.1f} MiB (+{(after - idle) / 1024:.1f}), "
+                  f"burst {took:.1f} s, answers {kinds}")
 
 
 if __name__ == "__main__":
