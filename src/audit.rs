@@ -493,7 +493,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create, &crate::auth::SCHEMA).unwrap();
         (dir, store)
     }
 

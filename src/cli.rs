@@ -729,7 +729,7 @@ fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
             setup_direct(&dir, &options, &me, cli.command, out)
         }
         Command::Status { json } => {
-            let store = Store::open(&dir, OpenMode::Existing)?;
+            let store = Store::open(&dir, OpenMode::Existing, &crate::auth::SCHEMA)?;
             match seal::open(&dir, &options, false) {
                 Ok((key, seal)) => {
                     let auth = Auth::new(
@@ -762,7 +762,7 @@ fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
             }
         }
         command => {
-            let store = Store::open(&dir, OpenMode::Existing)?;
+            let store = Store::open(&dir, OpenMode::Existing, &crate::auth::SCHEMA)?;
             let (key, seal) = seal::open(&dir, &options, false)?;
             let auth = Auth::new(
                 store,
@@ -796,7 +796,7 @@ fn setup_direct(
     let store_existed = dir.join(STORE_FILE).exists();
     let keys_existed = [seal::KEY_FILE_NAME, seal::TPM_BLOB_NAME].map(|f| dir.join(f).exists());
     let result = (|| {
-        let store = Store::open(dir, OpenMode::Create)?;
+        let store = Store::open(dir, OpenMode::Create, &crate::auth::SCHEMA)?;
         if crate::auth::owner_of(&store)?.is_some() {
             bail!("this box is already claimed (data dir {})", dir.display());
         }
@@ -1112,7 +1112,7 @@ fn store_lines(store: &Store, dir: &Path) -> anyhow::Result<(serde_json::Value, 
         "file": dir.join(STORE_FILE),
         "bytes": size,
         "schema_version": schema,
-        "schema_version_supported": crate::store::SCHEMA_VERSION,
+        "schema_version_supported": crate::auth::SCHEMA.version(),
     });
     let lines = vec![
         format!("coffer {}", env!("CARGO_PKG_VERSION")),
@@ -1121,7 +1121,7 @@ fn store_lines(store: &Store, dir: &Path) -> anyhow::Result<(serde_json::Value, 
             "store:     {} ({} KiB), schema version {schema} (this coffer: {})",
             STORE_FILE,
             size.div_ceil(1024),
-            crate::store::SCHEMA_VERSION
+            crate::auth::SCHEMA.version()
         ),
     ];
     Ok((json, lines))

@@ -115,7 +115,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let clock = SystemClock;
     let started_at = clock.now();
     service.status("Starting: opening the store and the data key");
-    let store = Store::open(&config.data_dir, OpenMode::Create)?;
+    let store = Store::open(&config.data_dir, OpenMode::Create, &crate::auth::SCHEMA)?;
     let (key, seal_status) = seal::open(&config.data_dir, &config.seal, true)?;
     match seal_status.backend {
         seal::Backend::Tpm => {

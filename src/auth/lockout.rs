@@ -350,7 +350,7 @@ mod tests {
     #[test]
     fn fifth_failure_locks_only_that_address() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create, &crate::auth::SCHEMA).unwrap();
         let p = LockoutPolicy::default();
         let a = ip("192.0.2.1");
         for i in 0..5 {
@@ -376,7 +376,7 @@ mod tests {
     #[test]
     fn failures_outside_the_window_do_not_count() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create, &crate::auth::SCHEMA).unwrap();
         let p = LockoutPolicy::default();
         let a = ip("192.0.2.1");
         for i in 0..10 {
@@ -393,7 +393,7 @@ mod tests {
     #[test]
     fn unknown_names_count_per_name_and_address_like_real_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create, &crate::auth::SCHEMA).unwrap();
         let p = LockoutPolicy::default();
         let a = ip("198.51.100.9");
         // The same five failures lock a made-up name exactly as a real one.
@@ -443,7 +443,7 @@ mod tests {
     #[test]
     fn wrong_codes_from_many_addresses_lock_code_entry_of_the_account() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create, &crate::auth::SCHEMA).unwrap();
         for i in 0..CODE_MAX_FAILURES {
             let locked = store
                 .write(|tx| record_code_failure(tx, "bob", 1000 + u64::from(i) * 60))
@@ -476,7 +476,7 @@ mod tests {
     #[test]
     fn wrong_codes_spread_over_the_window_do_not_lock() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create, &crate::auth::SCHEMA).unwrap();
         let spacing = CODE_WINDOW / u64::from(CODE_MAX_FAILURES - 1) + 1;
         for i in 0..3 * CODE_MAX_FAILURES {
             let locked = store
@@ -489,7 +489,7 @@ mod tests {
     #[test]
     fn clearing_an_address_lifts_its_lock_and_keeps_others() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create, &crate::auth::SCHEMA).unwrap();
         let p = LockoutPolicy::default();
         for from in ["2001:db8:0:7::1", "192.0.2.9"] {
             for i in 0..20u64 {
@@ -526,7 +526,7 @@ mod tests {
     #[test]
     fn an_ipv6_64_is_locked_as_one_address() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create, &crate::auth::SCHEMA).unwrap();
         let p = LockoutPolicy::default();
         for i in 0..5u64 {
             let from = ip(&format!("2001:db8:0:7::{:x}", i + 1));

@@ -295,6 +295,15 @@ pub(crate) const TOKENS: Table<tokens::TokenRecord> = Table::new("tokens");
 pub(crate) const FAILURES: Table<lockout::Failures> = Table::new("login_failures");
 pub(crate) const SETTINGS: Table<Policy> = Table::new("settings");
 
+/// The core's schema: the history of its tables, which the store runs on
+/// open ([`crate::store::Schema`]). Every opener of the store passes it.
+pub static SCHEMA: crate::store::Schema = crate::store::Schema {
+    steps: &[crate::store::Migration {
+        to: 1,
+        run: create_tables_v1,
+    }],
+};
+
 /// Schema version 1: every table of the first release and the default policy.
 pub(crate) fn create_tables_v1(tx: &mut WriteTx) -> Result<(), StoreError> {
     tx.create_table(META)?;
@@ -941,7 +950,7 @@ pub(crate) fn test_core(
     owner: Option<(&str, &str)>,
 ) -> Auth {
     let (store, key) = (
-        Store::open(dir, crate::store::OpenMode::Create).unwrap(),
+        Store::open(dir, crate::store::OpenMode::Create, &crate::auth::SCHEMA).unwrap(),
         DataKey::generate().unwrap().0,
     );
     let auth = Auth::new(store, key, Arc::new(clock), Options::for_data_dir(dir));

@@ -354,7 +354,7 @@ impl Link {
                 server_stops: false,
             });
         }
-        let store = match Store::open(dir, OpenMode::Existing) {
+        let store = match Store::open(dir, OpenMode::Existing, &crate::auth::SCHEMA) {
             Ok(s) => s,
             Err(StoreError::NotInitialized { .. }) => return no_store(dir, request),
             Err(e) => return Err(e.to_string()),

@@ -19,8 +19,25 @@ use serde::de::DeserializeOwned;
 
 pub use lock::{WriterLock, set_holder_name};
 
-/// The schema this binary writes. Older stores are migrated on open.
-pub const SCHEMA_VERSION: u32 = 1;
+/// A store's schema: the steps of its history, registered by the module
+/// that owns the tables (the core's [`crate::auth::SCHEMA`]), so that the
+/// store names no table of its users. Opening a store migrates it to the
+/// last step's version.
+#[derive(Debug)]
+pub struct Schema {
+    /// The steps, oldest first.
+    pub steps: &'static [Migration],
+}
+
+impl Schema {
+    /// The version this schema brings a store to (0 with no steps).
+    pub const fn version(&self) -> u32 {
+        match self.steps.last() {
+            Some(step) => step.to,
+            None => 0,
+        }
+    }
+}
 
 /// File name of the store inside the data dir.
 pub const STORE_FILE: &str = "coffer.redb";
@@ -171,8 +188,8 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (or creates) the store in `dir`, takes the writer lock and
-    /// migrates the schema to [`SCHEMA_VERSION`].
-    pub fn open(dir: &Path, mode: OpenMode) -> Result<Self, StoreError> {
+    /// migrates it to `schema`'s version.
+    pub fn open(dir: &Path, mode: OpenMode, schema: &'static Schema) -> Result<Self, StoreError> {
         let path = dir.join(STORE_FILE);
         let io = |source, p: &Path| StoreError::Io {
             path: p.to_path_buf(),
@@ -200,7 +217,7 @@ impl Store {
             dir: dir.to_path_buf(),
             _lock: lock,
         };
-        store.migrate()?;
+        store.migrate(schema)?;
         Ok(store)
     }
 
@@ -247,20 +264,21 @@ impl Store {
         self.read(|r| Ok(schema_version_of(r)?.unwrap_or(0)))
     }
 
-    fn migrate(&self) -> Result<(), StoreError> {
+    fn migrate(&self, schema: &Schema) -> Result<(), StoreError> {
+        let latest = schema.version();
         // Read-only commands should not cost a write (and an fsync).
-        if self.schema_version()? == SCHEMA_VERSION {
+        if self.schema_version()? == latest {
             return Ok(());
         }
         self.write(|tx| {
             let found = schema_version_of(tx)?.unwrap_or(0);
-            if found > SCHEMA_VERSION {
+            if found > latest {
                 return Err(StoreError::NewerSchema {
                     found,
-                    known: SCHEMA_VERSION,
+                    known: latest,
                 });
             }
-            for step in MIGRATIONS.iter().filter(|m| m.to > found) {
+            for step in schema.steps.iter().filter(|m| m.to > found) {
                 (step.run)(tx)?;
                 tx.put(META, "schema_version", &serde_json::json!(step.to))?;
             }
@@ -275,17 +293,15 @@ fn schema_version_of(r: &impl Read) -> Result<Option<u32>, StoreError> {
         .and_then(|v| u32::try_from(v).ok()))
 }
 
-/// One step of the schema's history. All pending steps run in one
+/// One step of a schema's history. All pending steps run in one
 /// transaction, so a crash mid-upgrade leaves the old version intact.
-struct Migration {
-    to: u32,
-    run: fn(&mut WriteTx) -> Result<(), StoreError>,
+#[derive(Debug)]
+pub struct Migration {
+    /// The version the step brings the store to.
+    pub to: u32,
+    /// What the step does.
+    pub run: fn(&mut WriteTx) -> Result<(), StoreError>,
 }
-
-const MIGRATIONS: &[Migration] = &[Migration {
-    to: 1,
-    run: crate::auth::create_tables_v1,
-}];
 
 /// Reading records; implemented by both transaction kinds.
 pub trait Read {
@@ -458,10 +474,22 @@ mod tests {
 
     const THINGS: Table<Vec<u32>> = Table::new("things");
 
+    /// The store's own tests' schema: one step that makes `things`.
+    static TEST: Schema = Schema {
+        steps: &[Migration {
+            to: 1,
+            run: |tx| {
+                tx.raw().open_table(THINGS.def)?;
+                Ok(())
+            },
+        }],
+    };
+    const SCHEMA_VERSION: u32 = TEST.version();
+
     #[test]
     fn write_commits_on_ok_and_rolls_back_on_err() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create, &TEST).unwrap();
         store.write(|tx| tx.put(THINGS, "a", &vec![1, 2])).unwrap();
         let failed: Result<(), StoreError> = store.write(|tx| {
             tx.put(THINGS, "b", &vec![3])?;
@@ -482,7 +510,7 @@ mod tests {
         };
         let key = |i: u32| format!("k{i:05}");
         {
-            let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+            let store = Store::open(dir.path(), OpenMode::Create, &TEST).unwrap();
             // One transaction whose pages exceed the whole cache (about
             // 10 KiB of JSON per record), then many small ones.
             store
@@ -500,7 +528,7 @@ mod tests {
             let all = store.read(|r| r.all(THINGS)).unwrap();
             assert_eq!(all.len(), 1000);
         }
-        let store = Store::open(dir.path(), OpenMode::Existing).unwrap();
+        let store = Store::open(dir.path(), OpenMode::Existing, &TEST).unwrap();
         let all = store.read(|r| r.all(THINGS)).unwrap();
         assert_eq!(all.len(), 1000);
         for (i, (k, v)) in (0..).zip(all) {
@@ -511,14 +539,14 @@ mod tests {
     #[test]
     fn existing_mode_requires_a_store() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Store::open(dir.path(), OpenMode::Existing).unwrap_err();
+        let err = Store::open(dir.path(), OpenMode::Existing, &TEST).unwrap_err();
         assert!(err.to_string().contains("coffer setup"), "{err}");
     }
 
     #[test]
     fn second_opener_is_told_who_holds_the_store() {
         let dir = tempfile::tempdir().unwrap();
-        let _held = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let _held = Store::open(dir.path(), OpenMode::Create, &TEST).unwrap();
         let lock = WriterLock::acquire(&dir.path().join(LOCK_FILE), 0);
         let err = lock.unwrap_err().to_string();
         assert!(err.contains("in use by process"), "{err}");
@@ -528,7 +556,7 @@ mod tests {
     fn new_store_is_at_current_schema_with_private_modes() {
         let dir = tempfile::tempdir().unwrap();
         let sub = dir.path().join("data");
-        let store = Store::open(&sub, OpenMode::Create).unwrap();
+        let store = Store::open(&sub, OpenMode::Create, &TEST).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&sub), 0o700);
@@ -539,7 +567,7 @@ mod tests {
     fn newer_schema_is_refused_and_older_is_migrated() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+            let store = Store::open(dir.path(), OpenMode::Create, &TEST).unwrap();
             store
                 .write(|tx| {
                     tx.put(
@@ -550,7 +578,7 @@ mod tests {
                 })
                 .unwrap();
         }
-        let err = Store::open(dir.path(), OpenMode::Existing).unwrap_err();
+        let err = Store::open(dir.path(), OpenMode::Existing, &TEST).unwrap_err();
         assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
         {
             // A store from before versioning (schema 0) is brought up to date.
@@ -562,14 +590,14 @@ mod tests {
                 .unwrap();
             w.commit().unwrap();
         }
-        let store = Store::open(dir.path(), OpenMode::Existing).unwrap();
+        let store = Store::open(dir.path(), OpenMode::Existing, &TEST).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     }
 
     #[test]
     fn corrupt_record_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create, &TEST).unwrap();
         store
             .write(|tx| {
                 tx.raw()

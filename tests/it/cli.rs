@@ -263,7 +263,7 @@ impl DataDir {
     /// The core on this data dir, in this process (drop it before running
     /// `coffer` again: it holds the store).
     pub fn core(&self) -> Auth {
-        let store = Store::open(&self.data, OpenMode::Existing).unwrap();
+        let store = Store::open(&self.data, OpenMode::Existing, &coffer::auth::SCHEMA).unwrap();
         let options = SealOptions {
             choice: BackendChoice::KeyFile,
             ..SealOptions::default()
@@ -321,7 +321,7 @@ pub fn snapshot(dir: &Path) -> Snapshot {
     let mut files = Vec::new();
     files_under(dir, dir, &mut files);
     files.sort();
-    let (tables, audit) = match Store::open(dir, OpenMode::Existing) {
+    let (tables, audit) = match Store::open(dir, OpenMode::Existing, &coffer::auth::SCHEMA) {
         Err(StoreError::NotInitialized { .. }) => (Vec::new(), Vec::new()),
         Err(e) => panic!("cannot open the store in {}: {e}", dir.display()),
         Ok(store) => store

@@ -130,7 +130,7 @@ fn kill_9_while_creating_accounts_loses_none_that_were_reported() {
 #[test]
 fn a_second_writer_is_told_who_holds_the_store() {
     let d = DataDir::claimed();
-    let held = Store::open(&d.data, OpenMode::Existing).unwrap();
+    let held = Store::open(&d.data, OpenMode::Existing, &coffer::auth::SCHEMA).unwrap();
     #[allow(clippy::disallowed_methods)] // measures how long a real process waits
     let started = std::time::Instant::now();
     let out = d.run(&["user", "list"]);

@@ -32,7 +32,7 @@ pub fn ip(s: &str) -> IpAddr {
 impl Box {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let store = Store::open(dir.path(), OpenMode::Create, &coffer::auth::SCHEMA).unwrap();
         let (key, _) = DataKey::generate().unwrap();
         let clock = ManualClock::new(T0);
         let auth = Auth::new(

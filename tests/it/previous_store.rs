@@ -51,7 +51,7 @@ fn open(dir: &Path, clock: &ManualClock, create: bool) -> Auth {
     } else {
         OpenMode::Existing
     };
-    let store = Store::open(dir, mode).unwrap();
+    let store = Store::open(dir, mode, &coffer::auth::SCHEMA).unwrap();
     let (key, _) = coffer::seal::open(dir, &keyfile(), create).unwrap();
     Auth::new(
         store,

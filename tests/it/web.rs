@@ -227,7 +227,7 @@ fn sign_out_by_id_reaches_only_the_owners_sessions() {
 
 fn unclaimed() -> (Auth, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+    let store = Store::open(dir.path(), OpenMode::Create, &coffer::auth::SCHEMA).unwrap();
     let (key, _) = DataKey::generate().unwrap();
     let auth = Auth::new(
         store,
