@@ -296,7 +296,7 @@ pub fn may_change_own_password(account: &Account, group: Option<&Group>) -> bool
 /// that wants to refuse before it creates the data dir and its keys.
 pub fn check_new_owner(owner: &str, password: &str) -> Result<(), AuthError> {
     validate_account_name(owner)?;
-    password::check(password, owner, &super::Policy::default().password)
+    super::policy::check(password, owner, &super::Policy::default().password)
         .map_err(|r| AuthError::PasswordRefused(r.0))
 }
 
@@ -312,7 +312,7 @@ impl Auth {
     ) -> Result<(), AuthError> {
         validate_account_name(owner)?;
         let mut policy = self.policy()?;
-        password::check(password, owner, &policy.password)
+        super::policy::check(password, owner, &policy.password)
             .map_err(|r| AuthError::PasswordRefused(r.0))?;
         if let Some(cost) = hash_cost {
             policy.password.hash_cost = cost;
@@ -389,7 +389,7 @@ impl Auth {
         let hash = match &new.password {
             Some(p) => {
                 let policy = self.policy()?;
-                password::check(p, &new.name, &policy.password)
+                super::policy::check(p, &new.name, &policy.password)
                     .map_err(|r| AuthError::PasswordRefused(r.0))?;
                 Some(self.hash_password(p)?)
             }
@@ -621,7 +621,7 @@ impl Auth {
             );
             AuthError::PasswordRefused(why)
         };
-        password::check(new_password, name, &policy.password).map_err(|r| refuse(r.0))?;
+        super::policy::check(new_password, name, &policy.password).map_err(|r| refuse(r.0))?;
         if let Some(rec) = &record {
             let mut previous: Vec<String> = vec![rec.hash.clone()];
             previous.extend(rec.history.iter().take(policy.password.history).cloned());
@@ -767,7 +767,7 @@ impl Auth {
             )));
         }
         if let Some(pw) = new_password {
-            password::check(pw, name, &self.policy()?.password)
+            super::policy::check(pw, name, &self.policy()?.password)
                 .map_err(|r| AuthError::PasswordRefused(r.0))?;
         }
         if !change.is_empty() {

@@ -11,9 +11,7 @@ use zeroize::Zeroizing;
 
 use super::accounts::{audit_in, load_account};
 use super::lockout::clear_account;
-use super::{
-    ACCOUNTS, Actor, Auth, AuthError, PASSWORDS, PasswordRecord, RECOVERY, TOTP, password,
-};
+use super::{ACCOUNTS, Actor, Auth, AuthError, PASSWORDS, PasswordRecord, RECOVERY, TOTP};
 use crate::audit::Event;
 use crate::clock::Timestamp;
 use crate::store::{Read as _, Table};
@@ -192,7 +190,7 @@ impl Auth {
             .owner(actor)?
             .ok_or_else(|| AuthError::Invalid("this box has no owner yet (unclaimed)".into()))?;
         let policy = self.policy()?;
-        password::check(new_password, &owner, &policy.password)
+        super::policy::check(new_password, &owner, &policy.password)
             .map_err(|r| AuthError::PasswordRefused(r.0))?;
         let hash = Zeroizing::new(self.hash_password(new_password)?);
         let now = self.now();

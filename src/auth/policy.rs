@@ -559,9 +559,79 @@ pub fn decide(
     CodeDecision::NotNeeded
 }
 
+/// Why a proposed password was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+/// Checks a proposed password against the policy (not the history: that
+/// needs the stored hashes; see [`super::password::Lease::reused`]).
+pub fn check(password: &str, user: &str, policy: &PasswordPolicy) -> Result<(), Refusal> {
+    let chars = password.chars().count();
+    if chars < policy.min_length {
+        return Err(Refusal(format!(
+            "the password is too short: use at least {} characters (it has {chars})",
+            policy.min_length
+        )));
+    }
+    if chars > MAX_PASSWORD_CHARS {
+        return Err(Refusal(format!(
+            "the password is too long: at most {MAX_PASSWORD_CHARS} characters"
+        )));
+    }
+    if password.chars().any(|c| c.is_control()) {
+        return Err(Refusal(
+            "the password contains a control character (such as a line break)".into(),
+        ));
+    }
+    if policy.min_score > 0 {
+        let estimate = zxcvbn::zxcvbn(password, &[user, "coffer"]);
+        let score = u8::from(estimate.score());
+        if score < policy.min_score {
+            let why = estimate
+                .feedback()
+                .and_then(|f| f.warning())
+                .map(|w| format!("{w}"))
+                .filter(|w| !w.is_empty())
+                .unwrap_or_else(|| "it follows a common pattern".into());
+            let hint = estimate
+                .feedback()
+                .and_then(|f| f.suggestions().first().map(|s| format!(" {s}")))
+                .unwrap_or_default();
+            return Err(Refusal(format!(
+                "the password is too easy to guess (strength {score} of 4, at least {} needed): {}.{hint}",
+                policy.min_score,
+                why.trim_end_matches('.')
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_says_why() {
+        let p = PasswordPolicy::default();
+        let short = check("abc", "alice", &p).unwrap_err().0;
+        assert!(short.contains("at least 11 characters"), "{short}");
+        let weak = check("password123", "alice", &p).unwrap_err().0;
+        assert!(weak.contains("too easy to guess"), "{weak}");
+        let named = check("alice-alice-alice", "alice", &p).unwrap_err().0;
+        assert!(named.contains("too easy to guess"), "{named}");
+        let long = "x".repeat(201);
+        assert!(
+            check(&long, "alice", &p)
+                .unwrap_err()
+                .0
+                .contains("too long")
+        );
+        assert!(check("tab\there is fine? no: it is a control", "a", &p).is_err());
+        check("Grüne Äpfel fallen leise im Oktober", "alice", &p).unwrap();
+        check("пароль-который-трудно-угадать", "alice", &p).unwrap();
+    }
 
     #[test]
     fn show_and_set_round_trip() {
