@@ -259,7 +259,7 @@ pub const SETTLE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 /// back to the system (`malloc_trim`, in the worker threads' arenas: the
 /// sessions, requests and store pages a burst of logins touched and
 /// freed). The hash memory itself is mapped and returns at once
-/// ([`Memory`]); this is the rest, a few MiB after 100 logins.
+/// (`Memory`); this is the rest, a few MiB after 100 logins.
 /// `settled` is the process's [`Hashing::settled`].
 pub async fn release_after_bursts(settled: impl Fn() -> bool) {
     let mut ticker = tokio::time::interval(SETTLE_CHECK);
@@ -396,7 +396,7 @@ impl Lease<'_> {
 pub struct Refusal(pub String);
 
 /// Checks a proposed password against the policy (not the history: that
-/// needs the stored hashes; see [`reused`]).
+/// needs the stored hashes; see [`Lease::reused`]).
 pub fn check(password: &str, user: &str, policy: &PasswordPolicy) -> Result<(), Refusal> {
     let chars = password.chars().count();
     if chars < policy.min_length {
