@@ -5,7 +5,7 @@
 //! the data dir (mode 0600 in a 0700 directory; the server also checks the
 //! peer's uid), sends the parsed command as one line of JSON, with password
 //! files already read, and gets back what the command printed. The server
-//! runs it through [`crate::cli::execute`], the same function the command line
+//! runs it through `crate::cli::execute`, the same function the command line
 //! uses on its own, so the output is the same either way.
 //!
 //! The technician console shares the socket: its operations travel as

@@ -10,7 +10,7 @@
 //! Once an account is enrolled, the account holder proves they hold the
 //! second factor before changing it: replacing the enrolment, making new
 //! recovery codes and removing it each take a current code or an unused
-//! recovery code in the same request ([`Auth::prove_presence`]). The code
+//! recovery code in the same request (`Auth::prove_presence`). The code
 //! is consumed like at a login, and a wrong one counts toward the lockout
 //! and is audited like a failed login. An administrator acting on another
 //! account, and the local operator, need no code. No caller authenticated
@@ -221,7 +221,7 @@ impl Auth {
     /// Replaces an earlier unconfirmed one; an active enrolment stays in force
     /// until the new one is confirmed. An account replacing its own active
     /// enrolment gives `code`: a current code or an unused recovery code
-    /// ([`Auth::prove_presence`]).
+    /// (`Auth::prove_presence`).
     pub fn totp_start(
         &self,
         actor: &Actor,
@@ -360,7 +360,7 @@ impl Auth {
 
     /// Removes TOTP and recovery codes from an account. A user removing
     /// their own must prove it with a current code (or a recovery code,
-    /// [`Auth::prove_presence`]); an administrator or the local operator
+    /// `Auth::prove_presence`); an administrator or the local operator
     /// need not.
     pub fn mfa_reset(
         &self,
@@ -401,7 +401,7 @@ impl Auth {
 
     /// Issues new recovery codes (the old ones stop working). An account
     /// making its own gives `code`: a current code or an unused recovery
-    /// code ([`Auth::prove_presence`]); an administrator or the local
+    /// code (`Auth::prove_presence`); an administrator or the local
     /// operator need not.
     pub fn regenerate_recovery_codes(
         &self,

@@ -260,7 +260,7 @@ pub const SETTLE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 /// back to the system (`malloc_trim`, in the worker threads' arenas: the
 /// sessions, requests and store pages a burst of logins touched and
 /// freed). The hash memory itself is mapped and returns at once
-/// ([`Memory`]); this is the rest, a few MiB after 100 logins.
+/// (`Memory`); this is the rest, a few MiB after 100 logins.
 /// `settled` is the process's [`Hashing::settled`].
 pub async fn release_after_bursts(settled: impl Fn() -> bool) {
     let mut ticker = tokio::time::interval(SETTLE_CHECK);

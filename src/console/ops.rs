@@ -154,7 +154,7 @@ pub struct Core<'a> {
 }
 
 /// Runs an operation on an open core. [`Request::FactoryReset`] is not run
-/// here: it needs the store closed (see [`server_executor`] and [`Link`]).
+/// here: it needs the store closed (see `server_executor` and [`Link`]).
 pub fn execute(core: &Core<'_>, request: Request) -> Reply {
     let me = Actor::console();
     let auth = core.auth;

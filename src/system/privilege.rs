@@ -72,7 +72,7 @@ impl ServiceSection {
     }
 }
 
-/// Who the server runs as after [`drop_if_root`].
+/// Who the server runs as after [`carry_out`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     /// User name (or the numeric id when the account has no name).
@@ -83,7 +83,7 @@ pub struct Identity {
     pub gid: u32,
 }
 
-/// What [`drop_if_root`] will do, decided before anything is opened so a
+/// What [`carry_out`] will do, decided before anything is opened so a
 /// refusal comes before any file is created.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {

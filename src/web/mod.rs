@@ -9,7 +9,7 @@
 //! - [`api`]: the REST API under `/api/v1` and its OpenAPI document.
 //! - [`ui`]: the server-rendered pages (maud), one stylesheet and one small
 //!   script, all inside the binary.
-//! - [`transfer`]: streaming upload and download shared by both.
+//! - `transfer`: streaming upload and download shared by both.
 //! - [`slow_clients`]: the share of connections each address may hold, and
 //!   the pace a request body must keep.
 //!

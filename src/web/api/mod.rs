@@ -1,5 +1,5 @@
 //! The REST API under `/api/v1`: JSON in and out, errors as
-//! `{error, message}`. The routes are registered through [`Api::add`], which
+//! `{error, message}`. The routes are registered through `Api::add`, which
 //! records each method and path, so a test can hold the list against the
 //! OpenAPI document (`openapi.json`, served at `/api/v1/openapi.json`).
 

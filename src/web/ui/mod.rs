@@ -9,7 +9,7 @@
 //! Browser sessions live in the cookie `__Host-coffer` (Secure, HttpOnly,
 //! SameSite=Strict, Path=/). Every form carries the session's CSRF token in
 //! a hidden field, checked in constant time before the handler runs
-//! ([`Posted`]); a refused check answers 403 and changes nothing. Every
+//! (`Posted`); a refused check answers 403 and changes nothing. Every
 //! change of a session's stage moves it to a new cookie value.
 
 mod admin;
