@@ -728,7 +728,7 @@ fn read_only_root_networkd_drop_in_is_a_valid_unit_setting() {
     )
     .unwrap();
     let out = std::process::Command::new("systemd-analyze")
-        .args(["verify", "--no-pager"])
+        .args(["verify", "--no-pager", "--man=no"])
         .arg(dir.path().join("systemd-networkd.service"))
         .output()
         .expect("systemd-analyze (Debian package systemd) must be installed: tests/run does it");
