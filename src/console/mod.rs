@@ -21,8 +21,6 @@
 //! set (`coffer console-pin set`), it is asked once per console session
 //! before the first change.
 
-pub mod factory;
-pub mod files;
 pub mod network;
 pub mod ops;
 pub mod settings;
@@ -70,7 +68,7 @@ pub fn main(flags: Overrides) -> anyhow::Result<()> {
         seal: config.seal.clone(),
     };
     if !link.server_running() {
-        factory::finish_pending(&config.data_dir, &config.files_root)?;
+        crate::system::factory::finish_pending(&config.data_dir, &config.files_root)?;
     }
     let mut console = Console {
         term: Term::new(config.console.idle_timeout),

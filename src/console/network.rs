@@ -170,10 +170,10 @@ pub fn write(dir: &Path, interface: &str, setting: &Setting) -> anyhow::Result<P
     let text = render(interface, setting);
     // Root writes system configuration only into a folder root owns, and
     // never through a link (see super::files).
-    let folder = super::files::open_dir(dir, super::files::Owner::Root)
+    let folder = crate::system::root_files::open_dir(dir, crate::system::root_files::Owner::Root)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    let result = super::files::create_new(&folder, &tmp, 0o644, text.as_bytes())
-        .and_then(|()| super::files::replace(&folder, &tmp, &name));
+    let result = crate::system::root_files::create_new(&folder, &tmp, 0o644, text.as_bytes())
+        .and_then(|()| crate::system::root_files::replace(&folder, &tmp, &name));
     if let Err(e) = result {
         let _ = rustix::fs::unlinkat(&folder, tmp.as_str(), rustix::fs::AtFlags::empty());
         bail!("cannot write {}: {e}", path.display());

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::factory::{self, Wiped};
 use crate::audit::{self, Event, Record};
 use crate::auth::console::PinCheck;
 use crate::auth::{Actor, Auth, Options};
@@ -19,6 +18,7 @@ use crate::cli::ServerInfo;
 use crate::clock::{SystemClock, Timestamp};
 use crate::seal::{self, SealOptions, SealStatus};
 use crate::store::{OpenMode, STORE_FILE, Store, StoreError};
+use crate::system::factory::{self, Wiped};
 
 /// The account column of an address locked for every account.
 pub const ALL_ACCOUNTS: &str = "(all accounts)";

@@ -22,11 +22,13 @@
 //! accounts and other settings in the store are always live and need no
 //! reload.
 
+pub mod factory;
 pub mod health;
 pub mod logging;
 pub mod modes;
 pub mod notify;
 pub mod privilege;
+pub mod root_files;
 
 use std::sync::Arc;
 
@@ -73,7 +75,7 @@ impl Service {
             }
         };
         let plan = privilege::plan(&config.service)?;
-        crate::console::factory::finish_pending(&config.data_dir, &config.files_root)?;
+        factory::finish_pending(&config.data_dir, &config.files_root)?;
         modes::check_data_dir(&config.data_dir)?;
         Ok(Service {
             notifier,

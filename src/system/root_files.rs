@@ -1,4 +1,4 @@
-//! Files the console writes, possibly as root, in folders another account
+//! Files root writes (the console, a factory reset), possibly as root, in folders another account
 //! may be able to write (the data dir belongs to the service account).
 //!
 //! Nothing here follows a symbolic link: a folder is opened with

@@ -48,19 +48,20 @@ pub fn reset(data_dir: &Path, files_root: &Path, user_files: bool) -> anyhow::Re
     let marker = data_dir.join(MARKER);
     // The data dir belongs to the service account: the marker is made
     // afresh without following a link someone may have put in its place.
-    let written = super::files::open_dir(data_dir, super::files::Owner::Service).and_then(|dir| {
-        super::files::create_new(
-            &dir,
-            MARKER,
-            0o600,
-            if user_files {
-                b"user_files=yes\n"
-            } else {
-                b"user_files=no\n"
-            },
-        )?;
-        rustix::fs::fsync(&dir).map_err(std::io::Error::from)
-    });
+    let written = super::root_files::open_dir(data_dir, super::root_files::Owner::Service)
+        .and_then(|dir| {
+            super::root_files::create_new(
+                &dir,
+                MARKER,
+                0o600,
+                if user_files {
+                    b"user_files=yes\n"
+                } else {
+                    b"user_files=no\n"
+                },
+            )?;
+            rustix::fs::fsync(&dir).map_err(std::io::Error::from)
+        });
     written.with_context(|| format!("cannot start the factory reset: {}", marker.display()))?;
     tracing::warn!(
         event_id = crate::audit::Event::FactoryReset.id(),
