@@ -10,9 +10,9 @@
 //! `.` and `..` are resolved lexically and clamped at `/`.
 //!
 //! Policy lives here, once, for both protocols:
-//! - a read-only account ([`Permissions::write`] false) is refused every
+//! - a read-only account ([`Access::write`] false) is refused every
 //!   change with [`FsError::ReadOnly`] ("read-only account");
-//! - an account without [`Permissions::delete`] (`no_delete`) keeps every
+//! - an account without [`Access::delete`] (`no_delete`) keeps every
 //!   file it has written ([`FsError::NoDelete`]): it may add files and
 //!   folders, but a file, once written, can be neither removed, truncated,
 //!   overwritten nor renamed. Precisely: a file may be written only through
@@ -70,7 +70,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use cap_std::fs::{Dir, DirBuilder, DirBuilderExt as _};
 use rustix::fs::{AtFlags, RenameFlags};
 
-use crate::auth::Permissions;
 use crate::auth::accounts::HomeFolder;
 use crate::clock::{Clock, SystemClock};
 
@@ -166,6 +165,18 @@ impl AsFd for Parent<'_> {
     }
 }
 
+/// What an account may do to its files, as this layer enforces it (see
+/// the module docs). The caller derives it from its own policy: `auth`
+/// from the account and its group, `coffer sftp-server` from its flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// May create, write and rename files.
+    pub write: bool,
+    /// May delete files and folders, and change or replace a file once
+    /// written.
+    pub delete: bool,
+}
+
 /// One account's home folder: every file operation of a session goes
 /// through it.
 pub struct Root {
@@ -174,7 +185,7 @@ pub struct Root {
     /// The account name (shown as the owner in listings).
     account: String,
     /// What the account may do.
-    permissions: Permissions,
+    permissions: Access,
     /// For listing dates ("recent" files show the time, older the year).
     clock: Arc<dyn Clock>,
     /// The service's user and group ids: files owned by them are shown
@@ -196,7 +207,7 @@ impl Root {
     /// sftp-server --root`, tests), creating it (and missing parents, mode
     /// 0700) if it does not exist. Accounts' homes open with
     /// [`Root::open_home`].
-    pub fn open(home: &Path, account: &str, permissions: Permissions) -> io::Result<Root> {
+    pub fn open(home: &Path, account: &str, permissions: Access) -> io::Result<Root> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -213,7 +224,7 @@ impl Root {
         files_root: &Path,
         folder: &HomeFolder,
         account: &str,
-        permissions: Permissions,
+        permissions: Access,
     ) -> Result<Root, HomeError> {
         let fd = walk_home(files_root, folder, true)?.ok_or_else(|| HomeError::Io {
             folder: folder.to_string(),
@@ -222,7 +233,7 @@ impl Root {
         Ok(Root::with_dir(Dir::from(fd), account, permissions))
     }
 
-    fn with_dir(dir: Dir, account: &str, permissions: Permissions) -> Root {
+    fn with_dir(dir: Dir, account: &str, permissions: Access) -> Root {
         Root {
             dir,
             account: account.to_string(),
@@ -247,7 +258,7 @@ impl Root {
     }
 
     /// What the account may do.
-    pub fn permissions(&self) -> Permissions {
+    pub fn permissions(&self) -> Access {
         self.permissions
     }
 
@@ -596,7 +607,7 @@ mod tests {
         assert!(err.is_refusal());
     }
 
-    pub(super) const FULL: Permissions = Permissions {
+    pub(super) const FULL: Access = Access {
         write: true,
         delete: true,
     };

@@ -202,7 +202,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::auth::Permissions;
+    use crate::files::Access;
     use crate::files::tests::FULL;
 
     fn vp(s: &str) -> VPath {
@@ -346,7 +346,7 @@ mod tests {
         );
 
         // A read-only account makes nothing, here or on the pool.
-        let read_only = Permissions {
+        let read_only = Access {
             write: false,
             delete: false,
         };
