@@ -18,7 +18,7 @@ pub enum FsError {
     /// The path holds a NUL byte.
     #[error("path contains a NUL byte")]
     NulInPath,
-    /// The path is longer than [`MAX_PATH`].
+    /// The path is longer than [`MAX_PATH`](super::MAX_PATH).
     #[error("path is longer than 4096 bytes")]
     PathTooLong,
     /// A symbolic link led outside the home folder.

@@ -1,7 +1,7 @@
 //! SFTP version 3 on the wire: framing, request decoding, reply encoding.
 //!
 //! Sans-I/O apart from [`FrameReader`], which pulls bytes from the stream:
-//! the decoder takes a complete packet body as [`Bytes`] and hands out
+//! the decoder takes a complete packet body as [`Bytes`](bytes::Bytes) and hands out
 //! slices of it (file data of a WRITE is never copied), and every reply is
 //! built in one [`BytesMut`] with its length patched in at the end.
 
