@@ -6,9 +6,9 @@
 
 use std::hint::black_box;
 
-use coffer::auth::Permissions;
 use coffer::auth::password::{self, HashCost};
 use coffer::auth::totp::{Algorithm, Params};
+use coffer::files::Access;
 use coffer::files::{Follow, Root, VPath};
 use coffer::seal::DataKey;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -74,7 +74,7 @@ fn confinement(c: &mut Criterion) {
     {
         return;
     }
-    let permissions = Permissions {
+    let permissions = Access {
         write: true,
         delete: true,
     };

@@ -177,7 +177,7 @@ pub struct Overrides {
 
 /// Limits of the SSH front end.
 #[derive(Debug, Clone)]
-pub struct SftpLimits {
+pub struct SshLimits {
     /// Most connections at once.
     pub max_connections: usize,
     /// Most connections not logged in.
@@ -221,7 +221,7 @@ pub struct ServeConfig {
     /// The HTTPS front end's settings (its `listen` is `https_listen`).
     pub https: crate::web::Settings,
     /// SSH limits.
-    pub sftp: SftpLimits,
+    pub sftp: SshLimits,
     /// Concurrent hashes.
     pub max_concurrent_hashes: usize,
     /// Code step timeout.
@@ -330,7 +330,7 @@ impl FileConfig {
             bind_pcr7: flags.pcr7 || self.seal.pcr7.unwrap_or(false),
         };
         let s = &self.sftp;
-        let sftp = SftpLimits {
+        let sftp = SshLimits {
             max_connections: within("sftp.max_connections", s.max_connections, 1024, 1, 100_000)?,
             max_unauthenticated: within(
                 "sftp.max_unauthenticated",

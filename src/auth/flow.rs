@@ -510,7 +510,7 @@ impl Auth {
             &self.options.files_root,
             &session.home,
             &session.account,
-            session.permissions,
+            session.permissions.into(),
         );
         if let Err(e) = &opened
             && e.is_refusal()

@@ -250,6 +250,16 @@ pub struct Permissions {
     pub delete: bool,
 }
 
+/// A session's permissions as the file layer enforces them.
+impl From<Permissions> for crate::files::Access {
+    fn from(p: Permissions) -> Self {
+        crate::files::Access {
+            write: p.write,
+            delete: p.delete,
+        }
+    }
+}
+
 /// A stored password and the hashes of earlier ones.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct PasswordRecord {

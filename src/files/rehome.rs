@@ -16,7 +16,9 @@ use std::path::Path;
 use rustix::fs::{AtFlags, RenameFlags};
 use rustix::io::Errno;
 
-use super::{HomeError, S_IFDIR, S_IFLNK, S_IFMT, walk_home};
+use super::HomeError;
+use super::attrs::{S_IFDIR, S_IFLNK, S_IFMT};
+use super::home::walk_home;
 use crate::auth::accounts::HomeFolder;
 
 /// Why a home folder was not moved. Nothing was changed in any case.

@@ -18,8 +18,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{Root, scp, sftp};
-use crate::auth::Permissions;
+use super::{Access, Root, scp, sftp};
 
 /// Where and as whom to serve.
 #[derive(Debug, Args, Serialize, Deserialize)]
@@ -50,7 +49,7 @@ pub struct ScpServerArgs {
 
 impl ServerArgs {
     fn root(&self) -> anyhow::Result<Arc<Root>> {
-        let permissions = Permissions {
+        let permissions = Access {
             write: !self.read_only,
             delete: !self.no_delete && !self.read_only,
         };

@@ -33,7 +33,7 @@ use super::handler::Connection;
 use crate::address::peer_key;
 use crate::auth::Auth;
 use crate::auth::live::{Connections, SessionHolder};
-use crate::config::SftpLimits;
+use crate::config::SshLimits;
 
 /// Unauthenticated connections one address (an IPv4 address or an IPv6
 /// /64) may hold; beyond it, its new connections are closed at once.
@@ -46,7 +46,7 @@ pub struct Shared {
     /// russh's configuration (keys, algorithms, windows).
     pub config: Arc<russh::server::Config>,
     /// Limits.
-    pub limits: SftpLimits,
+    pub limits: SshLimits,
     /// Bounds the number of connections.
     connections: Arc<Semaphore>,
     /// Bounds the number of channels open in the process, of every kind:
@@ -66,7 +66,7 @@ impl Shared {
     pub fn new(
         auth: Arc<Auth>,
         config: russh::server::Config,
-        limits: SftpLimits,
+        limits: SshLimits,
         shutdown_grace: Duration,
     ) -> Self {
         let live = Connections::new("ssh");

@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer::auth::Permissions;
+use coffer::files::Access;
 use coffer::files::scp::{ScpError, serve_scp};
 use coffer::files::sftp::{SftpError, SftpLimits, serve};
 use coffer::files::{Root, Summary};
@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::task::JoinHandle;
 
 const SECRET: &[u8] = b"OUTSIDE-SECRET-7f3a9c";
-const FULL: Permissions = Permissions {
+const FULL: Access = Access {
     write: true,
     delete: true,
 };
@@ -89,7 +89,7 @@ impl Fixture {
         p
     }
 
-    fn root(&self, permissions: Permissions) -> Arc<Root> {
+    fn root(&self, permissions: Access) -> Arc<Root> {
         Arc::new(Root::open(&self.home(), "alice", permissions).unwrap())
     }
 
@@ -426,7 +426,7 @@ fn read_only_account_is_refused_every_change() {
 async fn read_only_refusals_say_read_only_account() {
     let f = Fixture::new();
     std::fs::write(f.home().join("kept.txt"), b"keep me").unwrap();
-    let mut c = Raw::start(f.root(Permissions {
+    let mut c = Raw::start(f.root(Access {
         write: false,
         delete: false,
     }))
@@ -463,7 +463,7 @@ async fn no_delete_account_keeps_every_file() {
     std::fs::write(f.home().join("a.txt"), b"a").unwrap();
     std::fs::write(f.home().join("b.txt"), b"b").unwrap();
     std::fs::create_dir_all(f.home().join("empty")).unwrap();
-    let mut c = Raw::start(f.root(Permissions {
+    let mut c = Raw::start(f.root(Access {
         write: true,
         delete: false,
     }))
