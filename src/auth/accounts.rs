@@ -228,7 +228,7 @@ pub fn home_text(account: &Account, group: Option<&Group>) -> String {
 /// The effective home folder (relative to the files root), checked after
 /// substitution by [`HomeFolder::parse`].
 pub fn home_folder(account: &Account, group: Option<&Group>) -> Result<HomeFolder, AuthError> {
-    HomeFolder::parse(&home_text(account, group))
+    HomeFolder::parse(&home_text(account, group)).map_err(AuthError::from)
 }
 
 /// Fails when an account has `name`, compared regardless of case (`Alice`

@@ -5,8 +5,6 @@
 //! through one mapping ([`folder_name`]); whatever the name or template, the
 //! home folder is checked after substitution ([`HomeFolder::parse`]).
 
-use serde::Serialize;
-
 use super::AuthError;
 
 /// Longest account or group name, in characters.
@@ -99,62 +97,16 @@ pub fn folder_name(user: &str) -> String {
     folder
 }
 
-/// Longest home folder path, in bytes.
-pub const MAX_HOME_BYTES: usize = 1024;
-/// Longest part of a home folder path, in bytes (the file system's limit).
-pub const MAX_HOME_PART_BYTES: usize = 255;
+pub use crate::files::{BadHome, HomeFolder, MAX_HOME_BYTES, MAX_HOME_PART_BYTES};
 
-/// A home folder relative to the files root that passed [`HomeFolder::parse`]:
-/// relative, every part neither empty nor `.` nor `..`, no backslash and no
-/// control character. The only way to a session's home.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct HomeFolder(String);
-
-impl HomeFolder {
-    /// Checks a home path, after `${USER}` was substituted (or a template
-    /// as written: `${USER}` passes as an ordinary part).
-    pub fn parse(text: &str) -> Result<HomeFolder, AuthError> {
-        let bad = |why: &str| AuthError::Invalid(format!("home {text:?}: {why}"));
-        if text.is_empty() || text.len() > MAX_HOME_BYTES {
-            return Err(bad("must be 1 to 1024 bytes"));
-        }
-        if text.starts_with('/') {
-            return Err(bad("must be relative to the files root"));
-        }
-        if text.chars().any(|c| c.is_control() || c == '\\') {
-            return Err(bad("may not contain control characters or backslashes"));
-        }
-        for part in text.split('/') {
-            if part.is_empty() || part == "." || part == ".." {
-                return Err(bad("may not contain empty, '.' or '..' parts"));
-            }
-            if part.len() > MAX_HOME_PART_BYTES {
-                return Err(bad("a part is longer than 255 bytes"));
-            }
-        }
-        Ok(HomeFolder(text.to_string()))
-    }
-
-    /// The path, parts joined by `/`.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The parts, from the files root down.
-    pub fn parts(&self) -> impl Iterator<Item = &str> {
-        self.0.split('/')
-    }
-}
-
-impl std::fmt::Display for HomeFolder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl From<BadHome> for AuthError {
+    fn from(e: BadHome) -> Self {
+        AuthError::Invalid(e.to_string())
     }
 }
 
 /// Checks a home path or template an administrator sets (see
 /// [`HomeFolder::parse`]).
 pub fn validate_home(text: &str) -> Result<(), AuthError> {
-    HomeFolder::parse(text).map(|_| ())
+    HomeFolder::parse(text).map(|_| ()).map_err(AuthError::from)
 }

@@ -7,9 +7,67 @@ use std::path::Path;
 
 use rustix::fs::AtFlags;
 
-use super::HomeFolder;
 use super::attrs::{S_IFDIR, S_IFLNK, S_IFMT};
 use super::error::os_text;
+
+/// Why a home folder path was refused; the message says what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadHome(pub String);
+
+/// Longest home folder path, in bytes.
+pub const MAX_HOME_BYTES: usize = 1024;
+/// Longest part of a home folder path, in bytes (the file system's limit).
+pub const MAX_HOME_PART_BYTES: usize = 255;
+
+/// A home folder relative to the files root that passed [`HomeFolder::parse`]:
+/// relative, every part neither empty nor `.` nor `..`, no backslash and no
+/// control character. The only way to a session's home.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct HomeFolder(String);
+
+impl HomeFolder {
+    /// Checks a home path, after `${USER}` was substituted (or a template
+    /// as written: `${USER}` passes as an ordinary part).
+    pub fn parse(text: &str) -> Result<HomeFolder, BadHome> {
+        let bad = |why: &str| BadHome(format!("home {text:?}: {why}"));
+        if text.is_empty() || text.len() > MAX_HOME_BYTES {
+            return Err(bad("must be 1 to 1024 bytes"));
+        }
+        if text.starts_with('/') {
+            return Err(bad("must be relative to the files root"));
+        }
+        if text.chars().any(|c| c.is_control() || c == '\\') {
+            return Err(bad("may not contain control characters or backslashes"));
+        }
+        for part in text.split('/') {
+            if part.is_empty() || part == "." || part == ".." {
+                return Err(bad("may not contain empty, '.' or '..' parts"));
+            }
+            if part.len() > MAX_HOME_PART_BYTES {
+                return Err(bad("a part is longer than 255 bytes"));
+            }
+        }
+        Ok(HomeFolder(text.to_string()))
+    }
+
+    /// The path, parts joined by `/`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The parts, from the files root down.
+    pub fn parts(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+}
+
+impl std::fmt::Display for HomeFolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Why an account's home folder was not opened.
 #[derive(Debug, thiserror::Error)]

@@ -70,14 +70,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use cap_std::fs::{Dir, DirBuilder, DirBuilderExt as _};
 use rustix::fs::{AtFlags, RenameFlags};
 
-use crate::auth::accounts::HomeFolder;
 use crate::clock::{Clock, SystemClock};
 
 use attrs::fs_stats;
 pub use attrs::{Follow, FsStats, SetAttrs, Stat};
 pub use error::{Fault, FsError};
 use home::walk_home;
-pub use home::{HomeError, check_home};
+pub use home::{BadHome, HomeError, HomeFolder, MAX_HOME_BYTES, MAX_HOME_PART_BYTES, check_home};
 pub use listing::{Entry, Listing, mode_string};
 pub use open::{OpenHow, in_memory};
 pub use path::{MAX_PATH, VPath};

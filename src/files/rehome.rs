@@ -16,10 +16,9 @@ use std::path::Path;
 use rustix::fs::{AtFlags, RenameFlags};
 use rustix::io::Errno;
 
-use super::HomeError;
 use super::attrs::{S_IFDIR, S_IFLNK, S_IFMT};
 use super::home::walk_home;
-use crate::auth::accounts::HomeFolder;
+use super::{HomeError, HomeFolder};
 
 /// Why a home folder was not moved. Nothing was changed in any case.
 #[derive(Debug, thiserror::Error)]
