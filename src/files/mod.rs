@@ -245,12 +245,6 @@ impl Root {
         }
     }
 
-    /// Uses `clock` for listing dates instead of the system clock.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
     /// The account this home belongs to.
     pub fn account(&self) -> &str {
         &self.account

@@ -132,16 +132,6 @@ impl Certificates {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = loaded;
         Ok(info)
     }
-
-    /// Makes a new self-signed certificate for `names` and serves it.
-    pub fn regenerate(
-        &self,
-        names: &[String],
-        now: Timestamp,
-    ) -> Result<CertificateInfo, TlsError> {
-        let (cert, key) = self_signed(names, now)?;
-        self.replace(cert.as_bytes(), key.as_bytes())
-    }
 }
 
 /// Describes the certificate stored in `<data-dir>/tls/cert.pem`, if any
