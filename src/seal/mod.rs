@@ -34,8 +34,11 @@
 mod helper;
 mod keyfile;
 mod private_file;
-#[doc(hidden)]
-pub mod swtpm_process;
+/// Starts software TPMs for the TPM tests; test code, kept with the tests
+/// (`tests/support/swtpm.rs`) and compiled into the library's own tests only.
+#[cfg(all(test, feature = "tpm"))]
+#[path = "../../tests/support/swtpm.rs"]
+pub(crate) mod swtpm_process;
 #[cfg(feature = "tpm")]
 mod tpm;
 

@@ -17,6 +17,9 @@ mod flow;
 mod harness;
 mod previous_store;
 mod secrets_at_rest;
+/// Starts software TPMs (shared with the library's own TPM tests).
+#[path = "../support/swtpm.rs"]
+mod swtpm;
 mod system;
 mod tpm;
 mod web;

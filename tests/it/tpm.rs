@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use coffer::seal::swtpm_process::Swtpm;
+use crate::swtpm::Swtpm;
 
 use crate::harness::{CHEAP, PASSWORD};
 

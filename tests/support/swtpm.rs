@@ -1,7 +1,8 @@
 //! A software TPM (`swtpm`) in a child process, for tests.
 //!
-//! Compiled into every build so integration tests can use it too, but it does
-//! nothing until [`Swtpm::start`] is called. The service itself never calls it.
+//! Test code only: the library's own TPM tests (`seal::swtpm_process`) and
+//! the integration tests (`tests/it`) each compile this file; the service
+//! is built without it.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
