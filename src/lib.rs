@@ -5,9 +5,10 @@
 //! plus a TOTP code where policy asks for one. The crate is five boxes:
 //!
 //! ```text
-//!   front ends   ssh (SFTP/SCP)   web (UI + REST)   console   cli + control socket
-//!                      \                |               |            /
-//!                       +---------------+-------+-------+-----------+
+//!   front ends   ssh (SFTP/SCP)   web (UI + REST)   console    cli
+//!                      \                |               \        /
+//!                       \               |         admin (requests, control socket)
+//!                        +--------------+-------+-------+
 //!                                               |
 //!   core         auth: one login flow, policy, accounts, audit events
 //!                       |                                 |
@@ -21,9 +22,11 @@
 //!   nothing about access themselves: [`ssh`] (russh; the `sftp` subsystem and
 //!   legacy `scp`), [`web`] (setup wizard, server-rendered pages, the REST API
 //!   under `/api/v1`), [`console`] (the technician's menu on a serial line) and
-//!   [`cli`] (the `coffer` commands). The command line and the console reach
-//!   a running server over [`control`], its Unix socket, and open the store
-//!   themselves when none runs. The server's settings come from [`config`];
+//!   [`cli`] (the `coffer` commands). The command line and the console only
+//!   parse and print: every administrative operation is a typed request of
+//!   [`admin`], run by one executor, inside a running server (over its Unix
+//!   socket, [`admin::wire`]) or on the store opened directly when none runs
+//!   ([`admin::Link`]). The server's settings come from [`config`];
 //!   every per-address limit counts addresses the way [`address`] defines.
 //! - **The core** ([`auth`]): one login state machine for every protocol
 //!   ([`auth::flow`]), the MFA, lockout, password and IP policy
@@ -59,13 +62,13 @@
 //! and tokens are keyed hashes, TOTP seeds are encrypted with the data key.
 
 pub mod address;
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod console;
-pub mod control;
 pub mod files;
 pub mod seal;
 pub mod server;

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::flow::Attempt;
 use super::{
@@ -104,7 +104,7 @@ pub struct NewAccount {
 }
 
 /// Changes to an account; `None` leaves a field as it is.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct AccountChange {
     /// New role.
     pub role: Option<Role>,
@@ -163,7 +163,7 @@ impl AccountChange {
 }
 
 /// An account as shown to administrators.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AccountView {
     /// Profile.
     #[serde(flatten)]
@@ -188,7 +188,7 @@ pub struct AccountView {
 }
 
 /// Locks wider than one account from one address ([`Auth::locks`]).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Locks {
     /// Source addresses (an IPv6 /64 as its network) locked for every
     /// account, and when each lock lifts.
@@ -198,7 +198,7 @@ pub struct Locks {
 }
 
 /// MFA state of an account.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MfaView {
     /// Has a confirmed TOTP enrolment.
     pub enrolled: bool,

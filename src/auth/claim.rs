@@ -130,10 +130,10 @@ impl Auth {
         };
         let blob = data_encoding::BASE64
             .decode(text.as_bytes())
-            .map_err(|_| AuthError::Invalid("the stored claim code is damaged".into()))?;
+            .map_err(|_| AuthError::Internal("the stored claim code is damaged".into()))?;
         let plain = self.key.decrypt(CONTEXT, &blob)?;
         let code = String::from_utf8(plain.to_vec())
-            .map_err(|_| AuthError::Invalid("the stored claim code is damaged".into()))?;
+            .map_err(|_| AuthError::Internal("the stored claim code is damaged".into()))?;
         Ok(Some(ClaimCode(Zeroizing::new(code))))
     }
 

@@ -242,7 +242,7 @@ impl Auth {
         let id = data_encoding::HEXLOWER.encode(&super::random::<8>()?);
         let mut seed = Zeroizing::new(vec![0u8; config.algorithm.seed_len()]);
         getrandom::fill(seed.as_mut_slice())
-            .map_err(|e| AuthError::Invalid(format!("no randomness available: {e}")))?;
+            .map_err(|e| AuthError::Internal(format!("no randomness available: {e}")))?;
         let sealed = self.key.encrypt(&seed_context(name, &id), &seed)?;
         self.store.write(|tx| {
             actor.require_self_or_admin(name)?;

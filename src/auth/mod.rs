@@ -41,6 +41,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::seal::{DataKey, SealError};
 use crate::store::{META, Read, Store, StoreError, Table, WriteTx};
 
+pub use groups::GroupChange;
 pub use policy::Policy;
 
 /// What an account may do.
@@ -372,6 +373,15 @@ pub enum AuthError {
     /// The box has an owner already.
     #[error("this box is already claimed")]
     AlreadyClaimed,
+    /// Too busy to do this now (every password-hashing slot is taken);
+    /// the same request may succeed in a moment.
+    #[error("{0}")]
+    Busy(String),
+    /// A fault of the box, not of the request: no randomness, a damaged
+    /// record, a task that died. Front ends show a generic message and log
+    /// this one; it never contains a secret.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -398,6 +408,21 @@ pub enum AuthError {
         /// Seconds from now.
         retry_after: u64,
     },
+}
+
+/// Runs a core call (hashing, store reads and writes) on the blocking
+/// pool, off the async threads: the one way every async front end calls
+/// the core. A call that dies is an [`AuthError::Internal`].
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+) -> Result<T, AuthError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "a core call's task failed");
+            Err(AuthError::Internal("the request's task failed".into()))
+        }
+    }
 }
 
 /// "too many failed attempts; try again in 4 minutes"
@@ -854,7 +879,7 @@ impl Auth {
     /// when none came free within the configured wait.
     fn lease(&self) -> Result<password::Lease<'_>, AuthError> {
         self.hashing.lease(self.options.hash_wait).ok_or_else(|| {
-            AuthError::Invalid("the server is busy hashing passwords; try again".into())
+            AuthError::Busy("the server is busy hashing passwords; try again".into())
         })
     }
 
@@ -946,7 +971,7 @@ pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
 pub(crate) fn random<const N: usize>() -> Result<[u8; N], AuthError> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b)
-        .map_err(|e| AuthError::Invalid(format!("no randomness available: {e}")))?;
+        .map_err(|e| AuthError::Internal(format!("no randomness available: {e}")))?;
     Ok(b)
 }
 

@@ -47,7 +47,7 @@ pub struct TokenRecord {
 }
 
 /// A token as listed (no value, no hash).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TokenInfo {
     /// Public id.
     pub id: String,
@@ -184,7 +184,7 @@ impl Auth {
                 )));
             }
             if tx.get(TOKENS, &id)?.is_some() {
-                return Err(AuthError::Invalid("token id collision; try again".into()));
+                return Err(AuthError::Internal("token id collision".into()));
             }
             tx.put(TOKENS, &id, &record)?;
             audit_in(

@@ -8,7 +8,7 @@
 //! asks, checks the shape of the answers, and shows the results.
 //!
 //! It works with the server running (operations go over the control socket,
-//! see [`ops::Link`]) and without it (the store is opened for each operation
+//! see [`crate::admin::Link`]) and without it (the store is opened for each operation
 //! and closed again, so a server that systemd restarts meanwhile is not
 //! locked out). Network settings, reboots and the log viewer act on the
 //! machine directly: the console runs as root from the serial getty, the
@@ -22,8 +22,6 @@
 //! before the first change.
 
 pub mod network;
-pub mod ops;
-pub mod settings;
 pub mod term;
 
 use std::fmt::Write as _;
@@ -33,14 +31,12 @@ use std::time::Instant;
 
 use zeroize::Zeroizing;
 
+use crate::admin::{AdminError, Answer, Caller, Link, Request, Sealing, StatusReport};
 use crate::audit::Event;
 use crate::auth::console::PinCheck;
-use crate::auth::{Actor, AuthError};
-use crate::cli::{Ctx, Output};
 use crate::clock::format_utc;
+use crate::config::console::ConsoleSettings;
 use crate::config::{FileConfig, Overrides};
-pub use ops::{Answer, Link, Reply, Request};
-use settings::ConsoleSettings;
 use term::{ChangeGuard, Input, Term};
 
 /// A monotonic instant (the console's idle timer; not a rule of the core).
@@ -61,11 +57,12 @@ pub fn main(flags: Overrides) -> anyhow::Result<()> {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
-    let config = file.resolve(&flags, crate::cli::data_dir(None))?;
+    let config = file.resolve(&flags, crate::config::default_data_dir())?;
     let link = Link {
         data_dir: config.data_dir.clone(),
         files_root: config.files_root.clone(),
         seal: config.seal.clone(),
+        caller: Caller::Console,
     };
     if !link.server_running() {
         crate::system::factory::finish_pending(&config.data_dir, &config.files_root)?;
@@ -255,7 +252,7 @@ impl Console {
             if pin.is_empty() {
                 return false;
             }
-            match self.call(Request::PinCheck { pin }) {
+            match self.call(Request::CheckPin { pin }) {
                 Some(Answer::Pin(PinCheck::Accepted | PinCheck::NotSet)) => {
                     self.pin_ok = true;
                     return true;
@@ -338,17 +335,17 @@ impl Console {
                 (None, None) => "UNCLAIMED: start the server for a claim code, or use `coffer setup`".into(),
             },
         ));
-        lines.push(row("sealing", core.sealing.clone()));
+        lines.push(row("sealing", sealing_line(&core)));
         lines.push(row(
             "store",
-            match (core.store_bytes, core.schema) {
-                (Some(b), s) => format!(
+            match &core.store {
+                Some(store) => format!(
                     "{} KiB, schema {}, {} accounts",
-                    b.div_ceil(1024),
-                    s.map_or_else(|| "?".into(), |v| v.to_string()),
-                    core.accounts
+                    store.bytes.div_ceil(1024),
+                    store.schema_version,
+                    core.accounts()
                 ),
-                (None, _) => "none yet (the box was never started, or was reset)".into(),
+                None => "none yet (the box was never started, or was reset)".into(),
             },
         ));
         lines.push(row("free space", free_space(&self.link.data_dir)));
@@ -361,7 +358,7 @@ impl Console {
         lines.push(row(
             "TLS",
             match &core.certificate {
-                Some(fp) => format!("certificate SHA-256 {fp}"),
+                Some(c) => format!("certificate SHA-256 {}", c.fingerprint),
                 None => "no certificate yet (made on the first start)".into(),
             },
         ));
@@ -518,7 +515,7 @@ impl Console {
     }
 
     fn list_locked(&mut self) {
-        let Some(Answer::Locked(locked)) = self.call(Request::LockedAccounts) else {
+        let Some(Answer::Locks(locked)) = self.call(Request::Locks) else {
             return;
         };
         if locked.is_empty() {
@@ -572,10 +569,15 @@ impl Console {
             if address.is_empty() {
                 return;
             }
+            let parsed = match crate::address::parse(&address) {
+                Ok(a) => a,
+                Err(e) => {
+                    self.term.say(&format!("{e}; try again (Enter: back)."));
+                    continue;
+                }
+            };
             let _change = ChangeGuard::begin();
-            match self.link.call(Request::UnlockAddress {
-                address: address.clone(),
-            }) {
+            match self.link.call(Request::UnlockAddress { address: parsed }) {
                 Ok(Answer::Unlocked { cleared }) => {
                     self.term.say(&format!(
                         "Unlocked {} ({cleared} lock record(s) cleared).",
@@ -661,7 +663,7 @@ impl Console {
                     return;
                 }
                 Ok(_) => return,
-                Err(e) if e.starts_with("password refused") => {
+                Err(e @ AdminError::PasswordRefused(_)) => {
                     self.term.say(&format!("{e}; choose another."));
                 }
                 Err(e) => {
@@ -708,7 +710,12 @@ impl Console {
 
     fn audit_tail(&mut self) {
         let Some(n) = self.how_many() else { return };
-        let Some(Answer::Audit(records)) = self.call(Request::AuditTail { limit: n }) else {
+        let Some(Answer::Audit(records)) = self.call(Request::Audit {
+            account: None,
+            events: Vec::new(),
+            since: None,
+            limit: n.clamp(1, 500),
+        }) else {
             return;
         };
         if records.is_empty() {
@@ -945,40 +952,16 @@ fn update_slot() -> String {
     }
 }
 
-/// `coffer console-pin set|clear`.
-#[derive(Debug, clap::Subcommand, serde::Serialize, serde::Deserialize)]
-pub enum PinCommand {
-    /// Set or change the technician PIN the console asks before any change.
-    Set {
-        /// File holding the PIN ("-": standard input)
-        #[arg(long, value_name = "FILE")]
-        pin_file: crate::cli::PasswordArg,
-    },
-    /// Remove the technician PIN.
-    Clear,
-}
-
-/// Runs `coffer console-pin` on an open core (directly or in the server).
-pub(crate) fn pin_command(
-    ctx: &Ctx<'_>,
-    me: &Actor,
-    command: PinCommand,
-    out: &mut Output,
-) -> anyhow::Result<()> {
-    match command {
-        PinCommand::Set { pin_file } => {
-            let pin = pin_file.value()?;
-            ctx.auth
-                .console_pin_set(me, pin)
-                .map_err(|e: AuthError| anyhow::anyhow!(e))?;
-            let _ = writeln!(out.stdout, "technician PIN set");
-        }
-        PinCommand::Clear => {
-            ctx.auth
-                .console_pin_clear(me)
-                .map_err(|e: AuthError| anyhow::anyhow!(e))?;
-            let _ = writeln!(out.stdout, "technician PIN removed");
-        }
+/// How the data key is protected, in one line for the status screen.
+fn sealing_line(report: &StatusReport) -> String {
+    match &report.sealing {
+        Sealing::Sealed(seal) => match seal.backend {
+            crate::seal::Backend::Tpm => "TPM 2.0 seals the data key".into(),
+            crate::seal::Backend::KeyFile => {
+                "key file, NO TPM: secrets rest on file permissions".into()
+            }
+        },
+        Sealing::Error(e) => format!("ERROR: {e}"),
+        Sealing::NoKeyYet => "no data key yet".into(),
     }
-    Ok(())
 }

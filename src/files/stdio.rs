@@ -15,13 +15,12 @@ use std::task::{Context, Poll, Waker};
 
 use anyhow::Context as _;
 use clap::Args;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{Access, Root, scp, sftp};
 
 /// Where and as whom to serve.
-#[derive(Debug, Args, Serialize, Deserialize)]
+#[derive(Debug, Args)]
 pub struct ServerArgs {
     /// The folder to serve as the home (created if missing)
     #[arg(long, value_name = "DIR")]
@@ -38,7 +37,7 @@ pub struct ServerArgs {
 }
 
 /// Arguments of `coffer scp-server`.
-#[derive(Debug, Args, Serialize, Deserialize)]
+#[derive(Debug, Args)]
 pub struct ScpServerArgs {
     #[command(flatten)]
     server: ServerArgs,

@@ -288,7 +288,7 @@ fn read_up_to_32(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
 }
 
 /// Which backend protects the data key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// Sealed by the TPM 2.0 (`data-key.tpm`).
@@ -365,7 +365,7 @@ pub struct SealOptions {
 }
 
 /// What `status` shows about the data key.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SealStatus {
     /// The backend that protects the key.
     pub backend: Backend,

@@ -33,7 +33,34 @@ use super::handler::Connection;
 use crate::address::peer_key;
 use crate::auth::Auth;
 use crate::auth::live::{Connections, SessionHolder};
-use crate::config::SshLimits;
+
+/// Limits of the SSH front end.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most connections at once.
+    pub max_connections: usize,
+    /// Most connections not logged in.
+    pub max_unauthenticated: usize,
+    /// Time allowed to log in.
+    pub login_grace_time: Duration,
+    /// Authentication attempts per connection.
+    pub max_auth_attempts: usize,
+    /// Delay before a failure is answered.
+    pub failure_delay: Duration,
+    /// Channels per connection.
+    pub max_channels: usize,
+    /// Channels open at once in the process (part of the memory budget:
+    /// `files::budget`).
+    pub max_open_channels: usize,
+    /// Idle connections close after this long.
+    pub idle_timeout: Duration,
+    /// SSH window.
+    pub window_size: u32,
+    /// Largest SSH packet.
+    pub max_packet: u32,
+    /// Offer an RSA host key too.
+    pub rsa_host_key: bool,
+}
 
 /// Unauthenticated connections one address (an IPv4 address or an IPv6
 /// /64) may hold; beyond it, its new connections are closed at once.
@@ -46,7 +73,7 @@ pub struct Shared {
     /// russh's configuration (keys, algorithms, windows).
     pub config: Arc<russh::server::Config>,
     /// Limits.
-    pub limits: SshLimits,
+    pub limits: Limits,
     /// Bounds the number of connections.
     connections: Arc<Semaphore>,
     /// Bounds the number of channels open in the process, of every kind:
@@ -66,7 +93,7 @@ impl Shared {
     pub fn new(
         auth: Arc<Auth>,
         config: russh::server::Config,
-        limits: SshLimits,
+        limits: Limits,
         shutdown_grace: Duration,
     ) -> Self {
         let live = Connections::new("ssh");

@@ -24,7 +24,7 @@ mod hostkeys;
 mod listener;
 
 pub use hostkeys::{ED25519_FILE, HostKeys, RSA_FILE, load_or_create};
-pub use listener::{Shared, serve};
+pub use listener::{Limits, Shared, serve};
 
 /// The authentication methods offered: publickey, keyboard-interactive, password.
 pub fn offered_methods() -> russh::MethodSet {

@@ -104,13 +104,7 @@ fn finish(data_dir: &Path, files_root: &Path, user_files: bool) -> anyhow::Resul
         // partition of its own (the image's data partition); Coffer never
         // writes there. The network settings are the box's place on the LAN,
         // not its ownership.
-        if [
-            MARKER,
-            LOST_AND_FOUND,
-            NETWORK_DIR,
-            crate::control::SOCKET_FILE,
-        ]
-        .contains(&name.as_str())
+        if [MARKER, LOST_AND_FOUND, NETWORK_DIR, super::CONTROL_SOCKET].contains(&name.as_str())
             || same(&path, files_root)
             || first.contains(&name.as_str())
         {

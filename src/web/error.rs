@@ -107,6 +107,9 @@ impl From<AuthError> for ApiError {
             AuthError::AlreadyClaimed => {
                 Self::new(StatusCode::CONFLICT, "already_claimed", e.to_string())
             }
+            AuthError::Busy(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()).retry_after(1)
+            }
             _ => Self::internal(&e),
         }
     }
@@ -160,5 +163,27 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_of_the_box_are_500_and_never_the_callers_400() {
+        let e = ApiError::from(AuthError::Internal(
+            "no randomness available: getrandom failed".into(),
+        ));
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.error, "internal");
+        assert!(!e.message.contains("getrandom"), "{}", e.message);
+        let e = ApiError::from(AuthError::Busy(
+            "the server is busy hashing passwords".into(),
+        ));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!((e.error, e.retry_after), ("busy", Some(1)));
+        let e = ApiError::from(AuthError::Invalid("bad name".into()));
+        assert_eq!((e.status, e.error), (StatusCode::BAD_REQUEST, "invalid"));
     }
 }

@@ -199,7 +199,7 @@ impl Token {
 fn random<const N: usize>() -> Result<[u8; N], AuthError> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b)
-        .map_err(|e| AuthError::Invalid(format!("no randomness available: {e}")))?;
+        .map_err(|e| AuthError::Internal(format!("no randomness available: {e}")))?;
     Ok(b)
 }
 

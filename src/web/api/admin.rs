@@ -2,6 +2,7 @@
 //! facts and the HTTPS certificate.
 
 use super::*;
+use crate::auth::GroupChange;
 
 pub(super) async fn list_users(
     State(web): State<Arc<Web>>,
@@ -312,10 +313,10 @@ pub(super) struct NewGroup {
 
 impl NewGroup {
     /// The name and the settings given.
-    fn split(self) -> (String, GroupPatch) {
+    fn split(self) -> (String, GroupChange) {
         (
             self.name,
-            GroupPatch {
+            GroupChange {
                 enabled: self.enabled,
                 home_template: self.home_template,
                 may_change_password: self.may_change_password,
@@ -348,47 +349,16 @@ pub(super) struct GroupPatch {
     no_delete: Option<bool>,
 }
 
-impl GroupPatch {
-    fn is_empty(&self) -> bool {
-        self.enabled.is_none()
-            && self.home_template.is_none()
-            && self.may_change_password.is_none()
-            && self.ip_allow.is_none()
-            && self.ip_deny.is_none()
-            && self.read_only.is_none()
-            && self.no_delete.is_none()
-    }
-
-    fn apply(self, group: &mut Group) {
-        let GroupPatch {
-            enabled,
-            home_template,
-            may_change_password,
-            ip_allow,
-            ip_deny,
-            read_only,
-            no_delete,
-        } = self;
-        if let Some(v) = enabled {
-            group.enabled = v;
-        }
-        if let Some(v) = home_template {
-            group.home_template = v;
-        }
-        if let Some(v) = may_change_password {
-            group.may_change_password = v;
-        }
-        if let Some(v) = ip_allow {
-            group.ip_allow = v;
-        }
-        if let Some(v) = ip_deny {
-            group.ip_deny = v;
-        }
-        if let Some(v) = read_only {
-            group.read_only = v;
-        }
-        if let Some(v) = no_delete {
-            group.no_delete = v;
+impl From<GroupPatch> for GroupChange {
+    fn from(p: GroupPatch) -> Self {
+        GroupChange {
+            enabled: p.enabled,
+            home_template: p.home_template,
+            may_change_password: p.may_change_password,
+            ip_allow: p.ip_allow,
+            ip_deny: p.ip_deny,
+            read_only: p.read_only,
+            no_delete: p.no_delete,
         }
     }
 }
@@ -429,19 +399,14 @@ pub(super) async fn update_group(
 ) -> Result<Json<Group>> {
     let auth = web.auth.clone();
     let actor = actor(&current);
-    if body.is_empty() {
+    let change = GroupChange::from(body);
+    if change.is_empty() {
         return Err(ApiError::bad_request(
             "nothing to change: send at least one field",
         ));
     }
     Ok(Json(
-        blocking(move || {
-            let mut group = auth.group(&actor, &name)?;
-            body.apply(&mut group);
-            auth.update_group(&actor, group)?;
-            auth.group(&actor, &name)
-        })
-        .await?,
+        blocking(move || auth.change_group(&actor, &name, change)).await?,
     ))
 }
 

@@ -341,10 +341,7 @@ type Result<T> = std::result::Result<T, ApiError>;
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::result::Result<T, AuthError> + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::from)
+    crate::auth::blocking(f).await.map_err(ApiError::from)
 }
 
 async fn openapi() -> Response {

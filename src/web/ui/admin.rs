@@ -13,8 +13,8 @@ use maud::{Markup, html};
 
 use super::security::{OFFERED, expiry, flash, scope_of, scope_text, token_fields, token_shown};
 use super::{
-    Nav, Posted, Signed, bytes, core, csrf_field, enc, error_box, forbidden, prose, respond, say,
-    see_other, sentence, shell, when, with_cookie,
+    Nav, Posted, Signed, blocking, bytes, csrf_field, enc, error_box, forbidden, prose, respond,
+    say, see_other, sentence, shell, when, with_cookie,
 };
 use crate::auth::accounts::{AccountChange, AccountView, NewAccount, new_group};
 use crate::auth::policy::Policy;
@@ -87,7 +87,7 @@ pub(crate) async fn users(State(web): State<Arc<Web>>, signed: Signed) -> Respon
     let message = flash(&web, current);
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
-    let loaded = core(move || {
+    let loaded = blocking(move || {
         Ok((
             auth.accounts(&actor)?,
             auth.groups_for(&actor)?,
@@ -274,7 +274,7 @@ pub(crate) async fn user_create(State(web): State<Arc<Web>>, posted: Posted) -> 
     };
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
-    match core(move || auth.create_account(&actor, new)).await {
+    match blocking(move || auth.create_account(&actor, new)).await {
         Ok(_) => back(
             &web,
             &current,
@@ -301,7 +301,7 @@ pub(crate) async fn user(
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
     let n = name.clone();
-    let loaded = core(move || {
+    let loaded = blocking(move || {
         // A session opened with an access token sees no tokens (it may
         // not manage them); the rest of the page stays usable.
         let tokens = match actor.may_manage_credentials() {
@@ -519,7 +519,7 @@ pub(crate) async fn user_action(
     let n = name.clone();
     let change = |c: AccountChange| {
         let (auth, actor, n) = (auth.clone(), actor.clone(), n.clone());
-        async move { core(move || auth.update_account(&actor, &n, c).map(|_| ())).await }
+        async move { blocking(move || auth.update_account(&actor, &n, c).map(|_| ())).await }
     };
     let (result, message, location) = match f.get("action") {
         "disable" => (
@@ -559,17 +559,17 @@ pub(crate) async fn user_action(
             page.clone(),
         ),
         "unlock" => (
-            core(move || auth.unlock(&actor, &n).map(|_| ())).await,
+            blocking(move || auth.unlock(&actor, &n).map(|_| ())).await,
             format!("{name:?} is unlocked."),
             page.clone(),
         ),
         "reset_mfa" if !is_self => (
-            core(move || auth.mfa_reset(&actor, &n, None)).await,
+            blocking(move || auth.mfa_reset(&actor, &n, None)).await,
             format!("The two-factor sign-in of {name:?} was reset; they can set it up again."),
             page.clone(),
         ),
         "delete" if !is_self => (
-            core(move || auth.remove_account(&actor, &n)).await,
+            blocking(move || auth.remove_account(&actor, &n)).await,
             format!("The account {name:?} was removed."),
             "/admin/users".to_string(),
         ),
@@ -577,14 +577,14 @@ pub(crate) async fn user_action(
             let new = f.trimmed("new_name").to_string();
             let m = new.clone();
             (
-                core(move || auth.rename_account(&actor, &n, &m).map(|_| ())).await,
+                blocking(move || auth.rename_account(&actor, &n, &m).map(|_| ())).await,
                 format!("{name:?} is now {new:?}; their sessions ended."),
                 format!("/admin/users/{}", enc(&new)),
             )
         }
         "revoke_token" => {
             let id = f.get("id").to_string();
-            let revoked = core(move || {
+            let revoked = blocking(move || {
                 let owned = auth.tokens(&actor, Some(&n))?;
                 if !owned.iter().any(|t| t.id == id) {
                     return Err(AuthError::NotFound {
@@ -605,7 +605,7 @@ pub(crate) async fn user_action(
             let scope = scope_of(f);
             let label = f.trimmed("label").to_string();
             let l = label.clone();
-            return match core(move || auth.create_token(&actor, &n, &l, expires, scope)).await {
+            return match blocking(move || auth.create_token(&actor, &n, &l, expires, scope)).await {
                 Ok(new) => respond(
                     StatusCode::OK,
                     token_shown(&current, Nav::Users, &label, &new.value, &page),
@@ -628,7 +628,7 @@ pub(crate) async fn user_action(
             };
             let keys = key_lines(f.get("public_keys"));
             let password = optional(f.get("new_password")).map(zeroize::Zeroizing::new);
-            let updated = core(move || {
+            let updated = blocking(move || {
                 // Only what differs is changed, so an unchanged form does
                 // not end the account's sessions.
                 let before = auth.account(&actor, &n)?;
@@ -689,7 +689,7 @@ pub(crate) async fn unlock_address(State(web): State<Arc<Web>>, posted: Posted) 
     };
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
-    match core(move || auth.unlock_address(&actor, address)).await {
+    match blocking(move || auth.unlock_address(&actor, address)).await {
         Ok(_) => {
             let message = format!("{} is unlocked.", crate::address::describe(address));
             back(&web, &current, &posted.client, false, &message, page)
@@ -710,7 +710,7 @@ pub(crate) async fn groups(State(web): State<Arc<Web>>, signed: Signed) -> Respo
     let message = flash(&web, current);
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
-    let groups = match core(move || auth.groups_for(&actor)).await {
+    let groups = match blocking(move || auth.groups_for(&actor)).await {
         Ok(g) => g,
         Err(e) => return failed_page(current, Nav::Groups, "Groups", &e),
     };
@@ -817,7 +817,7 @@ pub(crate) async fn group_action(State(web): State<Arc<Web>>, posted: Posted) ->
         "delete" => {
             let n = name.clone();
             (
-                core(move || auth.remove_group(&actor, &n)).await,
+                blocking(move || auth.remove_group(&actor, &n)).await,
                 format!("Group {name:?} removed."),
             )
         }
@@ -840,7 +840,7 @@ pub(crate) async fn group_action(State(web): State<Arc<Web>>, posted: Posted) ->
             };
             let create = act == "create";
             (
-                core(move || {
+                blocking(move || {
                     if create {
                         auth.create_group(&actor, g)
                     } else {
@@ -885,7 +885,7 @@ pub(crate) async fn policy(State(web): State<Arc<Web>>, signed: Signed) -> Respo
     let message = flash(&web, current);
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
-    let loaded = core(move || Ok((auth.policy_for(&actor)?, auth.accounts(&actor)?))).await;
+    let loaded = blocking(move || Ok((auth.policy_for(&actor)?, auth.accounts(&actor)?))).await;
     let (p, accounts) = match loaded {
         Ok(x) => x,
         Err(e) => return failed_page(current, Nav::Policy, "Policy", &e),
@@ -1060,7 +1060,7 @@ pub(crate) async fn policy_save(State(web): State<Arc<Web>>, posted: Posted) -> 
     ];
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
-    match core(move || auth.set_policy(&actor, &changes)).await {
+    match blocking(move || auth.set_policy(&actor, &changes)).await {
         Ok(_) => back(
             &web,
             &current,
@@ -1120,7 +1120,7 @@ pub(crate) async fn audit(
     let records = if problem.is_some() {
         Vec::new()
     } else {
-        match core(move || auth.audit_log(&actor, &filter)).await {
+        match blocking(move || auth.audit_log(&actor, &filter)).await {
             Ok(r) => r,
             Err(e) => return failed_page(current, Nav::Audit, "Audit log", &e),
         }
@@ -1225,7 +1225,7 @@ pub(crate) async fn system(State(web): State<Arc<Web>>, signed: Signed) -> Respo
     let message = flash(&web, current);
     let w = web.clone();
     let actor = Actor::session(&current.session);
-    let view = match core(move || crate::web::api::system_view(&w, &actor)).await {
+    let view = match blocking(move || crate::web::api::system_view(&w, &actor)).await {
         Ok(v) => v,
         Err(e) => return failed_page(current, Nav::System, "System", &e),
     };

@@ -12,8 +12,8 @@ use axum::response::Response;
 use maud::{Markup, html};
 
 use super::{
-    Posted, Signed, Visitor, anonymous, bare, core, csrf_field, error_box, maybe_cookie, over_rate,
-    respond, say, see_other, with_cookie, without_cookie,
+    Posted, Signed, Visitor, anonymous, bare, blocking, csrf_field, error_box, maybe_cookie,
+    over_rate, respond, say, see_other, with_cookie, without_cookie,
 };
 use crate::auth::accounts::AccountChange;
 use crate::auth::flow::{DenyReason, Login, Step};
@@ -59,7 +59,7 @@ pub(crate) async fn form(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let auth = web.auth.clone();
-    if let Ok(false) = core(move || auth.is_claimed()).await {
+    if let Ok(false) = blocking(move || auth.is_claimed()).await {
         return see_other("/setup");
     }
     if let Visitor::Granted(_) = visitor {
@@ -118,7 +118,7 @@ pub(crate) async fn password(State(web): State<Arc<Web>>, posted: Posted) -> Res
     );
     let step = match web.auth.admit_hashing().await {
         Some(admission) => {
-            core(move || {
+            blocking(move || {
                 let step =
                     Login::new(&name, ip, Protocol::Https).password(&auth, Method::Form, &pw);
                 drop(admission);
@@ -221,7 +221,7 @@ pub(crate) async fn code(State(web): State<Arc<Web>>, posted: Posted) -> Respons
     let user = waiting.user().to_string();
     let auth = web.auth.clone();
     let input = zeroize::Zeroizing::new(posted.fields.trimmed("code").to_string());
-    let step = core(move || Ok(waiting.code(&auth, &input))).await;
+    let step = blocking(move || Ok(waiting.code(&auth, &input))).await;
     let refusal = match step {
         Ok(Step::Granted(s)) => {
             return match web.sessions.advance(
@@ -446,7 +446,7 @@ pub(crate) async fn offer_choice(State(web): State<Arc<Web>>, posted: Posted) ->
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
     let name = current.session.account.clone();
-    let changed = core(move || {
+    let changed = blocking(move || {
         auth.update_account(
             &actor,
             &name,

@@ -399,18 +399,7 @@ pub(crate) fn fresh(web: &Web, token: &Token) -> Option<Box<Current>> {
     }
 }
 
-/// Runs a blocking core call (hashing, store writes) off the async threads.
-pub(crate) async fn core<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
-) -> Result<T, AuthError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "a web request's task failed");
-            Err(AuthError::Invalid(INTERNAL.into()))
-        }
-    }
-}
+pub(crate) use crate::auth::blocking;
 
 const INTERNAL: &str =
     "The request failed because of an internal error; the administrator can find it in the log.";
@@ -419,7 +408,7 @@ const INTERNAL: &str =
 /// hashing failures are logged and shown as a fixed sentence.
 pub(crate) fn say(e: &AuthError) -> String {
     match e {
-        AuthError::Store(_) | AuthError::Seal(_) | AuthError::Hash(_) => {
+        AuthError::Store(_) | AuthError::Seal(_) | AuthError::Hash(_) | AuthError::Internal(_) => {
             tracing::error!(error = %e, "a web request failed");
             INTERNAL.into()
         }
@@ -669,7 +658,7 @@ pub(crate) fn enc(text: &str) -> String {
 /// else the login.
 async fn home(State(web): State<Arc<Web>>, visitor: Visitor) -> Response {
     let auth = web.auth.clone();
-    if let Ok(false) = core(move || auth.is_claimed()).await {
+    if let Ok(false) = blocking(move || auth.is_claimed()).await {
         return see_other("/setup");
     }
     match visitor {

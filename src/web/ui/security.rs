@@ -10,8 +10,8 @@ use axum::response::Response;
 use maud::{Markup, PreEscaped, html};
 
 use super::{
-    Nav, Posted, Signed, core, csrf_field, error_box, qr_svg, respond, say, see_other, shell, when,
-    with_cookie,
+    Nav, Posted, Signed, blocking, csrf_field, error_box, qr_svg, respond, say, see_other, shell,
+    when, with_cookie,
 };
 use crate::auth::mfa::RecoveryCodes;
 use crate::auth::{Actor, AuthError, Protocol};
@@ -174,7 +174,7 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
     // core says so, the page shows why in place of the forms.
     let token_notice = actor.may_manage_credentials().err().map(|e| say(&e));
     let name = current.session.account.clone();
-    let loaded = core(move || {
+    let loaded = blocking(move || {
         let account = auth.account(&actor, &name)?;
         let tokens = match actor.may_manage_credentials() {
             Ok(()) => auth.tokens(&actor, Some(&name))?,
@@ -496,7 +496,7 @@ pub(crate) async fn totp_form(
             let auth = web.auth.clone();
             let actor = Actor::session(&current.session);
             let name = current.session.account.clone();
-            match core(move || auth.totp_start(&actor, &name, None, None)).await {
+            match blocking(move || auth.totp_start(&actor, &name, None, None)).await {
                 Ok(start) => {
                     let p = PendingEnrolment {
                         secret: start.secret.clone(),
@@ -536,7 +536,7 @@ async fn mfa_state(web: &Arc<Web>, current: &Current) -> Option<(bool, usize)> {
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
     let name = current.session.account.clone();
-    core(move || auth.account(&actor, &name))
+    blocking(move || auth.account(&actor, &name))
         .await
         .ok()
         .map(|a| (a.mfa.enrolled, a.mfa.recovery_codes_left))
@@ -641,7 +641,7 @@ pub(crate) async fn totp_replace(State(web): State<Arc<Web>>, posted: Posted) ->
     let actor = Actor::session(&current.session);
     let name = current.session.account.clone();
     let code = zeroize::Zeroizing::new(posted.fields.trimmed("code").replace(' ', ""));
-    match core(move || auth.totp_start(&actor, &name, None, Some(&code))).await {
+    match blocking(move || auth.totp_start(&actor, &name, None, Some(&code))).await {
         Ok(start) => {
             let pending = PendingEnrolment {
                 secret: start.secret.clone(),
@@ -681,7 +681,7 @@ pub(crate) async fn totp_confirm(State(web): State<Arc<Web>>, posted: Posted) ->
     let actor = Actor::session(&current.session);
     let name = current.session.account.clone();
     let code = zeroize::Zeroizing::new(posted.fields.trimmed("code").replace(' ', ""));
-    match core(move || auth.totp_confirm(&actor, &name, &code)).await {
+    match blocking(move || auth.totp_confirm(&actor, &name, &code)).await {
         Ok(codes) => match super::reissue(&web, &current, &posted.client) {
             Ok(token) => {
                 let fresh = super::fresh(&web, &token).unwrap_or_else(|| Box::new(current.clone()));
@@ -712,7 +712,7 @@ pub(crate) async fn totp_remove(State(web): State<Arc<Web>>, posted: Posted) -> 
     let actor = Actor::session(&current.session);
     let name = current.session.account.clone();
     let code = zeroize::Zeroizing::new(posted.fields.trimmed("code").to_string());
-    match core(move || auth.mfa_reset(&actor, &name, Some(&code))).await {
+    match blocking(move || auth.mfa_reset(&actor, &name, Some(&code))).await {
         Ok(()) => match super::reissue(&web, &current, &posted.client) {
             Ok(token) => {
                 web.sessions.set_flash(
@@ -740,7 +740,7 @@ pub(crate) async fn recovery(State(web): State<Arc<Web>>, posted: Posted) -> Res
     let actor = Actor::session(&current.session);
     let name = current.session.account.clone();
     let code = zeroize::Zeroizing::new(posted.fields.trimmed("code").replace(' ', ""));
-    match core(move || auth.regenerate_recovery_codes(&actor, &name, Some(&code))).await {
+    match blocking(move || auth.regenerate_recovery_codes(&actor, &name, Some(&code))).await {
         Ok(codes) => respond(StatusCode::OK, codes_page(&current, &codes, false)),
         Err(e) => refused(&web, &current, &say(&e)).await,
     }
@@ -769,7 +769,7 @@ pub(crate) async fn password(State(web): State<Arc<Web>>, posted: Posted) -> Res
     let name = current.session.account.clone();
     let new = zeroize::Zeroizing::new(f.get("new_password").to_string());
     let old = zeroize::Zeroizing::new(f.get("current_password").to_string());
-    match core(move || auth.set_password(&actor, &name, &new, Some(&old))).await {
+    match blocking(move || auth.set_password(&actor, &name, &new, Some(&old))).await {
         Ok(()) => match super::reissue(&web, &current, &posted.client) {
             Ok(token) => {
                 web.sessions.set_flash(
@@ -846,7 +846,7 @@ pub(crate) async fn token_create(State(web): State<Arc<Web>>, posted: Posted) ->
     let actor = Actor::session(&current.session);
     let name = current.session.account.clone();
     let l = label.clone();
-    match core(move || auth.create_token(&actor, &name, &l, expires, scope)).await {
+    match blocking(move || auth.create_token(&actor, &name, &l, expires, scope)).await {
         Ok(new) => respond(
             StatusCode::OK,
             token_shown(&current, Nav::Security, &label, &new.value, "/security"),
@@ -868,7 +868,7 @@ pub(crate) async fn token_revoke(
     let auth = web.auth.clone();
     let actor = Actor::session(&current.session);
     let name = current.session.account.clone();
-    let revoked = core(move || {
+    let revoked = blocking(move || {
         let owned = auth.tokens(&actor, Some(&name))?;
         if !owned.iter().any(|t| t.id == id) {
             return Err(crate::auth::AuthError::NotFound {

@@ -11,7 +11,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 
 use super::{
-    Posted, Visitor, anonymous, bare, core, csrf_field, error_box, maybe_cookie, over_rate,
+    Posted, Visitor, anonymous, bare, blocking, csrf_field, error_box, maybe_cookie, over_rate,
     respond, say, see_other, with_cookie,
 };
 use crate::auth::flow::{Login, Step};
@@ -55,7 +55,7 @@ struct Retry<'a> {
 /// its help text (the policy's default when the store cannot say).
 async fn min_length(web: &Arc<Web>) -> usize {
     let auth = web.auth.clone();
-    core(move || auth.claim_min_password_length())
+    blocking(move || auth.claim_min_password_length())
         .await
         .unwrap_or_else(|_| crate::auth::policy::PasswordPolicy::default().min_length)
 }
@@ -139,7 +139,7 @@ pub(crate) async fn form(
     client: Client,
 ) -> Response {
     let auth = web.auth.clone();
-    match core(move || auth.is_claimed()).await {
+    match blocking(move || auth.is_claimed()).await {
         Ok(false) => {}
         Ok(true) => return see_other("/login"),
         Err(e) => return super::message_page(StatusCode::INTERNAL_SERVER_ERROR, "Error", &say(&e)),
@@ -167,7 +167,7 @@ pub(crate) async fn claim(State(web): State<Arc<Web>>, posted: Posted) -> Respon
         Visitor::Nobody => String::new(),
     };
     let auth = web.auth.clone();
-    if let Ok(true) = core(move || auth.is_claimed()).await {
+    if let Ok(true) = blocking(move || auth.is_claimed()).await {
         return see_other("/login");
     }
     let mut retry = Retry {
@@ -203,7 +203,7 @@ pub(crate) async fn claim(State(web): State<Arc<Web>>, posted: Posted) -> Respon
         zeroize::Zeroizing::new(password.clone()),
     );
     let ip = posted.client.ip;
-    let claimed = core(move || {
+    let claimed = blocking(move || {
         auth.claim_with_code(&actor, &code, &user, &pw, None)?;
         Ok(Login::new(&user, ip, Protocol::Https).password(&auth, Method::Form, &pw))
     })

@@ -5,6 +5,8 @@
 //! [`ServeConfig`] is the resolved runtime configuration with every default
 //! filled in and every value checked. Durations are written `30s`, `5m`, `1h`.
 
+pub mod console;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -54,7 +56,7 @@ pub struct FileConfig {
     pub service: crate::system::privilege::ServiceSection,
     /// The technician console.
     #[serde(default)]
-    pub console: crate::console::settings::ConsoleSection,
+    pub console: console::ConsoleSection,
 }
 
 /// `[seal]`
@@ -175,33 +177,7 @@ pub struct Overrides {
     pub pcr7: bool,
 }
 
-/// Limits of the SSH front end.
-#[derive(Debug, Clone)]
-pub struct SshLimits {
-    /// Most connections at once.
-    pub max_connections: usize,
-    /// Most connections not logged in.
-    pub max_unauthenticated: usize,
-    /// Time allowed to log in.
-    pub login_grace_time: Duration,
-    /// Authentication attempts per connection.
-    pub max_auth_attempts: usize,
-    /// Delay before a failure is answered.
-    pub failure_delay: Duration,
-    /// Channels per connection.
-    pub max_channels: usize,
-    /// Channels open at once in the process (part of the memory budget:
-    /// `files::budget`).
-    pub max_open_channels: usize,
-    /// Idle connections close after this long.
-    pub idle_timeout: Duration,
-    /// SSH window.
-    pub window_size: u32,
-    /// Largest SSH packet.
-    pub max_packet: u32,
-    /// Offer an RSA host key too.
-    pub rsa_host_key: bool,
-}
+pub use crate::ssh::Limits as SshLimits;
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
@@ -233,7 +209,7 @@ pub struct ServeConfig {
     /// The service account (`[service]`).
     pub service: crate::system::privilege::ServiceSettings,
     /// The technician console (`[console]`).
-    pub console: crate::console::settings::ConsoleSettings,
+    pub console: console::ConsoleSettings,
     /// Where this configuration came from, so SIGHUP can read it again.
     pub source: ConfigSource,
 }
@@ -530,6 +506,20 @@ fn duration_ms(key: &str, value: Option<&String>, default: &str) -> anyhow::Resu
         Some(d) if d <= Duration::from_secs(10) => Ok(d),
         _ => bail!("{key} = {text:?}: expected a delay up to 10s, e.g. 1s or 250ms"),
     }
+}
+
+/// The data dir when none is given: `$STATE_DIRECTORY` (systemd's, its
+/// first entry), else `./coffer-data`.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("STATE_DIRECTORY")
+        .and_then(|state| {
+            let text = state.to_string_lossy();
+            text.split(':')
+                .next()
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from("coffer-data"))
 }
 
 #[cfg(test)]

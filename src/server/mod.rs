@@ -7,19 +7,19 @@
 //! close connections that have not logged in, give logged-in sessions the
 //! configured grace to finish their transfers, then cut the rest.
 
+pub mod service;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::sync::watch;
 
-use crate::auth::{Actor, Auth, Options};
-use crate::cli::{Ctx, Output, ServerInfo};
+use crate::admin::{self, Open, ServerInfo, wire};
+use crate::auth::{Actor, Options};
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServeConfig;
-use crate::control;
 use crate::seal;
-use crate::store::{OpenMode, Store};
 
 /// Runs the server on a runtime of its own; returns when it has shut down.
 pub fn run(config: ServeConfig) -> anyhow::Result<()> {
@@ -111,12 +111,18 @@ fn russh_config(config: &ServeConfig, keys: Vec<russh::keys::PrivateKey>) -> rus
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let mut service = crate::system::Service::start(&config)?;
+    let mut service = service::Service::start(&config)?;
     let clock = SystemClock;
     let started_at = clock.now();
     service.status("Starting: opening the store and the data key");
-    let store = Store::open(&config.data_dir, OpenMode::Create, &crate::auth::SCHEMA)?;
-    let (key, seal_status) = seal::open(&config.data_dir, &config.seal, true)?;
+    let options = Options {
+        files_root: config.files_root.clone(),
+        max_concurrent_hashes: config.max_concurrent_hashes,
+        hash_wait: Duration::from_secs(10),
+        code_timeout: config.code_timeout.as_secs(),
+    };
+    let (auth, seal_status) = admin::open(&config.data_dir, &config.seal, Open::Create, options)?;
+    let auth = Arc::new(auth);
     match seal_status.backend {
         seal::Backend::Tpm => {
             tracing::info!(detail = %seal_status.detail, "data key sealed by the TPM")
@@ -136,13 +142,6 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 config.files_root.display()
             )
         })?;
-    let options = Options {
-        files_root: config.files_root.clone(),
-        max_concurrent_hashes: config.max_concurrent_hashes,
-        hash_wait: Duration::from_secs(10),
-        code_timeout: config.code_timeout.as_secs(),
-    };
-    let auth = Arc::new(Auth::new(store, key, Arc::new(clock), options));
 
     let host = crate::ssh::load_or_create(&config.data_dir, config.sftp.rsa_host_key)?;
     for (algorithm, fingerprint) in &host.fingerprints {
@@ -184,11 +183,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         listening,
         https_port: Some(https_addr.port()),
     };
-    let (control_listener, socket_path) = control::bind(&config.data_dir)?;
+    let (control_listener, socket_path) = wire::bind(&config.data_dir)?;
     let identity = service.drop_privileges(&config)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
-    let console = crate::console::ops::server_executor(crate::console::ops::ServerSide {
+    let executor = admin::host::executor(admin::host::Host {
         auth: auth.clone(),
         data_dir: config.data_dir.clone(),
         files_root: config.files_root.clone(),
@@ -197,29 +196,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         stop: stop_tx.clone(),
         certs: certs.clone(),
     });
-    let executor: control::Executor = {
-        let auth = auth.clone();
-        let data_dir = config.data_dir.clone();
-        let seal_status = seal_status.clone();
-        let info = info.clone();
-        let certs = certs.clone();
-        Arc::new(move |command| {
-            let ctx = Ctx {
-                auth: &auth,
-                data_dir: &data_dir,
-                seal: &seal_status,
-                server: Some(info.clone()),
-                certs: Some(&certs),
-            };
-            let mut out = Output::default();
-            let result = crate::cli::execute(&ctx, &Actor::cli(), command, &mut out);
-            control::Reply {
-                output: out,
-                error: result.err().map(|e| crate::cli::one_line(&e)),
-            }
-        })
-    };
-    let control_task = tokio::spawn(control::serve(control_listener, executor, Some(console)));
+    let control_task = tokio::spawn(wire::serve(control_listener, executor));
 
     // The server's own log is the local operator's.
     let claim_code = auth.claim_code(&Actor::cli())?;
@@ -281,7 +258,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             stop_rx.clone(),
         ));
     }
-    service.ready(crate::system::Running {
+    service.ready(service::Running {
         watched: crate::system::health::Watched {
             auth: auth.clone(),
             listener: listener_task.abort_handle(),
