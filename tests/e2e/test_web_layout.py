@@ -1,10 +1,22 @@
-"""The web UI's layout in Chromium on a phone (390×844) and a desktop
-(1280×900): no page scrolls sideways, every row's buttons sit inside their
-row and the viewport, table rows keep their lines, and the setup wizard
-stays in its own steps."""
+"""The web UI's layout and accessibility in Chromium on a phone (390×844)
+and a desktop (1280×900), in the light and the dark colour scheme: no page
+scrolls sideways, no button or link leaves the viewport, every row's buttons
+sit inside their row, table rows keep their lines, every control shows a
+focus ring of at least 3:1 against its surroundings (and every text field
+a border of 3:1), axe-core finds no
+serious or critical violation, and the setup wizard stays in its own steps.
+
+`test_every_page_for_every_role_at_both_widths_in_both_schemes` walks every
+page signed out and as a user, an admin and the owner, with one browser
+session per role and width; its screenshots (target/screenshots/pages) and
+axe-core's findings (target/screenshots/axe.json) are kept as evidence."""
+
+import json
+import time
 
 from conftest import OWNER, PASSWORD
-from web import SHOTS, chromium, claim_in_wizard, new_page, sign_in_past_offer  # noqa: F401
+from web import (SHOTS, axe_violations, chromium, claim_in_wizard, color_scheme, new_page,  # noqa: F401
+                 next_code, sign_in, sign_in_past_offer, with_axe)
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
@@ -126,10 +138,21 @@ def test_no_page_scrolls_sideways_on_a_phone_and_buttons_stay_on_screen(box, chr
 def test_the_wizard_keeps_to_its_steps_and_offers_the_otpauth_link(wizard_box, chromium):
     box = wizard_box
     page = new_page(chromium, box)
+    with_axe(page.context)
+    findings, problems = {}, []
     page.set_viewport_size(PHONE)
     page.goto("/setup")
     no_sideways_scroll(page, "/setup")
+    for width, size in WIDTHS:
+        page.set_viewport_size(size)
+        check_page(page, "wizard", width, "setup", findings, problems)
+    page.set_viewport_size(PHONE)
     claim_in_wizard(page, box, OWNER, PASSWORD)
+    for width, size in WIDTHS:
+        page.set_viewport_size(size)
+        check_page(page, "wizard", width, "enrol", findings, problems)
+    page.set_viewport_size(PHONE)
+    assert not problems, "\n".join(problems)
     # Step 2 of the wizard, not the app with its admin menus.
     assert page.locator("ol.steps li.now:has-text('Two-factor')").count() == 1
     assert page.locator("nav.main").count() == 0
@@ -142,4 +165,219 @@ def test_the_wizard_keeps_to_its_steps_and_offers_the_otpauth_link(wizard_box, c
     assert page.locator("button[data-copy='otpauth-uri']:has-text('Copy')").count() == 1
     inside(page, "main button, main a", "enrolment")
     photo(page, "32-wizard-enrol-phone")
+    # The recovery codes, the wizard's last page.
+    _, code = next_code(secret, -1)
+    page.fill("#code", code)
+    page.click("form:has(#code) button[type=submit]")
+    page.wait_for_selector("#recovery-codes")
+    for width, size in WIDTHS:
+        page.set_viewport_size(size)
+        check_page(page, "wizard", width, "recovery-codes", findings, problems)
+    (SHOTS / "axe-wizard.json").write_text(json.dumps(findings, indent=1))
+    assert not problems, "\n".join(problems)
     page.context.close()
+
+
+# ---------------------------------------------------------------------------
+# Every page, every role, both widths, both colour schemes.
+
+SCHEMES = ("light", "dark")
+WIDTHS = (("phone", PHONE), ("desktop", DESKTOP))
+USER_PAGES = ["/files", "/files?path=%2FQuarterly%20reports", "/security", "/security/totp", "/api",
+              "/no-such-page", "/admin/users"]  # the last: refused, inside the app
+ADMIN_PAGES = ["/files", "/security", "/admin/users", "/admin/users/alice", "/admin/groups",
+               "/admin/policy", "/admin/audit", "/api", "/no-such-page", "/admin/system"]
+OWNER_PAGES = ADMIN_PAGES + ["/admin/users/owner", "/security/totp"]
+
+# Every control a keyboard reaches, and every box a finger presses.
+FOCUSABLE = ("a[href], button, input:not([type=hidden]), select, textarea, summary, "
+             "[tabindex]:not([tabindex='-1'])")
+PRESSABLE = "button, a[href], summary, input[type=submit], label.button"
+
+FOCUS_PROBE = """(sel) => {
+  const rgba = c => { const m = c.match(/[\\d.]+/g).map(Number); return [m[0], m[1], m[2], m.length > 3 ? m[3] : 1]; };
+  const lum = ([r, g, b]) => { const f = v => (v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+                               return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+  // The colours around an element, 3.5 px outside each side (where the
+  // ring is drawn): the backgrounds under that point, blended.
+  const base = matchMedia('(prefers-color-scheme: dark)').matches ? [0, 0, 0] : [255, 255, 255];
+  const under = (e, x, y) => {
+    const layers = [];
+    for (const a of document.elementsFromPoint(x, y)) {
+      if (a === e || e.contains(a)) continue;
+      const c = rgba(getComputedStyle(a).backgroundColor);
+      if (c[3] > 0) layers.push(c);
+      if (c[3] >= 1) break;
+    }
+    let out = base;
+    for (const c of layers.reverse()) out = out.map((v, i) => v * (1 - c[3]) + c[i] * c[3]);
+    return out;
+  };
+  const around = e => {
+    const r = e.getBoundingClientRect(), d = 3.5, mx = (r.left + r.right) / 2, my = (r.top + r.bottom) / 2;
+    return [[r.left - d, my], [r.right + d, my], [mx, r.top - d], [mx, r.bottom + d]]
+      .filter(([x, y]) => x >= 0 && y >= 0 && x < innerWidth && y < innerHeight)
+      .map(([x, y]) => under(e, x, y));
+  };
+  const FIELDS = 'input:not([type=checkbox]):not([type=radio]):not([type=file]), select, textarea';
+  const bad = [];
+  let count = 0;
+  for (const e of document.querySelectorAll(sel)) {
+    if (!e.checkVisibility() || e.disabled) continue;
+    // A text field's border is what shows where it is (WCAG 1.4.11).
+    if (e.matches(FIELDS) && e.offsetWidth > 2) {
+      const b = getComputedStyle(e).borderTopColor;
+      const c = Math.min(...around(e).map(x => ratio(rgba(b), x)));
+      if (c < 3) bad.push((e.id ? '#' + e.id : e.tagName.toLowerCase()) + ': border ' + b + ' at ' + c.toFixed(2) + ':1');
+    }
+    e.focus();
+    if (document.activeElement !== e) continue;
+    const r = e.getBoundingClientRect();
+    // A visually hidden input (the file picker) shows its ring on its label.
+    const shown = r.width > 2 && r.height > 2 ? e : Array.from(e.labels || []).find(l => l.checkVisibility());
+    if (!shown) continue;
+    count++;
+    const s = getComputedStyle(shown);
+    const name = (e.id ? '#' + e.id : e.tagName.toLowerCase()) + ' ' + (e.textContent || e.name || '').trim().slice(0, 30);
+    if (!e.matches(':focus-visible')) { bad.push(name + ': no :focus-visible'); continue; }
+    if (s.outlineStyle === 'none' || parseFloat(s.outlineWidth) < 2) { bad.push(name + ': no outline'); continue; }
+    const c = Math.min(...around(shown).map(b => ratio(rgba(s.outlineColor), b)));
+    if (c < 3) bad.push(name + ': ring ' + s.outlineColor + ' at ' + c.toFixed(2) + ':1');
+  }
+  document.activeElement && document.activeElement.blur();
+  return {count, bad};
+}"""
+
+PRESS_PROBE = """(sel) => Array.from(document.querySelectorAll(sel))
+  .filter(e => e.checkVisibility() && e.getClientRects().length && !e.closest('.skip'))
+  .map(e => [e.getBoundingClientRect(), e])
+  .filter(([r, e]) => r.width > 0 && (r.left < -0.5 || r.right > window.innerWidth + 0.5))
+  .map(([r, e]) => `${e.tagName.toLowerCase()} "${e.textContent.trim().slice(0, 40)}" at ${Math.round(r.left)}..${Math.round(r.right)}`)"""
+
+
+def check_page(page, role, width, name, findings, problems):
+    """Checks the page at hand in both colour schemes: screenshots, no
+    sideways scrolling, every button and link inside the viewport, the
+    focus ring, and axe-core."""
+    page.wait_for_load_state("load")
+    (SHOTS / "pages").mkdir(parents=True, exist_ok=True)
+    # One key press, so that focus() afterwards shows :focus-visible as
+    # keyboard focus does.
+    page.keyboard.press("Shift")
+    for scheme in SCHEMES:
+        color_scheme(page, scheme)
+        where = f"{role} {width} {scheme} {name}"
+        page.screenshot(path=str(SHOTS / "pages" / f"{role}-{width}-{scheme}-{name}.png"), full_page=True)
+        scroll = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        if scroll[0] > scroll[1]:
+            problems.append(f"{where}: the page is {scroll[0]} px wide in a {scroll[1]} px viewport")
+        problems += [f"{where}: {b} leaves the viewport" for b in page.evaluate(PRESS_PROBE, PRESSABLE)]
+        focus = page.evaluate(FOCUS_PROBE, FOCUSABLE)
+        if focus["count"] == 0:
+            problems.append(f"{where}: no focusable control found")
+        problems += [f"{where}: focus {b}" for b in focus["bad"]]
+        found = axe_violations(page)
+        findings[where] = found
+        problems += [f"{where}: axe {v['impact']} {v['id']} ({v['help']}) at {v['targets']}"
+                     for v in found if v["impact"] in ("serious", "critical")]
+
+
+def page_name(path):
+    return path.strip("/").replace("/", "-").replace("?path=%2F", "-in-").replace("%20", "_") or "root"
+
+
+def enter(page, role, check, alice_secret, steps):
+    """Signs the role's account in, checking each sign-in page on the way:
+    the user (enrolled) through the code page, the admin (whom the policy
+    requires to enrol) through the forced enrolment and its recovery codes,
+    the owner through the enrolment offer."""
+    if role == "user":
+        sign_in(page, "alice", USER_PW)
+        page.wait_for_url("**/login/code")
+        step, code = next_code(alice_secret, steps[-1])
+        steps.append(step)
+        page.fill("#code", code)
+        page.click("button[type=submit]")
+    elif role == "admin":
+        sign_in(page, "bob", USER_PW)
+        page.wait_for_url("**/login/enrol")
+        check("login-enrol")
+        _, code = next_code(page.get_attribute("#totp-secret", "data-secret"), -1)
+        page.fill("#code", code)
+        page.click("form:has(#code) button[type=submit]")
+        page.wait_for_selector("#recovery-codes")
+        check("login-recovery-codes")
+        page.check("#stored")
+        page.click("#continue")
+    else:
+        sign_in(page, OWNER, PASSWORD)
+        page.wait_for_url("**/login/offer")
+        check("login-offer")
+        page.click("a:has-text('Skip this time')")
+    page.wait_for_url("**/files*")
+
+
+def fill_files(page):
+    """A folder and a file with a long name, for the files pages."""
+    page.fill("#new-folder", "Quarterly reports")
+    page.click("form[action='/files/mkdir'] button")
+    page.wait_for_selector(".notice.ok")
+    page.set_input_files("#upload-files", files=[
+        {"name": "annual-budget-overview-2026-final-version.pdf", "mimeType": "application/pdf",
+         "buffer": b"%PDF-1.4\n" * 50}])
+    page.wait_for_selector("table.files >> text=annual-budget-overview-2026-final-version.pdf")
+
+
+def test_every_page_for_every_role_at_both_widths_in_both_schemes(box, chromium):
+    box.add_user("alice", "user", USER_PW)
+    alice_secret, _ = box.enrol("alice")
+    steps = [int(time.time()) // 30 - 1]  # the step the enrolment used, or a later one
+    box.add_user("bob", "admin", USER_PW)
+    box.cli("policy", "set", "mfa.required_for=admin")
+    box.cli("group", "add", "team", "--home-template", "team/${USER}")
+    box.token(OWNER)
+    box.token("alice")
+    findings, problems = {}, []
+    roles = (("signed-out", []), ("user", USER_PAGES), ("admin", ADMIN_PAGES), ("owner", OWNER_PAGES))
+    for role, pages in roles:
+        for width, size in WIDTHS:
+            context = chromium.new_context(base_url=box.url, ignore_https_errors=True, viewport=size)
+            with_axe(context)
+            page = context.new_page()
+            page.set_default_timeout(20000)
+            check = lambda name: check_page(page, role, width, name, findings, problems)  # noqa: E731
+            if role == "signed-out":
+                for path in ("/login", "/api", "/no-such-page"):
+                    answer = page.goto(path)
+                    check(page_name(path))
+                # The 404 of a signed-out visitor is a plain card.
+                assert answer.status == 404 and page.locator("nav.main").count() == 0
+                # A wrong password, then the code step of an enrolled account.
+                sign_in(page, "alice", "not-the-password")
+                page.wait_for_selector(".notice.error")
+                check("login-refused")
+                sign_in(page, "alice", USER_PW)
+                page.wait_for_url("**/login/code")
+                check("login-code")
+                context.close()
+                continue
+            if role == "admin":
+                box.cli("mfa", "reset", "bob", check=False)  # each width sees the forced enrolment
+            enter(page, role, check, alice_secret, steps)
+            if role == "user" and width == "phone":
+                fill_files(page)
+            for path in pages:
+                answer = page.goto(path)
+                check(page_name(path))
+                if path == "/no-such-page":
+                    # A signed-in user's 404 keeps the app's navigation.
+                    assert answer.status == 404, answer.status
+                    assert page.locator("nav.main a[href='/files']").count() == 1
+                    assert page.locator("form.signout").count() == 1
+                if role == "user" and path == "/files":
+                    page.locator("details.rename summary").first.click()
+                    check("files-rename-open")
+            context.close()
+    (SHOTS / "axe.json").write_text(json.dumps(findings, indent=1))
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)

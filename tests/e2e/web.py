@@ -4,11 +4,17 @@ screenshots of every page on a phone and a desktop viewport.
 Playwright's Python package drives the system's /usr/bin/chromium (no
 browser download). Screenshots go to $COFFER_SCREENSHOTS, by default
 target/screenshots, as NAME-desktop.png (1280 px) and NAME-phone.png (390 px).
+
+axe-core, the accessibility checker, comes from npm at the version pinned in
+tests/e2e/axe/package-lock.json; tests/run installs it into target/axe. The
+server never serves it: a test adds it to its own browser context over CDP
+(`with_axe`), and `axe_violations` runs it on the page at hand.
 """
 
 import os
 import pathlib
 import time
+import weakref
 
 import pytest
 
@@ -21,6 +27,8 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
+AXE = pathlib.Path(os.environ.get(
+    "COFFER_AXE", str(ROOT / "target" / "axe" / "node_modules" / "axe-core" / "axe.min.js")))
 SHOTS = pathlib.Path(os.environ.get("COFFER_SCREENSHOTS", str(ROOT / "target" / "screenshots")))
 VIEWPORTS = (("desktop", 1280, 800), ("phone", 390, 844))
 
@@ -47,6 +55,42 @@ def new_page(chromium, box):
     page = context.new_page()
     page.set_default_timeout(20000)
     return page
+
+
+def with_axe(context):
+    """Adds axe-core to every document the browser context opens (CDP's
+    Page.addScriptToEvaluateOnNewDocument: not subject to the page's CSP,
+    and nothing the server sends)."""
+    assert AXE.is_file(), (
+        f"{AXE} is missing: tests/run installs axe-core from tests/e2e/axe "
+        "(or: mkdir -p target/axe && cp tests/e2e/axe/package*.json target/axe && npm ci --prefix target/axe)")
+    context.add_init_script(path=str(AXE))
+
+
+def axe_violations(page):
+    """axe-core's violations on the current page, as a list of
+    {id, impact, help, targets}."""
+    return page.evaluate(
+        """async () => {
+            const r = await axe.run(document, {resultTypes: ['violations']});
+            return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                targets: v.nodes.slice(0, 5).map(n => n.target.join(' '))}));
+        }"""
+    )
+
+
+CDP = weakref.WeakKeyDictionary()  # page -> its CDP session
+
+
+def color_scheme(page, scheme):
+    """Emulates the system's colour scheme (`light` or `dark`) through CDP's
+    Emulation.setEmulatedMedia, and checks that the page sees it. The CDP
+    session stays open with the page: Chromium drops a session's emulation
+    when it detaches."""
+    if page not in CDP:
+        CDP[page] = page.context.new_cdp_session(page)
+    CDP[page].send("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+    assert page.evaluate(f"matchMedia('(prefers-color-scheme: {scheme})').matches"), scheme
 
 
 def shoot(page, name):

@@ -1153,7 +1153,8 @@ pub(crate) async fn audit(
             div.card { p.empty { "No events match." } }
         } @else {
             p.help { (records.len()) " events, newest first" @if records.len() >= 500 { " (the newest 500)" } "." }
-            div.table-wrap {
+            // Focusable, so a keyboard can scroll it sideways on a phone.
+            div.table-wrap tabindex="0" role="region" aria-label="Audit events" {
                 table.audit {
                     thead { tr {
                         th scope="col" { "Time" } th scope="col" { "Event" } th scope="col" { "Account" }

@@ -35,8 +35,12 @@ use super::extract::{Client, cookie_token};
 use super::session::{COOKIE, Current, Found, Token};
 use crate::auth::{AuthError, Role};
 
-/// The stylesheet.
-const STYLE: &str = include_str!("../assets/style.css");
+/// The stylesheet: layout (`style.css`), then colour schemes and the focus
+/// ring (`theme.css`), served as one.
+const STYLE: &str = concat!(
+    include_str!("../assets/style.css"),
+    include_str!("../assets/theme.css")
+);
 /// The script (upload progress, confirmations); no inline script anywhere.
 const SCRIPT: &str = include_str!("../assets/app.js");
 
@@ -98,19 +102,31 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/api", get(apidoc::page))
 }
 
-/// The answer for an unknown path: JSON under `/api/`, a page elsewhere.
-pub async fn not_found(uri: axum::http::Uri) -> Response {
+/// The answer for an unknown path: JSON under `/api/`, a page elsewhere:
+/// inside the app with its navigation for a signed-in visitor, a plain
+/// card for anyone else.
+pub(crate) async fn not_found(uri: axum::http::Uri, visitor: Visitor) -> Response {
     if uri.path().starts_with("/api/") {
         return super::error::ApiError::not_found(
             "there is no such API route; see /api/v1/openapi.json",
         )
         .into_response();
     }
-    message_page(
-        StatusCode::NOT_FOUND,
-        "Page not found",
-        "There is no page at this address.",
-    )
+    const TITLE: &str = "Page not found";
+    const TEXT: &str = "There is no page at this address.";
+    match visitor {
+        Visitor::Granted(current) => {
+            let body = html! {
+                p { (TEXT) " It may have moved, or the link may be mistyped." }
+                p { a.button href="/files" { "Go to your files" } }
+            };
+            respond(
+                StatusCode::NOT_FOUND,
+                shell(&current, Nav::None, TITLE, None, body),
+            )
+        }
+        _ => message_page(StatusCode::NOT_FOUND, TITLE, TEXT),
+    }
 }
 
 /// A QR code of `text` as an inline SVG element (dark modules on white).
@@ -485,7 +501,7 @@ fn head(title: &str, csrf: &str) -> Markup {
         head {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
-            meta name="color-scheme" content="light";
+            meta name="color-scheme" content="light dark";
             @if !csrf.is_empty() {
                 meta name="csrf-token" content=(csrf);
             }
