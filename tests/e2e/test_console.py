@@ -5,6 +5,7 @@ bad-input path, the owner reset with the on-screen code, the technician PIN,
 networkd files for DHCP and static addresses, reboot through a harmless
 command, and factory reset back to a claimable box."""
 
+import json
 import os
 import pathlib
 import re
@@ -107,12 +108,13 @@ def test_main_menu_every_entry_back_and_bad_input(cbox):
     c = Console(cbox)
     assert "The server is running" in c.text()
     out = c.send("9")
-    assert '"9" is not on this menu: type one of 1, 2, 3, 4, 5, q.' in out
+    assert '"9" is not on this menu: type one of 1, 2, 3, 4, 5, 6, q.' in out
     out = c.send("")
-    assert "Type one of 1, 2, 3, 4, 5, q and Enter." in out
+    assert "Type one of 1, 2, 3, 4, 5, 6, q and Enter." in out
     out = c.send("\x1b[A")  # an arrow key is not a choice either
     assert "Type one of" in out
-    for key, title in [("2", "Network"), ("3", "Accounts"), ("4", "Logs"), ("5", "Power")]:
+    for key, title in [("2", "Network"), ("3", "Accounts"), ("4", "Logs"), ("5", "Power"),
+                       ("6", "Connect")]:
         out = c.send(key)
         assert title in out
         out = c.send("x")
@@ -152,6 +154,37 @@ def test_an_unclaimed_box_shows_its_whole_claim_code(tmp_path):
         assert code in out, out
         assert re.search(r"claim +UNCLAIMED: open https://", out), out
         assert "~" not in out, out
+        c.leave()
+    finally:
+        box.stop()
+
+
+def test_connect_shows_the_url_the_claim_code_and_the_fingerprints(tmp_path):
+    box = Box(tmp_path, console_section(tmp_path / "console"), claimed=False)
+    try:
+        code = box.claim_code()
+        c = Console(box)
+        c.send("6")
+        out = c.send("2").replace("\r", "")
+        assert f"Claim code: {code}" in out, out
+        out = c.send("1").replace("\r", "")
+        assert "Open the setup page" in out, out
+        assert re.search(rf"https://\S+:{box.https_port}/setup", out) or "no network address yet" in out, out
+        out = c.send("3").replace("\r", "")
+        fingerprint = json.loads(box.cli("status", "--json").stdout)["certificate"]["fingerprint"]
+        assert fingerprint in re.sub(r"\s", "", out), out
+        out = c.send("4")
+        assert re.search(r"ssh-ed25519 SHA256:\S+", out), out
+        c.send("b")
+        c.leave()
+        box.cli("setup", "--admin", OWNER, "--password-file", str(box.pw), "--hash-cost", "m=64,t=1,p=1")
+        c = Console(box)
+        c.send("6")
+        out = c.send("2")
+        assert "claimed by owner: there is no claim code" in out, out
+        out = c.send("1")
+        assert "This box is claimed" in out and "/setup" not in out, out
+        c.send("b")
         c.leave()
     finally:
         box.stop()
