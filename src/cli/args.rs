@@ -40,7 +40,7 @@ pub struct Global {
 pub enum Command {
     /// Run the server (SFTP/SCP, and HTTPS: web UI and REST API) until SIGTERM.
     Serve {
-        /// Configuration file (TOML; see the README)
+        /// Configuration file (TOML; see docs/configuration.md)
         #[arg(long, env = "COFFER_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         /// SFTP listen address [default: 0.0.0.0:2022]
@@ -117,9 +117,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The technician console (for a serial line; see the README).
+    /// The technician console (for a serial line; see docs/operations.md).
     Console {
-        /// Configuration file (TOML; see the README)
+        /// Configuration file (TOML; see docs/configuration.md)
         #[arg(long, env = "COFFER_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },

@@ -105,7 +105,7 @@ pub fn of(command: &Command) -> anyhow::Result<Option<Request>> {
                 .iter()
                 .map(|e| {
                     Event::parse(e).ok_or_else(|| {
-                        anyhow!("--event: {e:?} is not an event id or name (see the README)")
+                        anyhow!("--event: {e:?} is not an event id or name (docs/security-model.md lists them)")
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,
