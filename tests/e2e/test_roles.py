@@ -490,6 +490,7 @@ PROBES.update({
     ("GET", "/admin/policy", None): page("GET", "/admin/policy"),
     ("POST", "/admin/policy", None): lambda w, me: ("POST", "/admin/policy", w.policy_form()),
     ("GET", "/admin/audit", None): page("GET", "/admin/audit"),
+    ("GET", "/admin/audit/export", None): page("GET", "/admin/audit/export?format=csv"),
     ("GET", "/admin/system", None): page("GET", "/admin/system"),
     ("POST", "/admin/system/certificate", None): page(
         "POST", "/admin/system/certificate", certificate="x", private_key="y"),

@@ -164,4 +164,21 @@
       next();
     });
   }
+
+  /* Times: the page carries UTC; show the browser's own zone, with seconds
+     (the UTC text stays as the tooltip). */
+  document.querySelectorAll("time[data-local]").forEach(function (el) {
+    var at = new Date(el.getAttribute("datetime"));
+    if (isNaN(at.getTime())) return;
+    var two = function (n) { return (n < 10 ? "0" : "") + n; };
+    var zone = "";
+    try {
+      zone = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" })
+        .formatToParts(at).filter(function (p) { return p.type === "timeZoneName"; })
+        .map(function (p) { return p.value; }).join("");
+    } catch (e) { zone = ""; }
+    el.textContent = at.getFullYear() + "-" + two(at.getMonth() + 1) + "-" + two(at.getDate()) +
+      " " + two(at.getHours()) + ":" + two(at.getMinutes()) + ":" + two(at.getSeconds()) +
+      (zone ? " " + zone : "");
+  });
 })();

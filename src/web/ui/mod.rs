@@ -97,6 +97,7 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/admin/locks", post(admin::unlock_address))
         .route("/admin/policy", get(admin::policy).post(admin::policy_save))
         .route("/admin/audit", get(admin::audit))
+        .route("/admin/audit/export", get(admin::audit_export))
         .route("/admin/system", get(admin::system))
         .route("/admin/system/certificate", post(admin::certificate))
         .route("/api", get(apidoc::page))
@@ -640,6 +641,14 @@ pub(crate) fn when(ts: u64) -> String {
     match (text.get(..10), text.get(11..16)) {
         (Some(d), Some(t)) => format!("{d} {t} UTC"),
         _ => text,
+    }
+}
+
+/// A time for people: UTC in the page, shown in the browser's own zone
+/// with seconds once the page script runs (`time[data-local]`).
+pub(crate) fn local_time(ts: u64) -> Markup {
+    html! {
+        time datetime=(crate::clock::format_utc(ts)) data-local title=(when(ts)) { (when(ts)) }
     }
 }
 

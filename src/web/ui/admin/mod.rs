@@ -9,7 +9,7 @@ mod policy;
 mod system;
 mod users;
 
-pub(crate) use audit::audit;
+pub(crate) use audit::{audit, export as audit_export};
 pub(crate) use groups::{group_action, groups};
 pub(crate) use policy::{policy, policy_save};
 pub(crate) use system::{certificate, system};
@@ -20,13 +20,13 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
 use super::security::{OFFERED, expiry, flash, scope_of, scope_text, token_fields, token_shown};
 use super::{
-    Nav, Posted, Signed, blocking, bytes, csrf_field, enc, error_box, forbidden, prose, respond,
-    say, see_other, sentence, shell, when, with_cookie,
+    Nav, Posted, Signed, blocking, bytes, csrf_field, enc, error_box, forbidden, local_time, prose,
+    respond, say, see_other, sentence, shell, when, with_cookie,
 };
 use crate::auth::accounts::{AccountChange, AccountView, NewAccount, new_group};
 use crate::auth::policy::Policy;

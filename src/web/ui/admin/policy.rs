@@ -83,8 +83,8 @@ fn policy_form(csrf: &str, p: &Policy, owner: bool, exempt: &[&AccountView]) -> 
                 legend { "Lockout" }
                 div.grid {
                     (number("lockout.max_failures", "Failures that lock a sign-in", p.lockout.max_failures, "1", "64", None))
-                    (number("lockout.window", "Counted within (seconds)", p.lockout.window, "10", "86400", None))
-                    (number("lockout.duration", "Lock lasts (seconds)", p.lockout.duration, "10", "604800", None))
+                    (span_field("lockout.window", "Failures count within", p.lockout.window, "10 seconds to 1 day, e.g. 90s, 15m, 1h."))
+                    (span_field("lockout.duration", "A lock lasts", p.lockout.duration, "10 seconds to 7 days, e.g. 15m, 2h, 1d."))
                     (number("lockout.address_max_failures", "Failures from one address that lock it for all accounts", p.lockout.address_max_failures, "0", "64", Some("0 turns this off.")))
                 }
             }
@@ -196,5 +196,48 @@ pub(crate) async fn policy_save(State(web): State<Arc<Web>>, posted: Posted) -> 
             "/admin/policy",
         ),
         Err(e) => failed(&web, &current, &e, "/admin/policy"),
+    }
+}
+
+/// A duration setting as people write it (`15m`, `1h`, `90s`); the core
+/// reads the same units (`auth::policy::parse_duration`).
+fn span_field(key: &str, label: &str, secs: u64, help: &str) -> Markup {
+    let help_id = format!("{key}_help");
+    html! {
+        div.field {
+            label for=(key) { (label) }
+            input id=(key) name=(key) type="text" required value=(span(secs))
+                inputmode="text" spellcheck="false" autocomplete="off" pattern="[0-9]+[smhd]?"
+                aria-describedby=(help_id);
+            p.help id=(help_id) { (help) }
+        }
+    }
+}
+
+/// Seconds in the largest unit that divides them: 900 → `15m`, 86400 → `1d`.
+pub(super) fn span(secs: u64) -> String {
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs >= size && secs.is_multiple_of(size) {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn spans_read_back_as_the_core_parses_them() {
+        for secs in [10, 59, 60, 90, 900, 3600, 5400, 86_400, 604_800] {
+            let text = super::span(secs);
+            assert_eq!(
+                crate::auth::policy::parse_duration(&text),
+                Some(secs),
+                "{text}"
+            );
+        }
+        assert_eq!(super::span(900), "15m");
+        assert_eq!(super::span(86_400), "1d");
+        assert_eq!(super::span(90), "90s");
     }
 }

@@ -2,8 +2,55 @@
 
 use super::*;
 
-/// `GET /admin/users`
-pub(crate) async fn users(State(web): State<Arc<Web>>, signed: Signed) -> Response {
+/// Accounts on one page of the list.
+const PAGE: usize = 50;
+
+/// Which accounts the list shows: `q` matches the name, group or role
+/// (any case), `state` one of `locked`, `disabled`, `mfa_off`.
+fn matches(a: &AccountView, q: &str, state: &str) -> bool {
+    let q = q.to_lowercase();
+    let text = q.is_empty()
+        || a.account.name.to_lowercase().contains(&q)
+        || a.account
+            .group
+            .as_deref()
+            .is_some_and(|g| g.to_lowercase().contains(&q))
+        || role_name(a.account.role).to_lowercase().contains(&q);
+    let locked = !a.locked.is_empty() || a.code_entry_locked_until.is_some();
+    text && match state {
+        "locked" => locked,
+        "disabled" => a.account.disabled,
+        "mfa_off" => !a.mfa.enrolled && !a.account.mfa_exempt,
+        _ => true,
+    }
+}
+
+/// An account's source-address rules in a few words.
+fn networks(a: &AccountView) -> String {
+    let list = |n: &[ipnet::IpNet]| {
+        n.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (a.account.ip_allow.is_empty(), a.account.ip_deny.is_empty()) {
+        (true, true) => "any".into(),
+        (false, true) => format!("only {}", list(&a.account.ip_allow)),
+        (true, false) => format!("not {}", list(&a.account.ip_deny)),
+        (false, false) => format!(
+            "only {}; not {}",
+            list(&a.account.ip_allow),
+            list(&a.account.ip_deny)
+        ),
+    }
+}
+
+/// `GET /admin/users?q=&state=&page=`
+pub(crate) async fn users(
+    State(web): State<Arc<Web>>,
+    signed: Signed,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let current = &signed.current;
     if let Err(r) = admin_only(current) {
         return *r;
@@ -23,6 +70,20 @@ pub(crate) async fn users(State(web): State<Arc<Web>>, signed: Signed) -> Respon
         Ok(x) => x,
         Err(e) => return failed_page(current, Nav::Users, "Users", &e),
     };
+    let q = query.get("q").map_or("", |v| v.trim());
+    let q: String = q.chars().take(64).collect();
+    let state = query.get("state").map_or("", String::as_str);
+    let total = accounts.len();
+    let shown: Vec<&AccountView> = accounts.iter().filter(|a| matches(a, &q, state)).collect();
+    let pages = shown.len().div_ceil(PAGE).max(1);
+    let page = query
+        .get("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, pages);
+    let first = (page - 1) * PAGE;
+    let on_page = shown.iter().skip(first).take(PAGE);
+    let link = |to: usize| format!("/admin/users?q={}&state={}&page={to}", enc(&q), enc(state));
     let csrf = current.csrf.as_str();
     let body = html! {
         @if !locks.code_entry.is_empty() || !locks.addresses.is_empty() {
@@ -59,24 +120,57 @@ pub(crate) async fn users(State(web): State<Arc<Web>>, signed: Signed) -> Respon
         }
         section.card aria-labelledby="list-h" {
             h2 #list-h { "Accounts" }
-            div.table-wrap {
+            form.filters method="get" action="/admin/users" role="search" {
+                div.field {
+                    label for="f_q" { "Search" }
+                    input #f_q name="q" type="search" value=(q) maxlength="64" spellcheck="false" autocomplete="off" placeholder="name, group or role";
+                }
+                div.field {
+                    label for="f_state" { "Show" }
+                    select #f_state name="state" {
+                        option value="" selected[state.is_empty()] { "all accounts" }
+                        option value="locked" selected[state == "locked"] { "locked" }
+                        option value="disabled" selected[state == "disabled"] { "disabled" }
+                        option value="mfa_off" selected[state == "mfa_off"] { "without two-factor sign-in" }
+                    }
+                }
+                div.field.end { button type="submit" { "Search" } }
+            }
+            p.help role="status" {
+                @if shown.is_empty() { "No account matches." }
+                @else if shown.len() == total {
+                    (total) " accounts" @if pages > 1 { ", " (first + 1) "–" ((first + PAGE).min(shown.len())) " shown" } "."
+                } @else {
+                    (shown.len()) " of " (total) " accounts match" @if pages > 1 { ", " (first + 1) "–" ((first + PAGE).min(shown.len())) " shown" } "."
+                }
+            }
+            div.table-wrap tabindex="0" role="region" aria-label="Accounts" {
                 table {
                     thead { tr {
                         th scope="col" { "Name" } th scope="col" { "Role" } th.hide-narrow scope="col" { "Group" }
-                        th scope="col" { "Two-factor" } th scope="col" { "State" } th.hide-narrow.num scope="col" { "Tokens" }
+                        th scope="col" { "Two-factor" } th scope="col" { "State" }
+                        th.hide-narrow scope="col" { "Networks" } th.hide-narrow.num scope="col" { "Tokens" }
                     } }
                     tbody {
-                        @for a in &accounts {
+                        @for a in on_page {
                             tr {
                                 td { a href=(format!("/admin/users/{}", enc(&a.account.name))) { (a.account.name) } }
                                 td { (role_name(a.account.role)) }
                                 td.hide-narrow { (a.account.group.as_deref().unwrap_or("—")) }
                                 td { (mfa_badge(a)) }
                                 td { (state_badge(a)) }
+                                td.hide-narrow { (networks(a)) }
                                 td.hide-narrow.num { (a.tokens) }
                             }
                         }
                     }
+                }
+            }
+            @if pages > 1 {
+                nav.pager aria-label="Pages of accounts" {
+                    @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Previous" } }
+                    span { "Page " (page) " of " (pages) }
+                    @if page < pages { a href=(link(page + 1)) rel="next" { "Next →" } }
                 }
             }
         }
