@@ -281,6 +281,14 @@ def test_a_new_phone_and_new_recovery_codes_need_a_code(box, chromium):
     # a recovery code proves it.
     page.goto("/security")
     assert page.get_attribute("#recovery_code", "required") is not None
+    # It asks first: answering No sends nothing, so the old codes stay.
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.fill("#recovery_code", recovery[1])
+    page.click("form[action='/security/recovery'] button[type=submit]")
+    assert asked and "earlier recovery code stops working" in asked[0], asked
+    assert page.locator("#recovery-codes").count() == 0
+    page.on("dialog", lambda d: d.accept())
     page.fill("#recovery_code", "aaaa-bbbb-cccc-dddd")
     page.click("form[action='/security/recovery'] button[type=submit]")
     assert "not valid" in page.inner_text(".notice.error")

@@ -114,7 +114,7 @@ async fn page(web: &Arc<Web>, current: &Current, message: Option<&str>) -> Respo
                 p { span.badge.good { "On" } " Your account asks for a code from your authenticator app. "
                     (account.mfa.recovery_codes_left) " recovery codes left." }
                 div.split {
-                    form method="post" action="/security/recovery" {
+                    form method="post" action="/security/recovery" data-confirm="Make new recovery codes? Every earlier recovery code stops working at once." {
                         (csrf_field(csrf))
                         div.field {
                             label for="recovery_code" { "Current code or recovery code" }
