@@ -229,8 +229,8 @@ fn run(mut cli: Cli, out: &mut Output) -> anyhow::Result<()> {
         _ => {}
     }
     match cli.command {
-        Command::SftpServer(args) => return crate::files::stdio::sftp_server(args),
-        Command::ScpServer(args) => return crate::files::stdio::scp_server(args),
+        Command::SftpServer(args) => return Ok(crate::files::stdio::sftp_server(args)?),
+        Command::ScpServer(args) => return Ok(crate::files::stdio::scp_server(args)?),
         _ => {}
     }
     let Some(request) = request::of(&cli.command)? else {

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::bail;
 use serde::Deserialize;
+
+use super::ConfigError;
 
 use crate::auth::policy::parse_duration;
 
@@ -68,17 +69,25 @@ fn words(w: &[&str]) -> Vec<String> {
 
 impl ConsoleSection {
     /// Fills in the defaults and checks the values.
-    pub fn resolve(self) -> anyhow::Result<ConsoleSettings> {
+    pub fn resolve(self) -> Result<ConsoleSettings, ConfigError> {
         let d = ConsoleSettings::default();
         let reboot = self.reboot_command.unwrap_or(d.reboot_command);
         if reboot.first().is_none_or(String::is_empty) {
-            bail!("console.reboot_command must name a program, e.g. [\"systemctl\", \"reboot\"]");
+            return Err(ConfigError::value(
+                "console.reboot_command",
+                "console.reboot_command must name a program, e.g. [\"systemctl\", \"reboot\"]",
+            ));
         }
         let idle = match self.idle_timeout {
             None => d.idle_timeout,
             Some(t) => match parse_duration(&t) {
                 Some(s) if (30..=86_400).contains(&s) => Duration::from_secs(s),
-                _ => bail!("console.idle_timeout = {t:?}: expected 30s to 24h, e.g. 10m"),
+                _ => {
+                    return Err(ConfigError::value(
+                        "console.idle_timeout",
+                        format!("console.idle_timeout = {t:?}: expected 30s to 24h, e.g. 10m"),
+                    ));
+                }
             },
         };
         Ok(ConsoleSettings {

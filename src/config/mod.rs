@@ -4,18 +4,20 @@
 //! (unknown keys are errors, so a typo never silently does nothing), and
 //! [`ServeConfig`] is the resolved runtime configuration with every default
 //! filled in and every value checked. Durations are written `30s`, `5m`, `1h`.
+//! A refusal is a [`ConfigError`] that names the key.
 
 pub mod console;
+mod error;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow, bail};
 use serde::Deserialize;
 
 use crate::auth::policy::parse_duration;
 use crate::seal::{BackendChoice, SealOptions};
+pub use error::ConfigError;
 
 /// Default SFTP address.
 pub const DEFAULT_SFTP_LISTEN: &str = "0.0.0.0:2022";
@@ -226,54 +228,70 @@ pub struct ConfigSource {
 }
 
 fn duration(
-    key: &str,
+    key: &'static str,
     value: Option<&String>,
     default: &str,
     min: u64,
     max: u64,
-) -> anyhow::Result<Duration> {
+) -> Result<Duration, ConfigError> {
     let text = value.map_or(default, String::as_str);
     match parse_duration(text) {
         Some(s) if (min..=max).contains(&s) => Ok(Duration::from_secs(s)),
-        _ => bail!("{key} = {text:?}: expected a duration from {min}s to {max}s, e.g. 30s or 5m"),
+        _ => Err(ConfigError::value(
+            key,
+            format!("{key} = {text:?}: expected a duration from {min}s to {max}s, e.g. 30s or 5m"),
+        )),
     }
 }
 
 fn within<T: PartialOrd + std::fmt::Display + Copy>(
-    key: &str,
+    key: &'static str,
     value: Option<T>,
     default: T,
     min: T,
     max: T,
-) -> anyhow::Result<T> {
+) -> Result<T, ConfigError> {
     let v = value.unwrap_or(default);
     if v < min || v > max {
-        bail!("{key} = {v}: expected {min} to {max}");
+        return Err(ConfigError::value(
+            key,
+            format!("{key} = {v}: expected {min} to {max}"),
+        ));
     }
     Ok(v)
 }
 
-fn address(key: &str, text: &str) -> anyhow::Result<SocketAddr> {
+fn address(key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {
     text.parse().map_err(|_| {
-        anyhow!("{key} = {text:?}: expected an address and port such as 0.0.0.0:2022 or [::]:2022")
+        ConfigError::value(
+            key,
+            format!(
+                "{key} = {text:?}: expected an address and port such as 0.0.0.0:2022 or [::]:2022"
+            ),
+        )
     })
 }
 
 impl FileConfig {
     /// Reads and parses a configuration file.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the configuration {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Unreadable {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        Self::parse(&text).map_err(|cause| ConfigError::InFile {
+            path: path.to_path_buf(),
+            cause: Box::new(cause),
+        })
     }
 
     /// Parses configuration text.
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let config: FileConfig =
-            toml::from_str(text).map_err(|e| anyhow!("{}", e.message().trim()))?;
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: FileConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Syntax(e.message().trim().to_string()))?;
         match config.version {
             None | Some(1) => Ok(config),
-            Some(v) => bail!("version = {v}: this coffer reads configuration version 1"),
+            Some(v) => Err(ConfigError::Version(v)),
         }
     }
 
@@ -282,7 +300,7 @@ impl FileConfig {
         self,
         flags: &Overrides,
         default_data_dir: PathBuf,
-    ) -> anyhow::Result<ServeConfig> {
+    ) -> Result<ServeConfig, ConfigError> {
         let data_dir = flags
             .data_dir
             .clone()
@@ -301,7 +319,7 @@ impl FileConfig {
         let seal = SealOptions {
             choice: backend
                 .parse::<BackendChoice>()
-                .map_err(|e| anyhow!("seal.backend: {e}"))?,
+                .map_err(|e| ConfigError::value("seal.backend", format!("seal.backend: {e}")))?,
             tcti: flags.tcti.clone().or(self.seal.tcti),
             bind_pcr7: flags.pcr7 || self.seal.pcr7.unwrap_or(false),
         };
@@ -353,7 +371,10 @@ impl FileConfig {
             rsa_host_key: s.rsa_host_key.unwrap_or(true),
         };
         if sftp.max_unauthenticated > sftp.max_connections {
-            bail!("sftp.max_unauthenticated must not exceed sftp.max_connections");
+            return Err(ConfigError::value(
+                "sftp.max_unauthenticated",
+                "sftp.max_unauthenticated must not exceed sftp.max_connections",
+            ));
         }
         let sftp_listen = flags
             .sftp_listen
@@ -438,7 +459,10 @@ impl FileConfig {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-.:*".contains(&b))
             {
-                bail!("https.host_names: {name:?} is not a host name or address");
+                return Err(ConfigError::value(
+                    "https.host_names",
+                    format!("https.host_names: {name:?} is not a host name or address"),
+                ));
             }
         }
         let source = ConfigSource {
@@ -487,7 +511,7 @@ impl FileConfig {
                 .as_deref()
                 .unwrap_or("auto")
                 .parse()
-                .map_err(|e| anyhow!("log_target = {e}"))?,
+                .map_err(|e| ConfigError::value("log_target", format!("log_target = {e}")))?,
             service: self.service.resolve()?,
             console: self.console.resolve()?,
             source,
@@ -496,7 +520,11 @@ impl FileConfig {
 }
 
 /// A delay in `ms`, `s` or `m` (failure delays are below a second in tests).
-fn duration_ms(key: &str, value: Option<&String>, default: &str) -> anyhow::Result<Duration> {
+fn duration_ms(
+    key: &'static str,
+    value: Option<&String>,
+    default: &str,
+) -> Result<Duration, ConfigError> {
     let text = value.map_or(default, String::as_str);
     let parsed = match text.strip_suffix("ms") {
         Some(ms) => ms.parse::<u64>().ok().map(Duration::from_millis),
@@ -504,7 +532,10 @@ fn duration_ms(key: &str, value: Option<&String>, default: &str) -> anyhow::Resu
     };
     match parsed {
         Some(d) if d <= Duration::from_secs(10) => Ok(d),
-        _ => bail!("{key} = {text:?}: expected a delay up to 10s, e.g. 1s or 250ms"),
+        _ => Err(ConfigError::value(
+            key,
+            format!("{key} = {text:?}: expected a delay up to 10s, e.g. 1s or 250ms"),
+        )),
     }
 }
 
@@ -608,5 +639,66 @@ mod tests {
             let msg = format!("{err:#}");
             assert!(msg.contains(want), "{text:?}: {msg}");
         }
+    }
+
+    fn refusal(text: &str) -> ConfigError {
+        FileConfig::parse(text)
+            .and_then(|f| f.resolve(&Overrides::default(), "d".into()))
+            .unwrap_err()
+    }
+
+    #[test]
+    fn a_bad_value_is_a_typed_error_that_names_its_key() {
+        let cases = [
+            ("[sftp]\nmax_connections = 0", "sftp.max_connections"),
+            ("[https]\nlisten = \"here\"", "https.listen"),
+            ("[https]\nhost_names = [\"a b\"]", "https.host_names"),
+            ("[sftp]\nfailure_delay = \"1h\"", "sftp.failure_delay"),
+            ("log_target = \"syslog\"", "log_target"),
+            ("[console]\nidle_timeout = \"1s\"", "console.idle_timeout"),
+            ("[console]\nreboot_command = []", "console.reboot_command"),
+            ("version = 3", "version"),
+        ];
+        for (text, key) in cases {
+            let err = refusal(text);
+            assert_eq!(err.key(), Some(key), "{text:?}: {err}");
+            assert!(err.to_string().contains(key), "{text:?}: {err}");
+        }
+        // What the system box checks keeps its own type, and its key.
+        let err = refusal("log_level = \"coffer=loud\"");
+        assert!(matches!(err, ConfigError::System(_)), "{err:?}");
+        assert_eq!(err.key(), Some("log_level"));
+        let err = refusal("[service]\nuser = \"a:b\"");
+        assert_eq!(err.key(), Some("service.user"), "{err}");
+        assert!(matches!(
+            refusal("[sftp]\nlisen = 1"),
+            ConfigError::Syntax(_)
+        ));
+    }
+
+    #[test]
+    fn a_file_names_itself_and_says_its_cause_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coffer.toml");
+        let err = FileConfig::load(&path).unwrap_err();
+        assert!(matches!(err, ConfigError::Unreadable { .. }), "{err:?}");
+        std::fs::write(&path, "[sftp]\nmax_channels = 0\n").unwrap();
+        let err = FileConfig::load(&path)
+            .and_then(|f| f.resolve(&Overrides::default(), "d".into()))
+            .unwrap_err();
+        // Values are checked after loading: the message names the key.
+        assert_eq!(err.key(), Some("sftp.max_channels"));
+        std::fs::write(&path, "version = 2\n").unwrap();
+        let err = FileConfig::load(&path).unwrap_err();
+        assert!(matches!(err, ConfigError::InFile { .. }), "{err:?}");
+        assert_eq!(err.key(), Some("version"));
+        assert!(std::error::Error::source(&err).is_none());
+        assert_eq!(
+            format!("{:#}", anyhow::Error::from(err)),
+            format!(
+                "in {}: version = 2: this coffer reads configuration version 1",
+                path.display()
+            )
+        );
     }
 }

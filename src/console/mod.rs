@@ -20,6 +20,10 @@
 //! Ctrl-C or a hang-up ends the console ([`term`]). When a technician PIN is
 //! set (`coffer console-pin set`), it is asked once per console session
 //! before the first change.
+//!
+//! [`main`] is the `console` command's own entry point: it alone returns
+//! `anyhow`, turning the configuration's and the system box's typed errors
+//! into one line with `?`, as the command line's top level does.
 
 mod accounts;
 pub mod network;

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
 use ipnet::IpNet;
 
 /// How an interface gets its address.
@@ -25,6 +24,26 @@ pub enum Setting {
         gateway: Option<IpAddr>,
         /// DNS servers.
         dns: Vec<IpAddr>,
+    },
+}
+
+/// Why a `.network` file was not written. The message carries its cause
+/// (no `source()`, so `{:#}` says it once).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetworkError {
+    /// The interface name is not one the console writes a file for.
+    #[error("{0}")]
+    Interface(String),
+    /// The folder or the file could not be made.
+    #[error("cannot {doing} {}: {cause}", path.display())]
+    Io {
+        /// `create` (the folder) or `write` (the file).
+        doing: &'static str,
+        /// The folder or file.
+        path: PathBuf,
+        /// The operating system's reason.
+        cause: std::io::Error,
     },
 }
 
@@ -156,10 +175,15 @@ pub fn summary(interface: &str, setting: &Setting) -> String {
     }
 }
 
+fn failed(doing: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> NetworkError {
+    let path = path.to_path_buf();
+    move |cause| NetworkError::Io { doing, path, cause }
+}
+
 /// Writes the file atomically; returns its path.
-pub fn write(dir: &Path, interface: &str, setting: &Setting) -> anyhow::Result<PathBuf> {
-    check_interface(interface).map_err(anyhow::Error::msg)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+pub fn write(dir: &Path, interface: &str, setting: &Setting) -> Result<PathBuf, NetworkError> {
+    check_interface(interface).map_err(NetworkError::Interface)?;
+    std::fs::create_dir_all(dir).map_err(failed("create", dir))?;
     let path = file_for(dir, interface);
     let name = path
         .file_name()
@@ -171,12 +195,12 @@ pub fn write(dir: &Path, interface: &str, setting: &Setting) -> anyhow::Result<P
     // Root writes system configuration only into a folder root owns, and
     // never through a link (see super::files).
     let folder = crate::system::root_files::open_dir(dir, crate::system::root_files::Owner::Root)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .map_err(failed("write", &path))?;
     let result = crate::system::root_files::create_new(&folder, &tmp, 0o644, text.as_bytes())
         .and_then(|()| crate::system::root_files::replace(&folder, &tmp, &name));
     if let Err(e) = result {
         let _ = rustix::fs::unlinkat(&folder, tmp.as_str(), rustix::fs::AtFlags::empty());
-        bail!("cannot write {}: {e}", path.display());
+        return Err(failed("write", &path)(e));
     }
     Ok(path)
 }
@@ -259,6 +283,32 @@ mod tests {
             summary("eth0", &setting),
             "eth0: static 192.168.1.20/24 gateway 192.168.1.1 dns 192.168.1.1,9.9.9.9"
         );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_written_says_where_and_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write(dir.path(), "eth0/x", &Setting::Dhcp).unwrap_err();
+        assert!(matches!(err, NetworkError::Interface(_)), "{err:?}");
+        let blocked = dir.path().join("a-file");
+        std::fs::write(&blocked, "").unwrap();
+        let err = write(&blocked.join("network"), "eth0", &Setting::Dhcp).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                NetworkError::Io {
+                    doing: "create",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.starts_with("cannot create ") && text.contains("a-file/network: "),
+            "{text}"
+        );
+        assert!(std::error::Error::source(&err).is_none());
     }
 
     #[test]

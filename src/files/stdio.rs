@@ -4,6 +4,7 @@
 //! Hidden commands for tests and benchmarks: OpenSSH's own clients drive
 //! them without an SSH server (`sftp -D`, `scp -S`). They serve one
 //! directory with the same confinement and permissions as a real session.
+//! A failure is a [`StdioError`].
 
 use std::collections::VecDeque;
 use std::io::{self, Read as _, Write as _};
@@ -13,11 +14,37 @@ use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use anyhow::Context as _;
 use clap::Args;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{Access, Root, scp, sftp};
+
+/// Why a file server on standard input and output failed. Each message
+/// carries its cause (no `source()`, so `{:#}` says it once).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StdioError {
+    /// The folder to serve cannot be opened or made.
+    #[error("cannot open {}: {cause}", path.display())]
+    Root {
+        /// The folder.
+        path: PathBuf,
+        /// The operating system's reason.
+        cause: io::Error,
+    },
+    /// Standard input and output cannot be set up for serving.
+    #[error("cannot serve on standard input and output: {0}")]
+    Stdio(io::Error),
+    /// The async runtime did not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(io::Error),
+    /// The SFTP session ended abnormally.
+    #[error("{0}")]
+    Sftp(sftp::SftpError),
+    /// The SCP command failed.
+    #[error("{0}")]
+    Scp(scp::ScpError),
+}
 
 /// Where and as whom to serve.
 #[derive(Debug, Args)]
@@ -47,32 +74,39 @@ pub struct ScpServerArgs {
 }
 
 impl ServerArgs {
-    fn root(&self) -> anyhow::Result<Arc<Root>> {
+    fn root(&self) -> Result<Arc<Root>, StdioError> {
         let permissions = Access {
             write: !self.read_only,
             delete: !self.no_delete && !self.read_only,
         };
-        let root = Root::open(&self.root, &self.account, permissions)
-            .with_context(|| format!("cannot open {}", self.root.display()))?;
+        let root = Root::open(&self.root, &self.account, permissions).map_err(|cause| {
+            StdioError::Root {
+                path: self.root.clone(),
+                cause,
+            }
+        })?;
         Ok(Arc::new(root))
     }
 }
 
 /// One session, one thread for the protocol (like OpenSSH's sftp-server);
 /// file I/O that may wait still goes to the blocking pool.
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
+fn runtime() -> Result<tokio::runtime::Runtime, StdioError> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?)
+        .build()
+        .map_err(StdioError::Runtime)
 }
 
 /// `coffer sftp-server`: serves SFTP on stdin/stdout until the client ends.
-pub fn sftp_server(args: ServerArgs) -> anyhow::Result<()> {
+pub fn sftp_server(args: ServerArgs) -> Result<(), StdioError> {
     let root = args.root()?;
     let rt = runtime()?;
     let summary = rt.block_on(async {
-        let stream = stdio_stream()?;
-        anyhow::Ok(sftp::serve(stream, root, sftp::SftpLimits::default()).await?)
+        let stream = stdio_stream().map_err(StdioError::Stdio)?;
+        sftp::serve(stream, root, sftp::SftpLimits::default())
+            .await
+            .map_err(StdioError::Sftp)
     })?;
     tracing::info!(?summary, "sftp session ended");
     Ok(())
@@ -80,13 +114,15 @@ pub fn sftp_server(args: ServerArgs) -> anyhow::Result<()> {
 
 /// `coffer scp-server`: serves one legacy SCP command on stdin/stdout.
 /// Exits with status 1 when a file failed (the client was told which).
-pub fn scp_server(args: ScpServerArgs) -> anyhow::Result<()> {
+pub fn scp_server(args: ScpServerArgs) -> Result<(), StdioError> {
     let root = args.server.root()?;
     let command = args.command.join(" ");
     let rt = runtime()?;
     let summary = rt.block_on(async {
-        let stream = stdio_stream()?;
-        anyhow::Ok(scp::serve_scp(&command, stream, root).await?)
+        let stream = stdio_stream().map_err(StdioError::Stdio)?;
+        scp::serve_scp(&command, stream, root)
+            .await
+            .map_err(StdioError::Scp)
     })?;
     drop(rt);
     tracing::info!(?summary, "scp session ended");

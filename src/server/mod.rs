@@ -6,6 +6,11 @@
 //! naming what failed, before anything is served. Shutdown: stop accepting,
 //! close connections that have not logged in, give logged-in sessions the
 //! configured grace to finish their transfers, then cut the rest.
+//!
+//! This is the `serve` command's own entry point: [`run`] and the start-up
+//! sequence under it turn the layers' typed errors (configuration, system,
+//! store, seal, host keys) into one `anyhow` line with `?`, as the command
+//! line's top level does. Nothing below this module returns `anyhow`.
 
 pub mod service;
 
@@ -295,7 +300,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     control_task.abort();
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!("stopped");
-    ended
+    Ok(ended?)
 }
 
 /// The serial console's state in words, for the system page.

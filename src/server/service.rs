@@ -13,16 +13,34 @@
 //! needs a restart: a changed key is named in the log as such. Policy,
 //! accounts and other settings in the store are always live and need no
 //! reload.
+//!
+//! A failure is a [`ServiceError`]: the system box's or the
+//! configuration's own error, passed on as it is.
 
 use std::sync::Arc;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::config::{FileConfig, ServeConfig};
+use crate::config::{ConfigError, FileConfig, ServeConfig};
 use crate::system::notify::Notifier;
 use crate::system::privilege::{Identity, Plan};
-use crate::system::{factory, health, logging, modes, privilege};
+use crate::system::{SystemError, factory, health, logging, modes, privilege};
+
+/// Why the server's life in the operating system failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The configuration (read again on SIGHUP) is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A step of the system box failed (data dir, privileges, log).
+    #[error(transparent)]
+    System(#[from] SystemError),
+    /// The SFTP listener ended without a stop being asked for.
+    #[error("the SFTP listener stopped unexpectedly")]
+    ListenerStopped,
+}
 
 /// The server's link to the operating system, from start to stop.
 pub struct Service {
@@ -49,7 +67,7 @@ impl Service {
     /// reset that a power cut interrupted, checks the data dir's modes and
     /// decides the privilege drop (a root server that may not stay root is
     /// refused here, before any file is created).
-    pub fn start(config: &ServeConfig) -> anyhow::Result<Service> {
+    pub fn start(config: &ServeConfig) -> Result<Service, ServiceError> {
         let notifier = Arc::new(Notifier::from_env());
         notifier.status("Starting: checking the data dir");
         let hangup = match signal(SignalKind::hangup()) {
@@ -82,11 +100,11 @@ impl Service {
     /// Once the listeners are bound and the store, data key and host keys
     /// are open: when running as root, hands the data dir and the files
     /// root to the service account and drops to it (see [`privilege`]).
-    pub fn drop_privileges(&self, config: &ServeConfig) -> anyhow::Result<Identity> {
+    pub fn drop_privileges(&self, config: &ServeConfig) -> Result<Identity, ServiceError> {
         if let Plan::DropTo { uid, gid, .. } = &self.plan {
             privilege::hand_over(&config.data_dir, &config.files_root, *uid, *gid)?;
         }
-        privilege::carry_out(&self.plan)
+        Ok(privilege::carry_out(&self.plan)?)
     }
 
     /// The listeners accept: sends `READY=1`, and starts the health check,
@@ -133,13 +151,16 @@ impl Service {
     /// listener died: with a watchdog armed the server stays up without
     /// keep-alives (the watchdog restarts it, with a core dump for the
     /// post-mortem); without one it fails, so an init script sees it.
-    pub async fn listener_ended(&self, stop: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
+    pub async fn listener_ended(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), ServiceError> {
         if *stop.borrow() {
             return Ok(());
         }
         tracing::error!("the SFTP listener stopped unexpectedly");
         if self.notifier.watchdog_timeout().is_none() {
-            anyhow::bail!("the SFTP listener stopped unexpectedly");
+            return Err(ServiceError::ListenerStopped);
         }
         self.notifier
             .status("Unhealthy: the SFTP listener stopped; waiting for the watchdog");
@@ -190,7 +211,7 @@ async fn reload_on_hangup(
 /// Reads the configuration again and applies what can change while running
 /// (the log level). Returns the configuration now in force and notes for
 /// the log: what changed, and what waits for a restart.
-pub fn reload(running: &ServeConfig) -> anyhow::Result<(ServeConfig, Vec<String>)> {
+pub fn reload(running: &ServeConfig) -> Result<(ServeConfig, Vec<String>), ServiceError> {
     let source = &running.source;
     let file = match &source.file {
         Some(path) => FileConfig::load(path)?,

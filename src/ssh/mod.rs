@@ -23,7 +23,7 @@ mod handler;
 mod hostkeys;
 mod listener;
 
-pub use hostkeys::{ED25519_FILE, HostKeys, RSA_FILE, load_or_create};
+pub use hostkeys::{ED25519_FILE, HostKeyError, HostKeys, RSA_FILE, load_or_create};
 pub use listener::{Limits, Shared, serve};
 
 /// The authentication methods offered: publickey, keyboard-interactive, password.

@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use super::SystemError;
 
 /// The marker of a reset in progress, in the data dir.
 pub const MARKER: &str = "factory-reset.pending";
@@ -41,7 +41,7 @@ pub struct Wiped {
 
 /// Resets the box. The caller holds the store's writer lock (or is the
 /// server that holds it and stops right after).
-pub fn reset(data_dir: &Path, files_root: &Path, user_files: bool) -> anyhow::Result<Wiped> {
+pub fn reset(data_dir: &Path, files_root: &Path, user_files: bool) -> Result<Wiped, SystemError> {
     if user_files {
         check_files_root(data_dir, files_root)?;
     }
@@ -62,7 +62,12 @@ pub fn reset(data_dir: &Path, files_root: &Path, user_files: bool) -> anyhow::Re
             )?;
             rustix::fs::fsync(&dir).map_err(std::io::Error::from)
         });
-    written.with_context(|| format!("cannot start the factory reset: {}", marker.display()))?;
+    written.map_err(|e| {
+        SystemError::os(
+            format!("cannot start the factory reset: {}", marker.display()),
+            e,
+        )
+    })?;
     tracing::warn!(
         event_id = crate::audit::Event::FactoryReset.id(),
         event = crate::audit::Event::FactoryReset.slug(),
@@ -74,7 +79,7 @@ pub fn reset(data_dir: &Path, files_root: &Path, user_files: bool) -> anyhow::Re
 }
 
 /// Finishes a reset that was interrupted (a marker is present).
-pub fn finish_pending(data_dir: &Path, files_root: &Path) -> anyhow::Result<()> {
+pub fn finish_pending(data_dir: &Path, files_root: &Path) -> Result<(), SystemError> {
     let marker = data_dir.join(MARKER);
     let Ok(text) = std::fs::read_to_string(&marker) else {
         return Ok(());
@@ -84,7 +89,7 @@ pub fn finish_pending(data_dir: &Path, files_root: &Path) -> anyhow::Result<()> 
     finish(data_dir, files_root, user_files).map(|_| ())
 }
 
-fn finish(data_dir: &Path, files_root: &Path, user_files: bool) -> anyhow::Result<Wiped> {
+fn finish(data_dir: &Path, files_root: &Path, user_files: bool) -> Result<Wiped, SystemError> {
     let mut wiped = Wiped {
         state: Vec::new(),
         user_files,
@@ -92,10 +97,14 @@ fn finish(data_dir: &Path, files_root: &Path, user_files: bool) -> anyhow::Resul
     // Keys first: once they are gone, nothing sealed can be read.
     let first = [crate::seal::KEY_FILE_NAME, crate::seal::TPM_BLOB_NAME];
     let mut rest: Vec<PathBuf> = Vec::new();
-    for entry in std::fs::read_dir(data_dir)
-        .with_context(|| format!("cannot read the data dir {}", data_dir.display()))?
-    {
-        let path = entry?.path();
+    let unreadable = |e: std::io::Error| {
+        SystemError::os(
+            format!("cannot read the data dir {}", data_dir.display()),
+            e,
+        )
+    };
+    for entry in std::fs::read_dir(data_dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -129,10 +138,10 @@ fn finish(data_dir: &Path, files_root: &Path, user_files: bool) -> anyhow::Resul
     }
     if user_files && files_root.is_dir() {
         check_files_root(data_dir, files_root)?;
-        for entry in std::fs::read_dir(files_root)
-            .with_context(|| format!("cannot read {}", files_root.display()))?
-        {
-            let path = entry?.path();
+        let unreadable =
+            |e: std::io::Error| SystemError::os(format!("cannot read {}", files_root.display()), e);
+        for entry in std::fs::read_dir(files_root).map_err(unreadable)? {
+            let path = entry.map_err(unreadable)?.path();
             if same(&path, data_dir) {
                 continue;
             }
@@ -141,25 +150,26 @@ fn finish(data_dir: &Path, files_root: &Path, user_files: bool) -> anyhow::Resul
     }
     sync_dir(data_dir);
     let marker = data_dir.join(MARKER);
-    std::fs::remove_file(&marker).with_context(|| format!("cannot remove {}", marker.display()))?;
+    std::fs::remove_file(&marker)
+        .map_err(|e| SystemError::os(format!("cannot remove {}", marker.display()), e))?;
     sync_dir(data_dir);
     Ok(wiped)
 }
 
 /// Refuses to wipe a files root that is not a dedicated directory.
-fn check_files_root(data_dir: &Path, files_root: &Path) -> anyhow::Result<()> {
+fn check_files_root(data_dir: &Path, files_root: &Path) -> Result<(), SystemError> {
     let depth = files_root.components().count();
     if !files_root.is_absolute() && !files_root.starts_with(data_dir) {
-        bail!(
+        return Err(SystemError::Refused(format!(
             "the files root {} is not an absolute path; refusing to delete user files",
             files_root.display()
-        );
+        )));
     }
     if files_root.is_absolute() && depth < 3 {
-        bail!(
+        return Err(SystemError::Refused(format!(
             "the files root {} is too close to / to be wiped; delete the user files by hand",
             files_root.display()
-        );
+        )));
     }
     Ok(())
 }
@@ -173,11 +183,16 @@ fn same(a: &Path, b: &Path) -> bool {
 
 /// Removes a file, link or directory tree (links are not followed). Says
 /// whether something was there.
-fn remove(path: &Path) -> anyhow::Result<bool> {
+fn remove(path: &Path) -> Result<bool, SystemError> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", path.display())),
+        Err(e) => {
+            return Err(SystemError::os(
+                format!("cannot inspect {}", path.display()),
+                e,
+            ));
+        }
     };
     let removed = if meta.is_dir() {
         std::fs::remove_dir_all(path)
@@ -187,7 +202,10 @@ fn remove(path: &Path) -> anyhow::Result<bool> {
     match removed {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+        Err(e) => Err(SystemError::os(
+            format!("cannot remove {}", path.display()),
+            e,
+        )),
     }
 }
 
@@ -252,6 +270,18 @@ mod tests {
         assert!(data.join(LOST_AND_FOUND).is_dir());
         assert!(file.is_file());
         assert!(!data.join("coffer.redb").exists());
+    }
+
+    #[test]
+    fn user_files_in_an_unsafe_place_are_refused() {
+        let (_t, data, _files) = setup();
+        for root in ["elsewhere/files", "/srv"] {
+            let err = reset(&data, Path::new(root), true).unwrap_err();
+            assert!(matches!(err, SystemError::Refused(_)), "{err:?}");
+            assert!(err.to_string().contains(root), "{err}");
+        }
+        // Refused before anything was removed.
+        assert!(data.join("data-key").exists());
     }
 
     #[test]

@@ -24,11 +24,12 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use anyhow::{anyhow, bail};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Registry, reload};
+
+use super::SystemError;
 
 /// The journal's native socket.
 pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
@@ -73,9 +74,14 @@ static RELOAD: OnceLock<reload::Handle<Targets, Registry>> = OnceLock::new();
 /// Checks a filter such as `info` or `coffer=debug,russh=warn`: a default
 /// level and `target=level` pairs, comma-separated (tracing's `Targets`
 /// syntax; no span or field filters, which would pull in a regex engine).
-pub fn parse_filter(level: &str) -> anyhow::Result<Targets> {
+pub fn parse_filter(level: &str) -> Result<Targets, SystemError> {
     targets(level).map_err(|e| {
-        anyhow!("log_level = {level:?} is not a log filter ({e}); use e.g. info or coffer=debug")
+        SystemError::setting(
+            "log_level",
+            format!(
+                "log_level = {level:?} is not a log filter ({e}); use e.g. info or coffer=debug"
+            ),
+        )
     })
 }
 
@@ -106,9 +112,14 @@ fn rust_log() -> Option<String> {
 }
 
 /// The filter `RUST_LOG` names, when it is set and not blank.
-pub fn env_filter() -> Option<anyhow::Result<Targets>> {
+pub fn env_filter() -> Option<Result<Targets, SystemError>> {
     let value = rust_log()?;
-    Some(targets(&value).map_err(|e| anyhow!("RUST_LOG = {value:?} is not a log filter ({e})")))
+    Some(targets(&value).map_err(|e| {
+        SystemError::setting(
+            "RUST_LOG",
+            format!("RUST_LOG = {value:?} is not a log filter ({e})"),
+        )
+    }))
 }
 
 /// Whether `RUST_LOG` decides the level (and a reload leaves it alone).
@@ -117,7 +128,7 @@ pub fn rust_log_set() -> bool {
 }
 
 /// Sets up the server's log. Returns where it goes.
-pub fn init(level: &str, target: Target) -> anyhow::Result<Target> {
+pub fn init(level: &str, target: Target) -> Result<Target, SystemError> {
     let filter = match env_filter() {
         Some(filter) => filter?,
         None => parse_filter(level)?,
@@ -126,7 +137,10 @@ pub fn init(level: &str, target: Target) -> anyhow::Result<Target> {
         Target::Stderr => false,
         Target::Journald => {
             if !Path::new(JOURNAL_SOCKET).exists() {
-                bail!("log_target = \"journald\", but {JOURNAL_SOCKET} does not exist");
+                return Err(SystemError::setting(
+                    "log_target",
+                    format!("log_target = \"journald\", but {JOURNAL_SOCKET} does not exist"),
+                ));
             }
             true
         }
@@ -136,7 +150,9 @@ pub fn init(level: &str, target: Target) -> anyhow::Result<Target> {
     let registry = tracing_subscriber::registry().with(filter);
     let used = if journal {
         let layer = tracing_journald::layer()
-            .map_err(|e| anyhow!("cannot log to the journal at {JOURNAL_SOCKET}: {e}"))?
+            .map_err(|e| {
+                SystemError::os(format!("cannot log to the journal at {JOURNAL_SOCKET}"), e)
+            })?
             .with_field_prefix(None)
             .with_syslog_identifier("coffer".into());
         registry.with(layer).try_init().ok();
@@ -154,7 +170,7 @@ pub fn init(level: &str, target: Target) -> anyhow::Result<Target> {
 }
 
 /// Applies a new level (SIGHUP). Does nothing when `RUST_LOG` decides.
-pub fn set_level(level: &str) -> anyhow::Result<bool> {
+pub fn set_level(level: &str) -> Result<bool, SystemError> {
     if rust_log_set() {
         return Ok(false);
     }
@@ -164,7 +180,7 @@ pub fn set_level(level: &str) -> anyhow::Result<bool> {
     };
     handle
         .reload(filter)
-        .map_err(|e| anyhow!("cannot change the log level: {e}"))?;
+        .map_err(|e| SystemError::Log(format!("cannot change the log level: {e}")))?;
     Ok(true)
 }
 
@@ -194,7 +210,9 @@ mod tests {
         assert_eq!("journald".parse::<Target>().unwrap(), Target::Journald);
         assert!("syslog".parse::<Target>().is_err());
         assert!(parse_filter("coffer=debug,russh=warn").is_ok());
-        let err = parse_filter("coffer=loud").unwrap_err().to_string();
+        let err = parse_filter("coffer=loud").unwrap_err();
+        assert_eq!(err.key(), Some("log_level"));
+        let err = err.to_string();
         assert!(err.contains("log_level"), "{err}");
         // A default level and target pairs; no span or field filters.
         let filter = parse_filter(" warn,coffer::ssh=trace ").unwrap();

@@ -13,8 +13,10 @@
 //!   dir made or opened without following links.
 //!
 //! The server ties them to its life (`crate::server::service`); nothing
-//! here reads the configuration file or calls a front end.
+//! here reads the configuration file or calls a front end. Every failure is
+//! a [`SystemError`].
 
+mod error;
 pub mod factory;
 pub mod health;
 pub mod logging;
@@ -22,6 +24,8 @@ pub mod modes;
 pub mod notify;
 pub mod privilege;
 pub mod root_files;
+
+pub use error::SystemError;
 
 /// The control socket's file name in the data dir (see `crate::admin::wire`).
 pub const CONTROL_SOCKET: &str = "coffer.sock";

@@ -11,7 +11,7 @@
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 
-use anyhow::bail;
+use super::SystemError;
 
 /// Files in the data dir that must be private to the service (mode 0600).
 pub const PRIVATE_FILES: &[&str] = &[
@@ -25,18 +25,26 @@ pub const PRIVATE_FILES: &[&str] = &[
 
 /// Refuses a data dir with loose modes. A data dir that does not exist yet
 /// is fine: it is created with mode 0700.
-pub fn check_data_dir(dir: &Path) -> anyhow::Result<()> {
+pub fn check_data_dir(dir: &Path) -> Result<(), SystemError> {
     let meta = match std::fs::metadata(dir) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => bail!("cannot inspect the data dir {}: {e}", dir.display()),
+        Err(e) => {
+            return Err(SystemError::os(
+                format!("cannot inspect the data dir {}", dir.display()),
+                e,
+            ));
+        }
     };
     if !meta.is_dir() {
-        bail!("the data dir {} is not a directory", dir.display());
+        return Err(SystemError::UnsafeDataDir(format!(
+            "the data dir {} is not a directory",
+            dir.display()
+        )));
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o007 != 0 || mode & 0o020 != 0 {
-        bail!(
+        return Err(SystemError::UnsafeDataDir(format!(
             "the data dir {} has mode {mode:03o}: {}; run `chmod 700 {}`",
             dir.display(),
             if mode & 0o007 != 0 {
@@ -45,7 +53,7 @@ pub fn check_data_dir(dir: &Path) -> anyhow::Result<()> {
                 "its group can replace the store and keys in it"
             },
             dir.display()
-        );
+        )));
     }
     for name in PRIVATE_FILES {
         let path = dir.join(name);
@@ -54,11 +62,11 @@ pub fn check_data_dir(dir: &Path) -> anyhow::Result<()> {
         };
         let mode = meta.mode() & 0o7777;
         if meta.file_type().is_file() && mode & 0o077 != 0 {
-            bail!(
+            return Err(SystemError::UnsafeDataDir(format!(
                 "{} has mode {mode:03o}, so other users may read or change it; run `chmod 600 {}`",
                 path.display(),
                 path.display()
-            );
+            )));
         }
     }
     Ok(())

@@ -24,9 +24,10 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 
-use anyhow::{Context as _, anyhow, bail};
 use nix::unistd::{Gid, Group, Uid, User};
 use serde::Deserialize;
+
+use super::SystemError;
 
 /// The account a root-started server drops to when none is configured.
 pub const DEFAULT_USER: &str = "coffer";
@@ -56,12 +57,15 @@ pub struct ServiceSettings {
 
 impl ServiceSection {
     /// Resolves the section.
-    pub fn resolve(self) -> anyhow::Result<ServiceSettings> {
+    pub fn resolve(self) -> Result<ServiceSettings, SystemError> {
         for (key, value) in [("service.user", &self.user), ("service.group", &self.group)] {
             if let Some(v) = value
                 && (v.is_empty() || v.len() > 64 || v.chars().any(|c| c.is_control() || c == ':'))
             {
-                bail!("{key} = {v:?} is not an account or group name");
+                return Err(SystemError::setting(
+                    key,
+                    format!("{key} = {v:?} is not an account or group name"),
+                ));
             }
         }
         Ok(ServiceSettings {
@@ -103,7 +107,7 @@ pub enum Plan {
 }
 
 /// Decides what a server started with this effective uid does.
-pub fn plan(settings: &ServiceSettings) -> anyhow::Result<Plan> {
+pub fn plan(settings: &ServiceSettings) -> Result<Plan, SystemError> {
     if !Uid::effective().is_root() {
         return Ok(Plan::NotRoot);
     }
@@ -112,42 +116,56 @@ pub fn plan(settings: &ServiceSettings) -> anyhow::Result<Plan> {
         return Ok(Plan::StayRoot);
     }
     let user = match named.as_deref() {
-        Some(name) => Some(
-            lookup_user(name)?
-                .ok_or_else(|| anyhow!("service.user = {name:?}: there is no such account"))?,
-        ),
+        Some(name) => Some(lookup_user(name)?.ok_or_else(|| {
+            SystemError::setting(
+                "service.user",
+                format!("service.user = {name:?}: there is no such account"),
+            )
+        })?),
         None => lookup_user(DEFAULT_USER)?,
     };
     let Some(user) = user else {
         if settings.allow_root {
             return Ok(Plan::StayRoot);
         }
-        bail!(
-            "coffer serve was started as root and there is no `{DEFAULT_USER}` account to drop to: create one (useradd --system {DEFAULT_USER}), set [service] user = \"NAME\" in the configuration, or set [service] allow_root = true to keep root (not recommended)"
-        );
+        return Err(SystemError::setting(
+            "service.user",
+            format!(
+                "coffer serve was started as root and there is no `{DEFAULT_USER}` account to drop to: create one (useradd --system {DEFAULT_USER}), set [service] user = \"NAME\" in the configuration, or set [service] allow_root = true to keep root (not recommended)"
+            ),
+        ));
     };
     if user.uid.is_root() {
         if settings.allow_root {
             return Ok(Plan::StayRoot);
         }
-        bail!(
-            "service.user = {:?} is root; name an unprivileged account, or set [service] allow_root = true",
-            user.name
-        );
+        return Err(SystemError::setting(
+            "service.user",
+            format!(
+                "service.user = {:?} is root; name an unprivileged account, or set [service] allow_root = true",
+                user.name
+            ),
+        ));
     }
     let gid = match settings.group.as_deref() {
         Some(g) => {
             Group::from_name(g)
-                .with_context(|| format!("cannot look up the group {g:?}"))?
-                .ok_or_else(|| anyhow!("service.group = {g:?}: there is no such group"))?
+                .map_err(|e| SystemError::os(format!("cannot look up the group {g:?}"), e))?
+                .ok_or_else(|| {
+                    SystemError::setting(
+                        "service.group",
+                        format!("service.group = {g:?}: there is no such group"),
+                    )
+                })?
                 .gid
         }
         None => user.gid,
     };
     if gid.as_raw() == 0 && !settings.allow_root {
-        bail!(
-            "the service would keep group root (gid 0); set [service] group to an unprivileged group"
-        );
+        return Err(SystemError::setting(
+            "service.group",
+            "the service would keep group root (gid 0); set [service] group to an unprivileged group",
+        ));
     }
     Ok(Plan::DropTo {
         user: user.name,
@@ -156,12 +174,12 @@ pub fn plan(settings: &ServiceSettings) -> anyhow::Result<Plan> {
     })
 }
 
-fn lookup_user(name: &str) -> anyhow::Result<Option<User>> {
-    if let Ok(uid) = name.parse::<u32>() {
-        return User::from_uid(Uid::from_raw(uid))
-            .with_context(|| format!("cannot look up the account {name:?}"));
-    }
-    User::from_name(name).with_context(|| format!("cannot look up the account {name:?}"))
+fn lookup_user(name: &str) -> Result<Option<User>, SystemError> {
+    let found = match name.parse::<u32>() {
+        Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+        Err(_) => User::from_name(name),
+    };
+    found.map_err(|e| SystemError::os(format!("cannot look up the account {name:?}"), e))
 }
 
 /// Gives the data dir, everything in it all the way down, and the files
@@ -177,7 +195,12 @@ fn lookup_user(name: &str) -> anyhow::Result<Option<User>> {
 /// with `O_NOFOLLOW | O_DIRECTORY` (a link fails the open, and is itself
 /// given away, not followed) and each entry is changed with `fchownat`
 /// relative to its folder, never by a path that could lead elsewhere.
-pub fn hand_over(data_dir: &Path, files_root: &Path, uid: Uid, gid: Gid) -> anyhow::Result<()> {
+pub fn hand_over(
+    data_dir: &Path,
+    files_root: &Path,
+    uid: Uid,
+    gid: Gid,
+) -> Result<(), SystemError> {
     let files_root_id = std::fs::symlink_metadata(files_root)
         .ok()
         .map(|m| (m.dev(), m.ino()));
@@ -190,9 +213,8 @@ pub fn hand_over(data_dir: &Path, files_root: &Path, uid: Uid, gid: Gid) -> anyh
             continue;
         }
         let dir = open_folder(rustix::fs::CWD, top)
-            .with_context(|| format!("cannot open {}", top.display()))?;
-        give(&dir, None, uid, gid)
-            .with_context(|| format!("cannot give {} to uid {uid}", top.display()))?;
+            .map_err(|e| SystemError::os(format!("cannot open {}", top.display()), e))?;
+        give(&dir, None, uid, gid).map_err(|e| given_away(top, uid, e))?;
         walk(&dir, top, deep, files_root_id, uid, gid)?;
     }
     Ok(())
@@ -247,18 +269,17 @@ fn walk(
     files_root: Option<(u64, u64)>,
     uid: Uid,
     gid: Gid,
-) -> anyhow::Result<()> {
-    let entries = rustix::fs::Dir::read_from(dir)
-        .with_context(|| format!("cannot read {}", shown.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("cannot read {}", shown.display()))?;
+) -> Result<(), SystemError> {
+    let unreadable =
+        |e: rustix::io::Errno| SystemError::os(format!("cannot read {}", shown.display()), e);
+    for entry in rustix::fs::Dir::read_from(dir).map_err(unreadable)? {
+        let entry = entry.map_err(unreadable)?;
         let name = entry.file_name();
         if name == c"." || name == c".." {
             continue;
         }
         let path = shown.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
-        give(dir, Some(name), uid, gid)
-            .with_context(|| format!("cannot give {} to uid {uid}", path.display()))?;
+        give(dir, Some(name), uid, gid).map_err(|e| given_away(&path, uid, e))?;
         if !deep || entry.file_type() != rustix::fs::FileType::Directory {
             continue;
         }
@@ -267,7 +288,7 @@ fn walk(
         let Ok(sub) = open_folder(dir, name) else {
             continue;
         };
-        let st = rustix::fs::fstat(&sub)?;
+        let st = rustix::fs::fstat(&sub).map_err(unreadable)?;
         if Some((st.st_dev, st.st_ino)) == files_root {
             continue;
         }
@@ -276,9 +297,17 @@ fn walk(
     Ok(())
 }
 
+/// The account could not be given `path`.
+fn given_away(path: &Path, uid: Uid, cause: impl Into<std::io::Error>) -> SystemError {
+    SystemError::os(
+        format!("cannot give {} to uid {uid}", path.display()),
+        cause,
+    )
+}
+
 /// Gives `path` to the account, not following a link at its last part.
-fn chown_nofollow(path: &Path, uid: Uid, gid: Gid) -> anyhow::Result<()> {
-    let meta = std::fs::symlink_metadata(path)?;
+fn chown_nofollow(path: &Path, uid: Uid, gid: Gid) -> Result<(), SystemError> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| given_away(path, uid, e))?;
     if meta.uid() == uid.as_raw() && meta.gid() == gid.as_raw() {
         return Ok(());
     }
@@ -289,12 +318,12 @@ fn chown_nofollow(path: &Path, uid: Uid, gid: Gid) -> anyhow::Result<()> {
         Some(gid),
         nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
-    .with_context(|| format!("cannot give {} to uid {uid}", path.display()))
+    .map_err(|e| given_away(path, uid, e))
 }
 
 /// Carries out `plan`: drops to the account and verifies the drop. Returns
 /// who the process is afterwards.
-pub fn carry_out(plan: &Plan) -> anyhow::Result<Identity> {
+pub fn carry_out(plan: &Plan) -> Result<Identity, SystemError> {
     match plan {
         Plan::NotRoot | Plan::StayRoot => {
             let uid = Uid::effective();
@@ -325,40 +354,51 @@ pub fn carry_out(plan: &Plan) -> anyhow::Result<Identity> {
     }
 }
 
-fn drop_to(uid: Uid, gid: Gid) -> anyhow::Result<()> {
-    nix::sys::prctl::set_no_new_privs().context("cannot set no_new_privs")?;
-    nix::unistd::setgroups(&[gid]).context("cannot set the supplementary groups")?;
-    nix::unistd::setresgid(gid, gid, gid).with_context(|| format!("cannot change to gid {gid}"))?;
-    nix::unistd::setresuid(uid, uid, uid).with_context(|| format!("cannot change to uid {uid}"))?;
+fn drop_to(uid: Uid, gid: Gid) -> Result<(), SystemError> {
+    nix::sys::prctl::set_no_new_privs()
+        .map_err(|e| SystemError::os("cannot set no_new_privs", e))?;
+    nix::unistd::setgroups(&[gid])
+        .map_err(|e| SystemError::os("cannot set the supplementary groups", e))?;
+    nix::unistd::setresgid(gid, gid, gid)
+        .map_err(|e| SystemError::os(format!("cannot change to gid {gid}"), e))?;
+    nix::unistd::setresuid(uid, uid, uid)
+        .map_err(|e| SystemError::os(format!("cannot change to uid {uid}"), e))?;
     Ok(())
 }
 
 /// Fails unless the process is exactly `uid`/`gid` with no capabilities.
-fn verify(uid: Uid, gid: Gid) -> anyhow::Result<()> {
-    let r = nix::unistd::getresuid().context("getresuid")?;
-    let g = nix::unistd::getresgid().context("getresgid")?;
+fn verify(uid: Uid, gid: Gid) -> Result<(), SystemError> {
+    let kept = |text: String| Err(SystemError::PrivilegeKept(text));
+    let r = nix::unistd::getresuid().map_err(|e| SystemError::os("getresuid", e))?;
+    let g = nix::unistd::getresgid().map_err(|e| SystemError::os("getresgid", e))?;
     if [r.real, r.effective, r.saved] != [uid; 3] || [g.real, g.effective, g.saved] != [gid; 3] {
-        bail!("the privilege drop did not take: uids {r:?}, gids {g:?}");
+        return kept(format!(
+            "the privilege drop did not take: uids {r:?}, gids {g:?}"
+        ));
     }
-    let groups = nix::unistd::getgroups().context("getgroups")?;
+    let groups = nix::unistd::getgroups().map_err(|e| SystemError::os("getgroups", e))?;
     if groups.iter().any(|&x| x != gid) {
-        bail!("supplementary groups remain after the privilege drop: {groups:?}");
+        return kept(format!(
+            "supplementary groups remain after the privilege drop: {groups:?}"
+        ));
     }
     if nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
-        bail!("the process could become root again after the privilege drop");
+        return kept("the process could become root again after the privilege drop".into());
     }
     let caps = capabilities()?;
     if let Some((set, value)) = caps.iter().find(|(_, v)| *v != 0) {
-        bail!("capabilities remain after the privilege drop: {set} = {value:016x}");
+        return kept(format!(
+            "capabilities remain after the privilege drop: {set} = {value:016x}"
+        ));
     }
     Ok(())
 }
 
 /// The calling thread's capability sets from `/proc/thread-self/status`:
 /// `CapInh`, `CapPrm`, `CapEff`, `CapAmb`.
-pub fn capabilities() -> anyhow::Result<Vec<(String, u64)>> {
+pub fn capabilities() -> Result<Vec<(String, u64)>, SystemError> {
     let status = std::fs::read_to_string("/proc/thread-self/status")
-        .context("cannot read /proc/thread-self/status")?;
+        .map_err(|e| SystemError::os("cannot read /proc/thread-self/status", e))?;
     Ok(parse_capabilities(&status))
 }
 
@@ -441,7 +481,12 @@ mod tests {
             user: Some("a:b".into()),
             ..Default::default()
         };
-        assert!(s.resolve().is_err());
+        let err = s.resolve().unwrap_err();
+        assert_eq!(err.key(), Some("service.user"));
+        assert_eq!(
+            err.to_string(),
+            "service.user = \"a:b\" is not an account or group name"
+        );
         let s = ServiceSection {
             user: Some("coffer".into()),
             group: None,

@@ -40,13 +40,21 @@ use command::parse_command;
 pub enum ScpError {
     /// Reading from or writing to the client failed.
     #[error("connection failed: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     /// The exec command is not an `scp -t`/`scp -f` this server runs.
     #[error("{0}")]
     Command(String),
     /// The client broke the protocol (the client was told).
     #[error("protocol error: {0}")]
     Protocol(String),
+}
+
+/// Not `#[from]`: that would also make the cause the `source()`, and a
+/// chain printed with `{:#}` would say it twice.
+impl From<io::Error> for ScpError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
 }
 
 /// Chunk size of file data.

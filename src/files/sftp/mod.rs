@@ -141,10 +141,18 @@ impl SftpLimits {
 pub enum SftpError {
     /// Reading from or writing to the client failed.
     #[error("connection failed: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     /// The client broke the protocol (malformed, truncated or huge packet).
     #[error("protocol error: {0}")]
     Protocol(String),
+}
+
+/// Not `#[from]`: that would also make the cause the `source()`, and a
+/// chain printed with `{:#}` would say it twice.
+impl From<io::Error> for SftpError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
 }
 
 impl From<FrameError> for SftpError {
