@@ -60,6 +60,14 @@
 //!
 //! No secret is stored in clear: passwords are argon2id hashes, recovery codes
 //! and tokens are keyed hashes, TOTP seeds are encrypted with the data key.
+//!
+//! **Errors keep their type.** Each layer has its own `#[non_exhaustive]`
+//! enum ([`auth::AuthError`], [`admin::AdminError`], [`store::StoreError`],
+//! [`seal::SealError`], [`files::FsError`], [`config::ConfigError`],
+//! [`system::SystemError`], [`ssh::HostKeyError`]) whose messages are one
+//! line fit for the person at the keyboard and hold no secret. A front end
+//! maps them in one place ([`web::error`] to HTTP). `anyhow` appears only at
+//! the commands' top level: [`cli`], [`server::run`] and [`console::main`].
 
 pub mod address;
 pub mod admin;

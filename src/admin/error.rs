@@ -97,3 +97,11 @@ impl From<crate::seal::SealError> for AdminError {
         Self::Unavailable(chain(&e))
     }
 }
+
+/// A step of the system box (a factory reset) failed: a fault of the box,
+/// not of the caller.
+impl From<crate::system::SystemError> for AdminError {
+    fn from(e: crate::system::SystemError) -> Self {
+        Self::Internal(chain(&e))
+    }
+}

@@ -10,7 +10,7 @@ use crate::seal::SealStatus;
 use crate::system::factory;
 
 use super::wire::{Executor, Outcome};
-use super::{AdminError, Answer, Core, Request, ServerInfo, execute};
+use super::{Answer, Core, Request, ServerInfo, execute};
 
 /// What the server hands the executor.
 pub struct Host {
@@ -50,7 +50,7 @@ pub fn executor(host: Host) -> Executor {
                     }
                 }
                 Err(e) => Outcome {
-                    reply: Err(AdminError::Internal(format!("{e:#}"))),
+                    reply: Err(e.into()),
                     after: None,
                 },
             }

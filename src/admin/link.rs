@@ -57,8 +57,7 @@ impl Link {
                     )));
                 }
                 let _lock = WriterLock::acquire(&dir.join(LOCK_FILE), 40)?;
-                let wiped = factory::reset(dir, &self.files_root, user_files)
-                    .map_err(|e| AdminError::Internal(format!("{e:#}")))?;
+                let wiped = factory::reset(dir, &self.files_root, user_files)?;
                 return Ok(Answer::FactoryReset {
                     wiped,
                     server_stops: false,
