@@ -10,11 +10,13 @@
 )]
 
 mod cli;
+mod config;
 mod crash;
 mod credentials;
 mod files;
 mod flow;
 mod harness;
+mod layers;
 mod previous_store;
 mod secrets_at_rest;
 /// Starts software TPMs (shared with the library's own TPM tests).
