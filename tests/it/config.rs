@@ -8,19 +8,16 @@ use std::process::Output;
 use crate::cli::{raw, refusal};
 
 fn serve(dir: &Path, config: &Path) -> Output {
-    raw(&[])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["--seal", "keyfile", "serve", "--config"])
-        .arg(config)
-        .args([
-            "--sftp-listen",
-            "127.0.0.1:0",
-            "--https-listen",
-            "127.0.0.1:0",
-        ])
+    crate::system::serve_on_loopback(dir, config, &["--seal", "keyfile"])
         .output()
         .unwrap()
+}
+
+fn nothing_was_created(dir: &Path) {
+    assert!(
+        !dir.join("data").exists(),
+        "a refused start creates nothing"
+    );
 }
 
 /// Asserts a refusal whose one line is exactly `want`.
@@ -57,10 +54,7 @@ fn a_bad_value_is_refused_in_one_line_naming_its_key() {
     std::fs::write(&cfg, "version = 1\nlog_level = \"coffer=loud\"\n").unwrap();
     let line = refusal(&serve(dir.path(), &cfg), "log_level = \"coffer=loud\"").unwrap();
     assert!(line.ends_with("; use e.g. info or coffer=debug"), "{line}");
-    assert!(
-        !dir.path().join("data").exists(),
-        "a refused start creates nothing"
-    );
+    nothing_was_created(dir.path());
 }
 
 #[test]
@@ -85,10 +79,7 @@ fn a_file_that_cannot_be_used_is_named_and_its_cause_said_once() {
         &out,
         &format!("coffer: in {shown}: version = 2: this coffer reads configuration version 1"),
     );
-    assert!(
-        !dir.path().join("data").exists(),
-        "a refused start creates nothing"
-    );
+    nothing_was_created(dir.path());
 }
 
 #[test]

@@ -99,6 +99,14 @@ pub(crate) fn serve_sealed(
 /// `coffer serve` on `DIR/data` with `config`, both listeners on free
 /// loopback ports, stderr to `stderr`.
 fn serve_command(dir: &Path, config: &Path, seal: &[&str], stderr: &Path) -> std::process::Command {
+    let mut c = serve_on_loopback(dir, config, seal);
+    c.stderr(std::fs::File::create(stderr).unwrap());
+    c
+}
+
+/// `coffer --data-dir DIR/data SEAL serve --config CONFIG` on loopback
+/// ports.
+pub(crate) fn serve_on_loopback(dir: &Path, config: &Path, seal: &[&str]) -> std::process::Command {
     let mut c = raw(&[]);
     c.arg("--data-dir")
         .arg(dir.join("data"))
@@ -110,8 +118,7 @@ fn serve_command(dir: &Path, config: &Path, seal: &[&str], stderr: &Path) -> std
             "127.0.0.1:0",
             "--https-listen",
             "127.0.0.1:0",
-        ])
-        .stderr(std::fs::File::create(stderr).unwrap());
+        ]);
     c
 }
 
