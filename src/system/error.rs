@@ -48,7 +48,7 @@ pub enum SystemError {
 
 impl SystemError {
     /// The operating system refused `doing`.
-    pub fn os(doing: impl Into<String>, cause: impl Into<io::Error>) -> Self {
+    pub(crate) fn os(doing: impl Into<String>, cause: impl Into<io::Error>) -> Self {
         Self::Os {
             doing: doing.into(),
             cause: cause.into(),
