@@ -1,6 +1,7 @@
 //! The core's error: one enum for every caller, by audience.
 
 use super::{password, policy, totp};
+use crate::random::RandomError;
 use crate::seal::SealError;
 use crate::store::StoreError;
 
@@ -78,6 +79,13 @@ pub enum AuthError {
         /// Seconds from now.
         retry_after: u64,
     },
+}
+
+/// A failing random source is a fault of the box, not of the request.
+impl From<RandomError> for AuthError {
+    fn from(e: RandomError) -> Self {
+        AuthError::Internal(e.to_string())
+    }
 }
 
 /// "too many failed attempts; try again in 4 minutes"

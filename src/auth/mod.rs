@@ -10,6 +10,10 @@
 //! tokens as HMAC-SHA256 under a key derived from the sealed data key (so the
 //! store alone cannot be brute-forced offline); TOTP seeds encrypted with the
 //! data key, bound to their account and enrolment.
+//!
+//! Time and randomness are handed in: the core reads the clock it was built
+//! with ([`crate::clock`]) and draws every secret it makes from its random
+//! source ([`crate::random`], [`Auth::with_rng`]), so tests control both.
 
 mod access;
 pub mod accounts;
@@ -48,7 +52,6 @@ pub(crate) use schema::{
     ACCOUNTS, FAILURES, GROUPS, PASSWORDS, PUBLIC_KEYS, RECOVERY, SETTINGS, TOKENS, TOTP,
 };
 pub use settings::owner_of;
-pub(crate) use state::random;
 #[cfg(test)]
 pub(crate) use state::test_core;
 pub use state::{Auth, Options, blocking};

@@ -1,5 +1,5 @@
 //! The core itself: [`Auth`], what it is built with ([`Options`], the
-//! clock), the credential epochs, password hashing under its bound, the
+//! clock, the random source), the credential epochs, password hashing under its bound, the
 //! keys derived from the data key, and [`blocking`], the way async front
 //! ends call it.
 
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::{AuthError, live, password};
 use crate::clock::{Clock, Timestamp};
+use crate::random::{OsRng, Rng};
 use crate::seal::DataKey;
 use crate::store::Store;
 
@@ -57,6 +58,8 @@ pub struct Auth {
     pub(super) store: Store,
     pub(super) key: DataKey,
     pub(super) clock: Arc<dyn Clock>,
+    /// Where every secret the core makes comes from ([`crate::random`]).
+    pub(super) rng: Arc<dyn Rng>,
     pub(super) options: Options,
     pub(super) hashing: password::Hashing,
     /// The hash an unknown account's password is checked against, and the
@@ -83,19 +86,48 @@ const RECOVERY_KEY_LABEL: &[u8] = b"coffer/recovery-codes/v1";
 const TOKEN_KEY_LABEL: &[u8] = b"coffer/access-tokens/v1";
 
 impl Auth {
-    /// Builds the core on an open store and its unsealed data key.
+    /// Builds the core on an open store and its unsealed data key. Its
+    /// secrets come from the operating system's random source until
+    /// [`Auth::with_rng`] hands it another.
     pub fn new(store: Store, key: DataKey, clock: Arc<dyn Clock>, options: Options) -> Self {
         let hashing = password::Hashing::new(options.max_concurrent_hashes);
         Self {
             store,
             key,
             clock,
+            rng: Arc::new(OsRng),
             options,
             hashing,
             dummy_hash: Mutex::new(None),
             epochs: Mutex::new(std::collections::HashMap::new()),
             holders: live::Holders::default(),
         }
+    }
+
+    /// The same core drawing every secret it makes (and the password
+    /// salts) from `rng`: the seam tests use to make them repeatable.
+    pub fn with_rng(mut self, rng: Arc<dyn Rng>) -> Self {
+        self.hashing =
+            password::Hashing::new(self.options.max_concurrent_hashes).with_rng(Arc::clone(&rng));
+        self.rng = rng;
+        self
+    }
+
+    /// The random source the core draws from, for a front end whose own
+    /// secrets (web session values) should come from the same place.
+    pub fn rng(&self) -> Arc<dyn Rng> {
+        Arc::clone(&self.rng)
+    }
+
+    /// `N` random bytes from the core's source; a failing source is an
+    /// [`AuthError::Internal`].
+    pub(super) fn random<const N: usize>(&self) -> Result<[u8; N], AuthError> {
+        Ok(self.rng.bytes::<N>()?)
+    }
+
+    /// Fills `dest` from the core's source, like [`Auth::random`].
+    pub(super) fn fill_random(&self, dest: &mut [u8]) -> Result<(), AuthError> {
+        Ok(self.rng.fill(dest)?)
     }
 
     /// A number that changes whenever the account's password, second
@@ -211,14 +243,6 @@ impl Auth {
     pub(super) fn token_key(&self) -> zeroize::Zeroizing<[u8; 32]> {
         self.key.subkey(TOKEN_KEY_LABEL)
     }
-}
-
-/// Random bytes from the operating system.
-pub(crate) fn random<const N: usize>() -> Result<[u8; N], AuthError> {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b)
-        .map_err(|e| AuthError::Internal(format!("no randomness available: {e}")))?;
-    Ok(b)
 }
 
 /// A core for unit tests: a new store in `dir`, a fresh data key, the
