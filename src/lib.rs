@@ -35,7 +35,8 @@
 //!   technician's rescue operations ([`auth::console`]) and live sessions
 //!   ([`auth::live`]). Every change is checked against its caller
 //!   ([`auth::Actor`]) and written with its audit event ([`audit`]) in one
-//!   store transaction. Time is a parameter ([`clock`]).
+//!   store transaction. Time and randomness are parameters ([`clock`],
+//!   [`random`]).
 //! - **Files** ([`files`]): each account's home folder as a directory
 //!   capability ([`files::Root`]); every path resolves beneath it, and the
 //!   read-only and no-delete rules live here once for SFTP, SCP and HTTPS.
@@ -78,6 +79,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod files;
+pub mod random;
 pub mod seal;
 pub mod server;
 pub mod ssh;

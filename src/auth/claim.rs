@@ -13,8 +13,9 @@ use std::fmt;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::{Actor, Auth, AuthError, password, random};
+use super::{Actor, Auth, AuthError, password};
 use crate::audit::Event;
+use crate::random::Rng;
 use crate::store::META;
 use crate::store::Read as _;
 
@@ -51,8 +52,8 @@ impl fmt::Display for ClaimCode {
 }
 
 impl ClaimCode {
-    fn generate() -> Result<Self, AuthError> {
-        let bytes = random::<LEN>()?;
+    fn generate(rng: &dyn Rng) -> Result<Self, AuthError> {
+        let bytes = Zeroizing::new(rng.bytes::<LEN>()?);
         let code = bytes
             .iter()
             .map(|b| char::from(ALPHABET.get(usize::from(b & 31)).copied().unwrap_or(b'A')))
@@ -91,7 +92,7 @@ impl Auth {
         if let Some(code) = self.stored_claim_code()? {
             return Ok(Some(code));
         }
-        let fresh = ClaimCode::generate()?;
+        let fresh = ClaimCode::generate(&*self.rng)?;
         let sealed = self.key.encrypt(CONTEXT, fresh.0.as_bytes())?;
         let encoded = data_encoding::BASE64.encode(&sealed);
         let stored = self.store.write(|tx| {
@@ -175,7 +176,7 @@ mod tests {
 
     #[test]
     fn codes_are_twelve_unambiguous_characters_shown_in_groups_of_four() {
-        let code = ClaimCode::generate().unwrap();
+        let code = ClaimCode::generate(&crate::random::OsRng).unwrap();
         let shown = code.to_string();
         assert_eq!(shown.len(), 14);
         assert_eq!(shown.matches('-').count(), 2);

@@ -25,6 +25,7 @@ use super::totp::{self, CodeError, Params};
 use super::{Actor, Auth, AuthError, RECOVERY, SETTINGS, TOTP, keyed_hash};
 use crate::audit::{Entry, Event};
 use crate::clock::Timestamp;
+use crate::random::Rng;
 use crate::store::{Read, WriteTx};
 
 /// How many recovery codes an enrolment gets.
@@ -145,11 +146,12 @@ pub fn normalise_recovery_code(text: &str) -> Option<String> {
 fn new_recovery_codes(
     key: &[u8; 32],
     now: Timestamp,
+    rng: &dyn Rng,
 ) -> Result<(RecoveryCodes, RecoveryRecord), AuthError> {
     let mut shown = Vec::with_capacity(RECOVERY_CODES);
     let mut stored = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {
-        let bytes = Zeroizing::new(super::random::<RECOVERY_CHARS>()?);
+        let bytes = Zeroizing::new(rng.bytes::<RECOVERY_CHARS>()?);
         let plain: Zeroizing<String> = Zeroizing::new(
             bytes
                 .iter()
@@ -239,10 +241,9 @@ impl Auth {
                 name: config.unwrap_or_default().to_string(),
             })?
             .clone();
-        let id = data_encoding::HEXLOWER.encode(&super::random::<8>()?);
+        let id = data_encoding::HEXLOWER.encode(&self.random::<8>()?);
         let mut seed = Zeroizing::new(vec![0u8; config.algorithm.seed_len()]);
-        getrandom::fill(seed.as_mut_slice())
-            .map_err(|e| AuthError::Internal(format!("no randomness available: {e}")))?;
+        self.fill_random(seed.as_mut_slice())?;
         let sealed = self.key.encrypt(&seed_context(name, &id), &seed)?;
         self.store.write(|tx| {
             actor.require_self_or_admin(name)?;
@@ -327,7 +328,7 @@ impl Auth {
                     pending.last_step = Some(step);
                     record.active = Some(pending);
                     tx.put(TOTP, name, &record)?;
-                    let (codes, stored) = new_recovery_codes(&rkey, now)?;
+                    let (codes, stored) = new_recovery_codes(&rkey, now, &*self.rng)?;
                     tx.put(RECOVERY, name, &stored)?;
                     audit_in(
                         tx,
@@ -427,7 +428,7 @@ impl Auth {
             {
                 return Ok(Err(refused));
             }
-            let (codes, stored) = new_recovery_codes(&rkey, now)?;
+            let (codes, stored) = new_recovery_codes(&rkey, now, &*self.rng)?;
             tx.put(RECOVERY, name, &stored)?;
             audit_in(
                 tx,
@@ -612,7 +613,7 @@ mod tests {
     #[test]
     fn recovery_codes_are_distinct_and_normalise() {
         let key = [7u8; 32];
-        let (codes, stored) = new_recovery_codes(&key, 0).unwrap();
+        let (codes, stored) = new_recovery_codes(&key, 0, &crate::random::OsRng).unwrap();
         assert_eq!(codes.0.len(), RECOVERY_CODES);
         let mut hashes: Vec<_> = stored.codes.iter().map(|c| c.hash.clone()).collect();
         hashes.dedup();

@@ -8,7 +8,7 @@
 //! passwords. Every Unicode character is allowed; there are no composition
 //! rules and no forced expiry. A refusal says why in plain words.
 
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
@@ -16,6 +16,8 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
+
+use crate::random::{OsRng, Rng};
 
 /// argon2id cost parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +148,8 @@ pub struct Hashing {
     state: Mutex<PoolState>,
     freed: Condvar,
     queue: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Where salts come from.
+    rng: Arc<dyn Rng>,
 }
 
 /// A login step's place among those that may hash now; see
@@ -183,7 +187,15 @@ impl Hashing {
             state: Mutex::new(PoolState::default()),
             freed: Condvar::new(),
             queue: std::sync::Arc::new(tokio::sync::Semaphore::new(2 * bound.max(1))),
+            rng: Arc::new(OsRng),
         }
+    }
+
+    /// The same pool, drawing salts from `rng` instead of the operating
+    /// system's source.
+    pub fn with_rng(mut self, rng: Arc<dyn Rng>) -> Self {
+        self.rng = rng;
+        self
     }
 
     /// Waits (asynchronously, at most `wait`) until fewer than twice
@@ -332,7 +344,10 @@ impl Lease<'_> {
     /// Hashes a password into a PHC string (`$argon2id$v=19$m=...`).
     pub fn hash(&mut self, password: &str, cost: HashCost) -> Result<String, HashError> {
         let mut salt_bytes = [0u8; 16];
-        getrandom::fill(&mut salt_bytes).map_err(|e| HashError(e.to_string()))?;
+        self.pool
+            .rng
+            .fill(&mut salt_bytes)
+            .map_err(|e| HashError(e.to_string()))?;
         let params = cost.params()?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let mut out = Zeroizing::new([0u8; Params::DEFAULT_OUTPUT_LEN]);

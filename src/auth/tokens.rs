@@ -157,8 +157,8 @@ impl Auth {
                 "the expiry date is after the year 9999".into(),
             ));
         }
-        let id = data_encoding::HEXLOWER.encode(&super::random::<6>()?);
-        let secret = Zeroizing::new(data_encoding::BASE64URL_NOPAD.encode(&super::random::<32>()?));
+        let id = data_encoding::HEXLOWER.encode(&self.random::<6>()?);
+        let secret = Zeroizing::new(data_encoding::BASE64URL_NOPAD.encode(&self.random::<32>()?));
         let record = TokenRecord {
             id: id.clone(),
             account: account.to_string(),

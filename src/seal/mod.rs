@@ -29,6 +29,12 @@
 //! A data dir sealed by the TPM and opened with `keyfile` is refused rather than
 //! used: the operator asked for something the data dir cannot honour, and
 //! quietly ignoring the request would hide a configuration mistake.
+//!
+//! Randomness: a new data key (mixed with the hardware generator when there
+//! is one), the encryption nonces and the names of temporary key files come
+//! straight from the operating system's source (`getrandom`), never from the
+//! core's injected [`crate::random::Rng`]: no configuration and no test seam
+//! can make the key that protects every secret predictable.
 
 #[cfg(feature = "tpm")]
 mod helper;

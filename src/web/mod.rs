@@ -171,7 +171,7 @@ impl Web {
         facts: SystemFacts,
     ) -> Arc<Self> {
         Arc::new(Self {
-            sessions: session::Sessions::new(settings.sessions.clone()),
+            sessions: session::Sessions::new(settings.sessions.clone()).with_rng(auth.rng()),
             limiter: RateLimiter::new(settings.login_rate, 60),
             auth,
             certs,

@@ -17,10 +17,14 @@
 //!
 //! The table is bounded: anonymous sessions are few per address and evicted
 //! oldest first; granted sessions are capped per account.
+//!
+//! Session values, CSRF tokens and public ids come from the core's random
+//! source ([`Auth::rng`], handed over by [`Sessions::with_rng`]), so tests
+//! can repeat them like the core's own secrets.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -31,6 +35,7 @@ use crate::auth::flow::{AwaitCode, AwaitEnrolment, Session};
 use crate::auth::live::{Revocation, SessionHolder};
 use crate::auth::{Auth, AuthError};
 use crate::clock::Timestamp;
+use crate::random::{OsRng, Rng};
 
 /// The session cookie's name. `__Host-` makes browsers insist on Secure,
 /// Path=/ and no Domain.
@@ -184,23 +189,16 @@ impl Token {
         Token(Zeroizing::new(value.to_string()))
     }
 
-    fn fresh() -> Result<Self, AuthError> {
+    fn fresh(rng: &dyn Rng) -> Result<Self, AuthError> {
         Ok(Token(Zeroizing::new(format!(
             "cws_{}",
-            data_encoding::BASE64URL_NOPAD.encode(&random::<32>()?)
+            data_encoding::BASE64URL_NOPAD.encode(&rng.bytes::<32>()?)
         ))))
     }
 
     fn key(&self) -> [u8; 32] {
         Sha256::digest(self.0.as_bytes()).into()
     }
-}
-
-fn random<const N: usize>() -> Result<[u8; N], AuthError> {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b)
-        .map_err(|e| AuthError::Internal(format!("no randomness available: {e}")))?;
-    Ok(b)
 }
 
 /// A granted session, as a request handler sees it.
@@ -257,6 +255,8 @@ pub enum Found {
 pub struct Sessions {
     limits: Limits,
     table: Mutex<HashMap<[u8; 32], Entry>>,
+    /// Where session values, CSRF tokens and ids come from.
+    rng: Arc<dyn Rng>,
 }
 
 impl Sessions {
@@ -265,7 +265,15 @@ impl Sessions {
         Self {
             limits,
             table: Mutex::new(HashMap::new()),
+            rng: Arc::new(OsRng),
         }
+    }
+
+    /// The same table, drawing its values from `rng` (the core's source,
+    /// [`Auth::rng`]) instead of the operating system's.
+    pub fn with_rng(mut self, rng: Arc<dyn Rng>) -> Self {
+        self.rng = rng;
+        self
     }
 
     /// The limits in force.
@@ -284,8 +292,8 @@ impl Sessions {
         agent: &str,
         now: Timestamp,
     ) -> Result<(Token, String), AuthError> {
-        let token = Token::fresh()?;
-        let csrf = csrf_token()?;
+        let token = Token::fresh(&*self.rng)?;
+        let csrf = csrf_token(&*self.rng)?;
         let mut table = self.lock();
         self.sweep(&mut table, now);
         // Bound anonymous sessions per address (an IPv6 /64 is one): the
@@ -311,7 +319,7 @@ impl Sessions {
         table.insert(
             token.key(),
             Entry {
-                id: public_id()?,
+                id: public_id(&*self.rng)?,
                 stage: Stage::Anonymous,
                 csrf: Zeroizing::new(csrf.clone()),
                 carrier: Carrier::Cookie,
@@ -406,7 +414,7 @@ impl Sessions {
         agent: &str,
         now: Timestamp,
     ) -> Result<Token, AuthError> {
-        let token = Token::fresh()?;
+        let token = Token::fresh(&*self.rng)?;
         let (epoch, granted_at) = match &stage {
             // The epoch of when the login began: a change written since
             // ends the session at its first request.
@@ -433,9 +441,9 @@ impl Sessions {
         table.insert(
             token.key(),
             Entry {
-                id: public_id()?,
+                id: public_id(&*self.rng)?,
                 stage,
-                csrf: Zeroizing::new(csrf_token()?),
+                csrf: Zeroizing::new(csrf_token(&*self.rng)?),
                 carrier,
                 address,
                 agent: shorten(agent),
@@ -684,12 +692,12 @@ fn ended(auth: &Auth, entry: &Entry, why: &str) {
     }
 }
 
-fn csrf_token() -> Result<String, AuthError> {
-    Ok(data_encoding::BASE64URL_NOPAD.encode(&random::<24>()?))
+fn csrf_token(rng: &dyn Rng) -> Result<String, AuthError> {
+    Ok(data_encoding::BASE64URL_NOPAD.encode(&rng.bytes::<24>()?))
 }
 
-fn public_id() -> Result<String, AuthError> {
-    Ok(data_encoding::HEXLOWER.encode(&random::<6>()?))
+fn public_id(rng: &dyn Rng) -> Result<String, AuthError> {
+    Ok(data_encoding::HEXLOWER.encode(&rng.bytes::<6>()?))
 }
 
 fn shorten(agent: &str) -> String {
@@ -698,4 +706,35 @@ fn shorten(agent: &str) -> String {
         .filter(|c| !c.is_control())
         .take(120)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::SeededRng;
+
+    fn anonymous(seed: u64) -> (Token, String) {
+        Sessions::new(Limits::default())
+            .with_rng(Arc::new(SeededRng::new(seed)))
+            .anonymous("192.0.2.7".parse().unwrap(), "test", 1_000)
+            .unwrap()
+    }
+
+    #[test]
+    fn session_values_come_from_the_source_handed_in() {
+        let (token, csrf) = anonymous(5);
+        let (again, csrf_again) = anonymous(5);
+        assert_eq!(token.expose(), again.expose());
+        assert_eq!(csrf, csrf_again);
+        let (other, other_csrf) = anonymous(6);
+        assert_ne!(token.expose(), other.expose());
+        assert_ne!(csrf, other_csrf);
+        // The value is the stream's first block.
+        let stream = SeededRng::new(5);
+        let first = (&stream as &dyn Rng).bytes::<32>().unwrap();
+        assert_eq!(
+            token.expose(),
+            format!("cws_{}", data_encoding::BASE64URL_NOPAD.encode(&first))
+        );
+    }
 }
