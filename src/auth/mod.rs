@@ -37,6 +37,8 @@ mod state;
 pub mod tokens;
 pub mod totp;
 
+use std::net::IpAddr;
+
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -222,6 +224,22 @@ pub struct Account {
     pub mfa_skip: bool,
     /// When it was created.
     pub created_at: Timestamp,
+    /// The last login granted, written in the login's own transaction.
+    #[serde(default)]
+    pub last_login: Option<LastLogin>,
+}
+
+/// A granted login, as the account list shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastLogin {
+    /// When.
+    pub at: Timestamp,
+    /// From where.
+    pub address: IpAddr,
+    /// On which protocol (`ssh`, `https`).
+    pub protocol: String,
+    /// With which method (`password+totp`, `publickey`, `token`).
+    pub method: String,
 }
 
 /// Settings shared by the members of a group.

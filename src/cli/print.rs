@@ -294,6 +294,19 @@ fn account_lines(v: &AccountView, address_locks: &[(String, Timestamp)]) -> Vec<
         ),
         format!("created:     {}", format_utc(a.created_at)),
         format!(
+            "last login:  {}",
+            a.last_login.as_ref().map_or_else(
+                || "never".to_string(),
+                |l| format!(
+                    "{} from {} ({}, {})",
+                    format_utc(l.at),
+                    l.address,
+                    l.protocol,
+                    l.method
+                )
+            )
+        ),
+        format!(
             "password:    {}",
             if v.has_password { "set" } else { "none" }
         ),

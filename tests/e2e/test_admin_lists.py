@@ -8,7 +8,7 @@ import io
 import json
 import re
 
-from conftest import OWNER, PASSWORD
+from conftest import OWNER, PASSWORD, ssh_password_login
 from web import chromium, new_page, sign_in_past_offer  # noqa: F401
 
 
@@ -77,3 +77,22 @@ def test_audit_in_local_time_and_exported_as_csv_and_json(box, chromium):
     for query in ["format=xml", "format=csv&since=yesterday", "format=csv&event=nonsense"]:
         r = page.goto(f"/admin/audit/export?{query}")
         assert r.status == 400, (query, r.status)
+
+
+def test_the_last_sign_in_is_shown_with_its_address_and_method(box, chromium):
+    box.add_user("dora")
+    assert "last login:  never" in box.cli("user", "show", "dora").stdout
+    assert ssh_password_login(box, "dora", PASSWORD, source="127.0.0.3")
+    shown = box.cli("user", "show", "dora").stdout
+    assert re.search(r"last login:  \S+Z from 127\.0\.0\.3 \(ssh, password\)", shown), shown
+    # A refused login does not count.
+    assert not ssh_password_login(box, "dora", "wrong-password", source="127.0.0.2")
+    assert "from 127.0.0.3" in box.cli("user", "show", "dora").stdout
+    page = new_page(chromium, box)
+    sign_in_past_offer(page, OWNER, PASSWORD)
+    page.goto("/admin/users?q=dora")
+    row = page.locator("table tbody tr").first.inner_text()
+    assert "from 127.0.0.3 (ssh, password)" in row, row
+    page.goto("/admin/users/dora")
+    assert "from 127.0.0.3 (ssh, password)" in page.inner_text("main")
+

@@ -461,6 +461,7 @@ fn new_account(
         mfa_exempt: false,
         mfa_skip: false,
         created_at: now,
+        last_login: None,
     }
 }
 

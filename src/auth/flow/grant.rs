@@ -8,7 +8,7 @@ use super::{Context, DenyReason, Session, Step, audit_once, internal};
 use crate::audit::{self, Entry, Event};
 use crate::auth::accounts::{self, HomeFolder};
 use crate::auth::mfa::SecondFactor;
-use crate::auth::{Account, Auth, Group, TOKENS, lockout, retain_of};
+use crate::auth::{ACCOUNTS, Account, Auth, Group, LastLogin, TOKENS, lockout, retain_of};
 use crate::clock::Timestamp;
 use crate::files::{HomeError, Root};
 use crate::store::{Read, StoreError, WriteTx};
@@ -178,6 +178,15 @@ pub(super) fn grant_in(
         ctx.entry(&method, String::new()),
         retain,
     )?;
+    if let Some(mut account) = tx.get(ACCOUNTS, &ctx.user)? {
+        account.last_login = Some(LastLogin {
+            at: now,
+            address: ctx.address,
+            protocol: ctx.protocol.as_str().to_string(),
+            method,
+        });
+        tx.put(ACCOUNTS, &ctx.user, &account)?;
+    }
     Ok(())
 }
 

@@ -291,6 +291,9 @@ struct AccountJson {
     /// codes); `null` when it is not.
     code_entry_locked_until: Option<u64>,
     created_at: u64,
+    /// The last login granted: when, from where, on which protocol, with
+    /// which method; `null` before the first.
+    last_login: Option<crate::auth::LastLogin>,
 }
 
 /// A lock of an account for one source address.
@@ -327,6 +330,7 @@ impl From<AccountView> for AccountJson {
                 .collect(),
             code_entry_locked_until: v.code_entry_locked_until,
             created_at: a.created_at,
+            last_login: a.last_login,
         }
     }
 }

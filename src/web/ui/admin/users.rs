@@ -25,6 +25,16 @@ fn matches(a: &AccountView, q: &str, state: &str) -> bool {
     }
 }
 
+/// When and from where the account last signed in.
+fn last_login(a: &AccountView) -> Markup {
+    html! {
+        @match &a.account.last_login {
+            Some(l) => { (local_time(l.at)) " from " (l.address) " (" (l.protocol) ", " (l.method) ")" }
+            None => { "never" }
+        }
+    }
+}
+
 /// An account's source-address rules in a few words.
 fn networks(a: &AccountView) -> String {
     let list = |n: &[ipnet::IpNet]| {
@@ -149,7 +159,8 @@ pub(crate) async fn users(
                     thead { tr {
                         th scope="col" { "Name" } th scope="col" { "Role" } th.hide-narrow scope="col" { "Group" }
                         th scope="col" { "Two-factor" } th scope="col" { "State" }
-                        th.hide-narrow scope="col" { "Networks" } th.hide-narrow.num scope="col" { "Tokens" }
+                        th.hide-narrow scope="col" { "Networks" } th.hide-narrow scope="col" { "Last sign-in" }
+                        th.hide-narrow.num scope="col" { "Tokens" }
                     } }
                     tbody {
                         @for a in on_page {
@@ -160,6 +171,7 @@ pub(crate) async fn users(
                                 td { (mfa_badge(a)) }
                                 td { (state_badge(a)) }
                                 td.hide-narrow { (networks(a)) }
+                                td.hide-narrow { (last_login(a)) }
                                 td.hide-narrow.num { (a.tokens) }
                             }
                         }
@@ -353,7 +365,8 @@ pub(crate) async fn user(
                     @if a.mfa.enrolled { " " (a.mfa.recovery_codes_left) " recovery codes left" }
                     @if a.mfa.pending { " (an enrolment is waiting for confirmation)" }
                 }
-                dt { "Created" } dd { (when(a.account.created_at)) }
+                dt { "Created" } dd { (local_time(a.account.created_at)) }
+                dt { "Last sign-in" } dd { (last_login(&a)) }
                 @for (address, until) in &a.locked {
                     dt { "Locked" } dd { "for " (address) " until " (when(*until)) }
                 }
