@@ -159,7 +159,7 @@ def test_claim_enrol_login_files_and_admin(wizard_box, chromium):
     page.fill("#username", "alice")
     page.fill("#password", NEW_USER_PW)
     page.select_option("#role", "user")
-    page.click("form[action='/admin/users'] button[type=submit]")
+    page.click("form[method=post][action='/admin/users'] button[type=submit]")
     page.wait_for_url("**/admin/users/alice")
     assert "created" in page.inner_text(".notice.ok")
     box.enrol("alice")
