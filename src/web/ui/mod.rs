@@ -18,6 +18,7 @@ mod files;
 mod login;
 mod security;
 mod setup;
+mod viewer;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -43,6 +44,10 @@ const STYLE: &str = concat!(
 );
 /// The script (upload progress, confirmations); no inline script anywhere.
 const SCRIPT: &str = include_str!("../assets/app.js");
+/// The starter of the interactive API viewer on `/api`.
+const APIDOC_SCRIPT: &str = include_str!("../assets/apidoc.js");
+
+pub(crate) use viewer::VIEWER_PREFIX;
 
 /// The page routes and assets.
 pub fn routes() -> Router<Arc<Web>> {
@@ -100,7 +105,17 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/admin/audit/export", get(admin::audit_export))
         .route("/admin/system", get(admin::system))
         .route("/admin/system/certificate", post(admin::certificate))
+        .route(
+            "/assets/apidoc.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    APIDOC_SCRIPT,
+                )
+            }),
+        )
         .route("/api", get(apidoc::page))
+        .route("/api/viewer/{file}", get(viewer::file))
 }
 
 /// The answer for an unknown path: JSON under `/api/`, a page elsewhere:
