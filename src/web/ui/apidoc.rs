@@ -8,9 +8,11 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::Response;
+use axum::routing::get;
 use maud::{Markup, html};
 use serde_json::Value;
 
@@ -18,6 +20,25 @@ use super::viewer::{self, Installed};
 use super::{Nav, Visitor, bare, prose, respond, shell};
 use crate::web::Web;
 use crate::web::api::OPENAPI;
+
+/// The starter of the interactive API viewer.
+const STARTER: &str = include_str!("../assets/apidoc.js");
+
+/// `/api`, the viewer's files and its starter.
+pub(super) fn routes() -> Router<Arc<Web>> {
+    Router::new()
+        .route("/api", get(page))
+        .route("/api/viewer/{file}", get(viewer::file))
+        .route(
+            "/assets/apidoc.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    STARTER,
+                )
+            }),
+        )
+}
 
 const METHODS: [&str; 7] = ["get", "put", "post", "patch", "delete", "head", "options"];
 

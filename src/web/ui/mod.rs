@@ -44,8 +44,6 @@ const STYLE: &str = concat!(
 );
 /// The script (upload progress, confirmations); no inline script anywhere.
 const SCRIPT: &str = include_str!("../assets/app.js");
-/// The starter of the interactive API viewer on `/api`.
-const APIDOC_SCRIPT: &str = include_str!("../assets/apidoc.js");
 
 pub(crate) use viewer::VIEWER_PREFIX;
 
@@ -105,17 +103,7 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/admin/audit/export", get(admin::audit_export))
         .route("/admin/system", get(admin::system))
         .route("/admin/system/certificate", post(admin::certificate))
-        .route(
-            "/assets/apidoc.js",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                    APIDOC_SCRIPT,
-                )
-            }),
-        )
-        .route("/api", get(apidoc::page))
-        .route("/api/viewer/{file}", get(viewer::file))
+        .merge(apidoc::routes())
 }
 
 /// The answer for an unknown path: JSON under `/api/`, a page elsewhere:
