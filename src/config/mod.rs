@@ -136,6 +136,8 @@ pub struct HttpsSection {
     pub max_upload: Option<u64>,
     /// Login, code and claim attempts per source address per minute.
     pub login_rate: Option<u32>,
+    /// The directory holding the interactive API viewer's files.
+    pub apidoc_dir: Option<PathBuf>,
 }
 
 /// `[auth]`
@@ -450,6 +452,10 @@ impl FileConfig {
             max_upload: h.max_upload.unwrap_or(0),
             login_rate: within("https.login_rate", h.login_rate, 30, 1, 10_000)?,
             host_names: h.host_names.clone().unwrap_or_default(),
+            apidoc_dir: h
+                .apidoc_dir
+                .clone()
+                .unwrap_or_else(|| crate::web::DEFAULT_APIDOC_DIR.into()),
             ..crate::web::Settings::default()
         };
         for name in &https.host_names {
@@ -589,6 +595,7 @@ mod tests {
         assert_eq!(c.files_root, PathBuf::from("d/files"));
         assert_eq!(c.sftp.login_grace_time, Duration::from_secs(30));
         assert_eq!(c.https.max_connections, 256);
+        assert_eq!(c.https.apidoc_dir, Path::new("/usr/share/coffer/apidoc"));
         assert_eq!(c.https.max_connections_per_address, 16);
         assert_eq!(c.https.handshake_timeout, Duration::from_secs(10));
         assert_eq!(c.https.request_timeout, Duration::from_secs(10));

@@ -36,6 +36,7 @@ mod transfer;
 pub mod ui;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -75,6 +76,10 @@ pub const BODY_PACE: slow_clients::Pace = slow_clients::Pace {
 /// IPv6 /64) may hold: 16 of the default 256.
 pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 16;
 
+/// Where the interactive API viewer's files are looked for by default
+/// (`[https] apidoc_dir`; `tools/install-apidoc` puts them there).
+pub const DEFAULT_APIDOC_DIR: &str = "/usr/share/coffer/apidoc";
+
 /// Settings of the HTTPS front end (from `[https]`).
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -104,6 +109,9 @@ pub struct Settings {
     pub login_rate: u32,
     /// Extra names for the self-signed certificate.
     pub host_names: Vec<String>,
+    /// The directory of the interactive API viewer's files (Swagger UI);
+    /// without them `/api` shows the server-rendered reference.
+    pub apidoc_dir: PathBuf,
 }
 
 impl Default for Settings {
@@ -121,6 +129,7 @@ impl Default for Settings {
             max_upload: 0,
             login_rate: 30,
             host_names: Vec::new(),
+            apidoc_dir: PathBuf::from(DEFAULT_APIDOC_DIR),
         }
     }
 }
@@ -201,8 +210,12 @@ pub fn router(web: Arc<Web>) -> Router {
 /// The headers every answer carries.
 async fn security_headers(request: Request, next: Next) -> Response {
     let is_asset = request.uri().path().starts_with("/assets/");
+    let is_viewer = request.uri().path().starts_with(ui::VIEWER_PREFIX);
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    // The viewer's files name their version in the URL and say how long
+    // they keep (`ui::viewer`); every other answer's is chosen here.
+    let own_cache = is_viewer && headers.contains_key(header::CACHE_CONTROL);
     let mut set = |name: HeaderName, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
@@ -232,7 +245,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
     );
     if is_asset {
         set(header::CACHE_CONTROL, "public, max-age=3600");
-    } else {
+    } else if !own_cache {
         set(header::CACHE_CONTROL, "no-store");
     }
     response

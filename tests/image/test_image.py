@@ -142,6 +142,9 @@ def test_first_boot_is_unclaimed(vm_dir, disk):
     assert "sealed a new data key with the TPM" in log
     _, status = vm.sh("coffer status")
     assert "claimed:   no" in status
+    # The interactive API viewer, installed where the packaged server looks.
+    _, listing = vm.sh("ls /usr/share/coffer/apidoc")
+    assert "swagger-ui-bundle.js" in listing and "LICENSE" in listing, listing
 
 
 def test_claim_enrol_and_transfer_over_sftp():

@@ -1,26 +1,67 @@
-//! `/api`: the REST API for people, rendered from the OpenAPI document the
-//! server publishes at `/api/v1/openapi.json` (so the page and the document
-//! cannot disagree). The rendering is generic: every path and method with
-//! its summary, parameters, request body and responses, then the schemas.
+//! `/api`: the REST API for people, from the OpenAPI document the server
+//! publishes at `/api/v1/openapi.json` (so the page and the document cannot
+//! disagree). When the box has the interactive viewer (Swagger UI, in
+//! `[https] apidoc_dir`; see [`super::viewer`]), the page is that viewer,
+//! started by `/assets/apidoc.js`; otherwise, and at `/api?view=plain`, it
+//! is rendered here: every path and method with its summary, parameters,
+//! request body and responses, then the schemas.
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
 use axum::response::Response;
+use axum::routing::get;
 use maud::{Markup, html};
 use serde_json::Value;
 
+use super::viewer::{self, Installed};
 use super::{Nav, Visitor, bare, prose, respond, shell};
 use crate::web::Web;
 use crate::web::api::OPENAPI;
 
+/// The starter of the interactive API viewer.
+const STARTER: &str = include_str!("../assets/apidoc.js");
+
+/// `/api`, the viewer's files and its starter.
+pub(super) fn routes() -> Router<Arc<Web>> {
+    Router::new()
+        .route("/api", get(page))
+        .route("/api/viewer/{file}", get(viewer::file))
+        .route(
+            "/assets/apidoc.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    STARTER,
+                )
+            }),
+        )
+}
+
 const METHODS: [&str; 7] = ["get", "put", "post", "patch", "delete", "head", "options"];
 
-/// `GET /api`: for everyone (the document is public too).
-pub(crate) async fn page(State(_web): State<Arc<Web>>, visitor: Visitor) -> Response {
-    let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
-    let body = render(&doc);
+/// `GET /api`: for everyone (the document is public too). The viewer
+/// when installed, else (and with `?view=plain`) the rendered reference.
+pub(crate) async fn page(
+    State(web): State<Arc<Web>>,
+    visitor: Visitor,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let plain = query.is_some_and(|q| q.split('&').any(|p| p == "view=plain"));
+    let body = if plain {
+        reference(html! {
+            p.help { "The plain reference; the " a href="/api" { "interactive viewer" } " shows the same document and can try the operations out, where installed." }
+        })
+    } else {
+        match viewer::find(web.settings.apidoc_dir.clone()).await {
+            Some(installed) => interactive(&installed),
+            None => reference(html! {
+                p.help { "The interactive viewer is not installed on this box; this plain reference lists the same operations." }
+            }),
+        }
+    };
     match visitor {
         Visitor::Granted(current) => {
             respond(StatusCode::OK, shell(&current, Nav::Api, "API", None, body))
@@ -29,6 +70,35 @@ pub(crate) async fn page(State(_web): State<Arc<Web>>, visitor: Visitor) -> Resp
             StatusCode::OK,
             bare("API", "", html! { div.card.wide { h1 { "API" } (body) } }),
         ),
+    }
+}
+
+/// The server-rendered reference under a note.
+fn reference(note: Markup) -> Markup {
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
+    html! { (note) (render(&doc)) }
+}
+
+/// The page that holds Swagger UI: its stylesheet and script from the
+/// viewer's directory, Coffer's starter script, and no inline script.
+fn interactive(installed: &Installed) -> Markup {
+    html! {
+        p.lead {
+            "Every operation of the REST API, from "
+            a href="/api/v1/openapi.json" { "/api/v1/openapi.json" } ". "
+            "To try one out, choose Authorize and paste a token: a session token from "
+            code { "POST /auth/login" } " (which you can try below) or an access token from the Security page."
+        }
+        p.help {
+            a href="/api?view=plain" { "Plain reference" } " (no script). "
+            "The viewer is Swagger UI ("
+            a href=(format!("{}LICENSE", viewer::VIEWER_PREFIX)) { "Apache-2.0 licence" } ")."
+        }
+        link rel="stylesheet" href=(installed.style);
+        div #swagger-ui data-spec="/api/v1/openapi.json" {}
+        noscript { p { "The interactive viewer needs JavaScript; the " a href="/api?view=plain" { "plain reference" } " does not." } }
+        script src=(installed.script) defer {}
+        script src="/assets/apidoc.js" defer {}
     }
 }
 

@@ -18,6 +18,7 @@ mod files;
 mod login;
 mod security;
 mod setup;
+mod viewer;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -43,6 +44,8 @@ const STYLE: &str = concat!(
 );
 /// The script (upload progress, confirmations); no inline script anywhere.
 const SCRIPT: &str = include_str!("../assets/app.js");
+
+pub(crate) use viewer::VIEWER_PREFIX;
 
 /// The page routes and assets.
 pub fn routes() -> Router<Arc<Web>> {
@@ -100,7 +103,7 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/admin/audit/export", get(admin::audit_export))
         .route("/admin/system", get(admin::system))
         .route("/admin/system/certificate", post(admin::certificate))
-        .route("/api", get(apidoc::page))
+        .merge(apidoc::routes())
 }
 
 /// The answer for an unknown path: JSON under `/api/`, a page elsewhere:
