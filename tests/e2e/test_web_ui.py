@@ -145,10 +145,9 @@ def test_claim_enrol_login_files_and_admin(wizard_box, chromium):
     message = page.inner_text(".notice.error")
     assert "already used" in message, message
     shoot(page, "12-code-replayed")
-    # A recovery code works instead.
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/login/code")
+    # A recovery code works instead, typed at the same code page: a refused
+    # code does not ask for the password again.
+    assert page.url.endswith("/login/code"), page.url
     page.fill("#code", codes[0])
     page.click("button[type=submit]")
     page.wait_for_url("**/files*")
@@ -509,3 +508,36 @@ def test_leftover_text_is_gone(wizard_box, chromium, tmp_path):
     protocols = re.search(r"mfa\.protocols\s*=\s*(\S+)", box.cli("policy", "show").stdout).group(1)
     assert "ftps" in protocols, protocols
     page.context.close()
+
+
+def test_a_mistyped_code_is_tried_again_without_the_password_until_the_lockout(box, chromium):
+    box.add_user("gus", "user", NEW_USER_PW)
+    secret, _ = box.enrol("gus")
+    box.cli("policy", "set", "lockout.max_failures=3")
+    page = new_page(chromium, box)
+    sign_in(page, "gus", NEW_USER_PW)
+    page.wait_for_url("**/login/code")
+    page.fill("#code", "000000")
+    page.click("button[type=submit]")
+    assert "Try again" in page.inner_text(".notice.error")
+    assert page.url.endswith("/login/code"), page.url
+    _, code = next_code(secret, int(time.time()) // 30 - 1)
+    page.fill("#code", code)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/files*")
+    sign_out(page)
+    # Each refused code counts: the third locks, and the login starts over.
+    sign_in(page, "gus", NEW_USER_PW)
+    page.wait_for_url("**/login/code")
+    for _ in range(2):
+        page.fill("#code", "123456")
+        page.click("button[type=submit]")
+        assert "Try again" in page.inner_text(".notice.error")
+    page.fill("#code", "123456")
+    page.click("button[type=submit]")
+    assert page.locator("#password").count() == 1, page.url
+    assert "too many failed attempts" in page.inner_text(".notice.error").lower()
+    events = [e["event"] for e in box.audit(user="gus")]
+    assert events.count("code_rejected") >= 4 and "account_locked" in events, events
+    page.context.close()
+

@@ -24,6 +24,45 @@ impl AwaitCode {
         &self.ctx.user
     }
 
+    /// Like [`AwaitCode::code`], but a refused code (wrong, malformed or
+    /// used before) hands the waiting login back, so the person may type
+    /// the code again without the password. Each refused code counts toward
+    /// the lockout exactly as with `code`, so the retries end where the
+    /// lockout begins; a lock, the step's timeout (which does not move:
+    /// it runs from the first factor) or any other outcome ends the login.
+    pub fn code_again(self, auth: &Auth, input: &str) -> (Step, Option<AwaitCode>) {
+        let again = AwaitCode {
+            ctx: self.ctx.clone(),
+            since: self.since,
+        };
+        let step = self.code(auth, input);
+        let refused = matches!(
+            &step,
+            Step::Denied(d) if matches!(
+                d.reason,
+                DenyReason::WrongCode | DenyReason::MalformedCode | DenyReason::CodeReplayed
+            )
+        );
+        if !refused {
+            return (step, None);
+        }
+        // The code just refused may have set a lock: say so now rather than
+        // at the next try.
+        let now = auth.now();
+        let ctx = &again.ctx;
+        let lock = auth.store.read(|r| {
+            Ok::<_, StoreError>(
+                lockout::locked_until(r, &ctx.user, ctx.address, now)?
+                    .max(lockout::code_locked_until(r, &ctx.user, now)?),
+            )
+        });
+        match lock {
+            Ok(Some(until)) => (locked(until, now), None),
+            Ok(None) => (step, Some(again)),
+            Err(e) => (internal(e), None),
+        }
+    }
+
     /// Checks a TOTP code or a recovery code.
     pub fn code(self, auth: &Auth, input: &str) -> Step {
         let ctx = self.ctx;

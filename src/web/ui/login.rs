@@ -221,7 +221,19 @@ pub(crate) async fn code(State(web): State<Arc<Web>>, posted: Posted) -> Respons
     let user = waiting.user().to_string();
     let auth = web.auth.clone();
     let input = zeroize::Zeroizing::new(posted.fields.trimmed("code").to_string());
-    let step = blocking(move || Ok(waiting.code(&auth, &input))).await;
+    let step = blocking(move || Ok(waiting.code_again(&auth, &input))).await;
+    let step = match step {
+        // A mistyped code: the same login waits for another try (each
+        // counted by the lockout), without the password again.
+        Ok((Step::Denied(d), Some(again))) => {
+            taken.stage = Stage::AwaitCode(again);
+            web.sessions.restore(&posted.token, taken);
+            let message = format!("{} Try again.", super::sentence(&d.message));
+            return respond(StatusCode::UNAUTHORIZED, code_page(&csrf, Some(&message)));
+        }
+        Ok((step, _)) => Ok(step),
+        Err(e) => Err(e),
+    };
     let refusal = match step {
         Ok(Step::Granted(s)) => {
             return match web.sessions.advance(
