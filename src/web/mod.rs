@@ -34,6 +34,7 @@ pub mod slow_clients;
 pub mod tls;
 mod transfer;
 pub mod ui;
+mod uploads;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -165,6 +166,8 @@ pub struct Web {
     pub settings: Settings,
     /// Facts for the system page.
     pub facts: SystemFacts,
+    /// Resumable uploads in progress.
+    pub uploads: uploads::Uploads,
 }
 
 /// The peer's address, put in every request's extensions.
@@ -186,6 +189,7 @@ impl Web {
             certs,
             settings,
             facts,
+            uploads: uploads::Uploads::default(),
         })
     }
 
