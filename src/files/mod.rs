@@ -77,6 +77,7 @@ pub use attrs::{Follow, FsStats, SetAttrs, Stat};
 pub use error::{Fault, FsError};
 use home::walk_home;
 pub use home::{BadHome, HomeError, HomeFolder, MAX_HOME_BYTES, MAX_HOME_PART_BYTES, check_home};
+pub(crate) use listing::civil_from_days;
 pub use listing::{Entry, Listing, mode_string};
 pub use open::{OpenHow, in_memory};
 pub use path::{MAX_PATH, VPath};

@@ -112,19 +112,10 @@ fn add(
         mtime: st.mtime,
         dir: true,
     });
-    let mut listing = root.open_dir(path)?;
-    loop {
-        let batch = listing.next_batch(root, false, 256, 64 * 1024)?;
-        if batch.is_empty() {
-            break;
-        }
-        for e in batch {
-            let child = path.child(&e.name)?;
-            let child_name = format!("{folder}{}", String::from_utf8_lossy(&e.name));
-            add(root, &child, child_name, depth + 1, items, name_bytes)?;
-        }
-    }
-    Ok(())
+    super::transfer::each_child(root, path, |child, name| {
+        let child_name = format!("{folder}{}", String::from_utf8_lossy(name));
+        add(root, &child, child_name, depth + 1, items, name_bytes)
+    })
 }
 
 /// Sends what is written in pieces of 64 KiB; fails once the client is gone.

@@ -610,19 +610,30 @@ pub fn delete_path(
                 "the folder tree is too deep to delete at once",
             ));
         }
-        let mut listing = root.open_dir(path)?;
-        loop {
-            let batch = listing.next_batch(root, false, 256, 64 * 1024)?;
-            if batch.is_empty() {
-                break;
-            }
-            for e in batch {
-                let child = path.child(&e.name)?;
-                delete_path(root, &child, true, depth + 1)?;
-            }
-        }
+        each_child(root, path, |child, _| {
+            delete_path(root, &child, true, depth + 1)
+        })?;
     }
     root.rmdir(path)
+}
+
+/// Calls `f` with the path and name of every entry of the folder `path`,
+/// read in batches (blocking); the first error stops the walk.
+pub(crate) fn each_child(
+    root: &Root,
+    path: &VPath,
+    mut f: impl FnMut(VPath, &[u8]) -> std::result::Result<(), FsError>,
+) -> std::result::Result<(), FsError> {
+    let mut listing = root.open_dir(path)?;
+    loop {
+        let batch = listing.next_batch(root, false, 256, 64 * 1024)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for e in batch {
+            f(path.child(&e.name)?, &e.name)?;
+        }
+    }
 }
 
 #[cfg(test)]

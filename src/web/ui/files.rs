@@ -299,6 +299,19 @@ fn folder(
     }
 }
 
+/// The file named by `?path=` (not the home itself), or the error page.
+fn file_path(current: &Current, q: &HashMap<String, String>) -> Result<VPath, Box<Response>> {
+    let raw = q.get("path").map_or("", String::as_str);
+    match VPath::parse(raw.as_bytes()) {
+        Ok(p) if !p.is_root() => Ok(p),
+        Ok(_) => Err(Box::new(error_page(
+            current,
+            &ApiError::bad_request("the home folder is not a file"),
+        ))),
+        Err(e) => Err(Box::new(error_page(current, &ApiError::from(e)))),
+    }
+}
+
 /// `GET /files/download?path=`
 pub(crate) async fn download(
     State(web): State<Arc<Web>>,
@@ -306,16 +319,9 @@ pub(crate) async fn download(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let current = &signed.current;
-    let raw = q.get("path").map_or("", String::as_str);
-    let path = match VPath::parse(raw.as_bytes()) {
-        Ok(p) if !p.is_root() => p,
-        Ok(_) => {
-            return error_page(
-                current,
-                &ApiError::bad_request("the home folder is not a file"),
-            );
-        }
-        Err(e) => return error_page(current, &ApiError::from(e)),
+    let path = match file_path(current, &q) {
+        Ok(p) => p,
+        Err(r) => return *r,
     };
     match transfer::download_response(&web, current, path).await {
         Ok(r) => r.into_response(),
@@ -510,16 +516,9 @@ pub(crate) async fn preview(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let current = &signed.current;
-    let raw = q.get("path").map_or("", String::as_str);
-    let path = match VPath::parse(raw.as_bytes()) {
-        Ok(p) if !p.is_root() => p,
-        Ok(_) => {
-            return error_page(
-                current,
-                &ApiError::bad_request("the home folder is not a file"),
-            );
-        }
-        Err(e) => return error_page(current, &ApiError::from(e)),
+    let path = match file_path(current, &q) {
+        Ok(p) => p,
+        Err(r) => return *r,
     };
     let name = String::from_utf8_lossy(path.file_name().unwrap_or_default()).into_owned();
     let Some((kind, content_type)) = preview_kind(&name) else {
