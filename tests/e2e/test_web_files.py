@@ -17,7 +17,8 @@ import pytest
 
 from conftest import Box
 from test_rest import Api, error
-from web import chromium as web_chromium, new_page, shoot, sign_in_past_offer  # noqa: F401
+from web import (SHOTS, axe_violations, chromium as web_chromium, color_scheme, new_page, shoot,  # noqa: F401
+                 sign_in_past_offer, with_axe)
 
 chromium = web_chromium
 USER_PW = "violet-harbour-lantern-73"
@@ -34,6 +35,18 @@ def fbox(tmp_path):
 
 def home(box, user):
     return box.data / "files" / user
+
+
+def accessible(page, where):
+    """axe-core finds nothing serious or critical, in the light and the dark
+    scheme; a screenshot of each goes with it."""
+    for scheme in ("light", "dark"):
+        color_scheme(page, scheme)
+        found = [f"{v['id']} ({v['help']}) at {v['targets']}" for v in axe_violations(page)
+                 if v["impact"] in ("serious", "critical")]
+        assert not found, f"{where}, {scheme}: {found}"
+        page.screenshot(path=str(SHOTS / f"{where}-{scheme}.png"))
+    color_scheme(page, "light")
 
 
 def hidden_partials(folder):
@@ -193,12 +206,11 @@ def test_plain_upload_makes_missing_folders_inside_the_home(fbox):
 
 def signed_in(chromium, box, name="hank", **context):
     box.add_user(name, "user", USER_PW)
-    page = new_page(chromium, box) if not context else None
-    if page is None:
-        c = chromium.new_context(base_url=box.url, ignore_https_errors=True, accept_downloads=True,
-                                 viewport={"width": 1280, "height": 800}, **context)
-        page = c.new_page()
-        page.set_default_timeout(20000)
+    c = chromium.new_context(base_url=box.url, ignore_https_errors=True, accept_downloads=True,
+                             viewport={"width": 1280, "height": 800}, **context)
+    with_axe(c)
+    page = c.new_page()
+    page.set_default_timeout(20000)
     page.on("dialog", lambda d: d.accept())
     sign_in_past_offer(page, name, USER_PW)
     return page
@@ -289,6 +301,7 @@ def test_a_large_upload_is_cancelled_then_resumed_after_a_dropped_connection(fbo
     shoot(page, "40-files-transfer")
     page.click("li.transfer button:has-text('Cancel')")
     page.wait_for_selector("li.transfer.cancelled")
+    accessible(page, "files-transfer-cancelled")
     try:
         held[0].abort()
     except Exception:
@@ -346,6 +359,7 @@ def test_zip_move_delete_sort_filter_time_preview_and_space(fbox, chromium):
     c = chromium.new_context(base_url=fbox.url, ignore_https_errors=True, accept_downloads=True,
                              viewport={"width": 1280, "height": 800}, timezone_id="Asia/Kolkata",
                              locale="en-GB")
+    with_axe(c)
     page = c.new_page()
     page.set_default_timeout(20000)
     page.on("dialog", lambda d: d.accept())
@@ -375,6 +389,7 @@ def test_zip_move_delete_sort_filter_time_preview_and_space(fbox, chromium):
     page.check("tr[data-name='Photos'] input.pick")
     page.check("tr[data-name='small.txt'] input.pick")
     assert page.inner_text("#selected-count") == "2 selected"
+    accessible(page, "files-selection")
     with page.expect_download() as d:
         page.click("#zip-selected")
     assert d.value.suggested_filename == "files.zip"
@@ -402,6 +417,7 @@ def test_zip_move_delete_sort_filter_time_preview_and_space(fbox, chromium):
     page.wait_for_function("() => { const i = document.querySelector('#preview-body img'); return i && i.naturalWidth === 1; }")
     assert page.request.get("/files/preview?path=/dot.png").headers["content-type"] == "image/png"
     shoot(page, "41-files-preview")
+    accessible(page, "files-preview")
     page.click("#preview-close")
     assert page.request.get("/files/preview?path=/Photos/2026/b.bin").status == 415
 
