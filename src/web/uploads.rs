@@ -128,9 +128,30 @@ impl Uploads {
             .ok_or_else(|| ApiError::not_found("there is no such upload (it ended or expired)"))
     }
 
+    /// Whether `account` (or the server) holds as many uploads as it may.
+    fn full(&self, account: &str) -> bool {
+        Self::full_in(&self.map(), account)
+    }
+
+    fn full_in(map: &HashMap<String, Arc<Upload>>, account: &str) -> bool {
+        map.len() >= MAX_ALL
+            || map.values().filter(|u| u.account == account).count() >= MAX_PER_ACCOUNT
+    }
+
     fn remove(&self, id: &str) -> Option<Arc<Upload>> {
         self.map().remove(id)
     }
+}
+
+/// 429: the account or the server holds as many uploads as it may.
+fn too_many() -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_uploads",
+        format!(
+            "too many uploads are in progress (at most {MAX_PER_ACCOUNT} per account); finish or cancel one first"
+        ),
+    )
 }
 
 /// Removes the files of ended sessions.
@@ -197,19 +218,8 @@ pub async fn create(
         return Err(too_large(max));
     }
     let account = current.session.account.clone();
-    {
-        let map = web.uploads.map();
-        if map.len() >= MAX_ALL
-            || map.values().filter(|u| u.account == account).count() >= MAX_PER_ACCOUNT
-        {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_uploads",
-                format!(
-                    "too many uploads are in progress (at most {MAX_PER_ACCOUNT} per account); finish or cancel one first"
-                ),
-            ));
-        }
+    if web.uploads.full(&account) {
+        return Err(too_many());
     }
     let id = random_hex(16)?;
     let root = open_root(&web, &current).await?;
@@ -245,8 +255,17 @@ pub async fn create(
         ended: AtomicBool::new(false),
     });
     let shown = view(&id, &upload);
-    web.uploads.map().insert(id, upload);
-    Ok((StatusCode::CREATED, Json(shown)).into_response())
+    {
+        // Checked again with the table held: two starts at once could
+        // both have passed the first look.
+        let mut map = web.uploads.map();
+        if !Uploads::full_in(&map, &upload.account) {
+            map.insert(id, upload);
+            return Ok((StatusCode::CREATED, Json(shown)).into_response());
+        }
+    }
+    discard_all(vec![upload]).await;
+    Err(too_many())
 }
 
 /// `GET /files/uploads/{id}`
