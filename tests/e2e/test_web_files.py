@@ -367,7 +367,7 @@ def test_zip_move_delete_sort_filter_time_preview_and_space(fbox, chromium):
 
     # Local time with seconds in the browser's zone (UTC+05:30).
     row = page.locator("tr[data-name='small.txt']")
-    assert "21/09/2026, 19:43:20" in row.locator("time").inner_text()
+    assert "2026-09-21 19:43:20" in row.locator("time").inner_text()
     # The disk-space bar.
     assert "free for uploads" in page.inner_text("#space")
     assert page.locator("#space-meter").count() == 1

@@ -1,8 +1,8 @@
 "use strict";
 /* Coffer's file page: the transfer queue (files, folders, drag and drop;
    resumable chunked uploads for large files), selection (zip download,
-   move, delete), sorting, filtering, local times and previews. Plain
-   script, no inline code (the Content-Security-Policy forbids it). */
+   move, delete), sorting, filtering and previews (app.js shows local
+   times). Plain script, no inline code (the CSP forbids it). */
 (function () {
   function csrf() {
     var m = document.querySelector('meta[name="csrf-token"]');
@@ -45,17 +45,6 @@
     while (n >= 1000 && i < units.length - 1) { n /= 1000; i += 1; }
     return (i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)) + " " + units[i];
   }
-
-  /* ---- Local time with seconds, in the browser's zone ---- */
-  document.querySelectorAll("table.files time[datetime]").forEach(function (t) {
-    var d = new Date(t.getAttribute("datetime"));
-    if (isNaN(d.getTime())) return;
-    t.title = t.textContent;
-    t.textContent = d.toLocaleString(undefined, {
-      year: "numeric", month: "2-digit", day: "2-digit",
-      hour: "2-digit", minute: "2-digit", second: "2-digit"
-    });
-  });
 
   /* ---- The transfer queue ---- */
   var form = $("upload-form");

@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, PreEscaped, html};
 
-use super::{Nav, Posted, Signed, bytes, csrf_field, enc, respond, see_other, shell, when};
+use super::{Nav, Posted, Signed, bytes, csrf_field, enc, local_time, respond, see_other, shell};
 use crate::files::VPath;
 use crate::web::error::ApiError;
 use crate::web::session::Current;
@@ -249,7 +249,7 @@ fn folder(
                                     }
                                 }
                                 td.num { @if is_dir { "—" } @else { (bytes(e.size)) } }
-                                td.hide-narrow { time datetime=(crate::clock::format_utc(stamp)) { (when(stamp)) } }
+                                td.hide-narrow { (local_time(stamp)) }
                                 td.actions { div.row-actions {
                                     @if let (Some(c), Some((kind, _)), "file") = (&child, preview_kind(&e.name), e.kind) {
                                         button.small type="button" data-preview=(text(c)) data-preview-kind=(kind) { "Preview" span.sr { " " (e.name) } }
