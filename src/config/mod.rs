@@ -134,6 +134,8 @@ pub struct HttpsSection {
     pub min_body_rate: Option<u64>,
     /// Largest file upload in bytes (0: only the disk limits it).
     pub max_upload: Option<u64>,
+    /// Chunk size of the file page's resumable uploads, in bytes.
+    pub upload_chunk: Option<u64>,
     /// Login, code and claim attempts per source address per minute.
     pub login_rate: Option<u32>,
     /// The directory holding the interactive API viewer's files.
@@ -450,6 +452,13 @@ impl FileConfig {
                 )?,
             },
             max_upload: h.max_upload.unwrap_or(0),
+            upload_chunk: within(
+                "https.upload_chunk",
+                h.upload_chunk,
+                crate::web::UPLOAD_CHUNK,
+                64 * 1024,
+                1 << 30,
+            )?,
             login_rate: within("https.login_rate", h.login_rate, 30, 1, 10_000)?,
             host_names: h.host_names.clone().unwrap_or_default(),
             apidoc_dir: h

@@ -77,6 +77,7 @@ pub use attrs::{Follow, FsStats, SetAttrs, Stat};
 pub use error::{Fault, FsError};
 use home::walk_home;
 pub use home::{BadHome, HomeError, HomeFolder, MAX_HOME_BYTES, MAX_HOME_PART_BYTES, check_home};
+pub(crate) use listing::civil_from_days;
 pub use listing::{Entry, Listing, mode_string};
 pub use open::{OpenHow, in_memory};
 pub use path::{MAX_PATH, VPath};
@@ -99,6 +100,17 @@ const FREE_SPACE_RESERVE_MAX: u64 = 1 << 30;
 /// Bytes a file written by a client may take between two looks at the
 /// file system's free space ([`Root::room_for_write`]): 4 MiB.
 pub const ROOM_STEP: u64 = 4 * 1024 * 1024;
+
+/// Room on a home's file system ([`Root::room`]), in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Room {
+    /// The file system's size.
+    pub size: u64,
+    /// Free for the service.
+    pub free: u64,
+    /// Free for uploads: `free` less the reserve kept for the store.
+    pub usable: u64,
+}
 
 /// Bytes written to one file by a client, for [`Root::room_for_write`].
 #[derive(Debug, Default)]
@@ -520,6 +532,21 @@ impl Root {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Room on the file system holding the home: its size, its free
+    /// bytes, and what uploads may still fill (free less the reserve of
+    /// [`Root::require_room`]).
+    pub fn room(&self) -> Result<Room, FsError> {
+        let st = rustix::fs::fstatvfs(&self.dir)?;
+        let size = st.f_blocks.saturating_mul(st.f_frsize);
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        let reserve = (size / FREE_SPACE_RESERVE_DIVISOR).min(FREE_SPACE_RESERVE_MAX);
+        Ok(Room {
+            size,
+            free,
+            usable: free.saturating_sub(reserve),
+        })
     }
 
     /// File-system figures for an open file or folder.

@@ -25,6 +25,7 @@
 //! the connection closes.
 
 pub mod api;
+mod archive;
 mod certinfo;
 pub mod error;
 mod extract;
@@ -34,6 +35,8 @@ pub mod slow_clients;
 pub mod tls;
 mod transfer;
 pub mod ui;
+mod uploads;
+mod zip;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -80,6 +83,10 @@ pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 16;
 /// (`[https] apidoc_dir`; `tools/install-apidoc` puts them there).
 pub const DEFAULT_APIDOC_DIR: &str = "/usr/share/coffer/apidoc";
 
+/// Default chunk of the file page's resumable uploads: 8 MiB (over Wi-Fi a
+/// dropped connection costs at most this much).
+pub const UPLOAD_CHUNK: u64 = 8 * 1024 * 1024;
+
 /// Settings of the HTTPS front end (from `[https]`).
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -105,6 +112,9 @@ pub struct Settings {
     pub max_body: usize,
     /// Largest file upload (0: no limit but the disk).
     pub max_upload: u64,
+    /// Chunk size of the file page's resumable uploads; larger files go up
+    /// in chunks of this size, smaller ones in one request.
+    pub upload_chunk: u64,
     /// Login, claim and code attempts per source address per minute.
     pub login_rate: u32,
     /// Extra names for the self-signed certificate.
@@ -127,6 +137,7 @@ impl Default for Settings {
             body_pace: BODY_PACE,
             max_body: 64 * 1024,
             max_upload: 0,
+            upload_chunk: UPLOAD_CHUNK,
             login_rate: 30,
             host_names: Vec::new(),
             apidoc_dir: PathBuf::from(DEFAULT_APIDOC_DIR),
@@ -165,6 +176,8 @@ pub struct Web {
     pub settings: Settings,
     /// Facts for the system page.
     pub facts: SystemFacts,
+    /// Resumable uploads in progress.
+    pub uploads: uploads::Uploads,
 }
 
 /// The peer's address, put in every request's extensions.
@@ -186,6 +199,7 @@ impl Web {
             certs,
             settings,
             facts,
+            uploads: uploads::Uploads::default(),
         })
     }
 
@@ -216,17 +230,22 @@ async fn security_headers(request: Request, next: Next) -> Response {
     // The viewer's files name their version in the URL and say how long
     // they keep (`ui::viewer`); every other answer's is chosen here.
     let own_cache = is_viewer && headers.contains_key(header::CACHE_CONTROL);
+    // A handler's own, stricter policy (file previews) stays.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                 connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+    }
     let mut set = |name: HeaderName, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
     set(
         header::STRICT_TRANSPORT_SECURITY,
         "max-age=31536000; includeSubDomains",
-    );
-    set(
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     );
     set(header::X_FRAME_OPTIONS, "DENY");
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");

@@ -80,6 +80,9 @@ pub struct PathQuery {
     /// Delete a folder with everything in it.
     #[serde(default)]
     pub recursive: Option<bool>,
+    /// Create missing folders on the way to an uploaded file.
+    #[serde(default)]
+    pub parents: Option<bool>,
 }
 
 fn query(
@@ -224,7 +227,7 @@ pub async fn download_response(web: &Web, current: &Current, path: VPath) -> Res
 }
 
 /// `attachment` with an ASCII fallback and the exact UTF-8 name (RFC 6266).
-fn content_disposition(name: &str) -> String {
+pub(crate) fn content_disposition(name: &str) -> String {
     let ascii: String = name
         .chars()
         .map(|c| {
@@ -248,7 +251,8 @@ pub struct Uploaded {
     pub size: u64,
 }
 
-/// `PUT /files/content?path=[&overwrite=true]`: the body becomes the file.
+/// `PUT /files/content?path=[&overwrite=true][&parents=true]`: the body
+/// becomes the file.
 pub async fn upload(
     State(web): State<Arc<Web>>,
     ApiUser(current): ApiUser,
@@ -260,7 +264,11 @@ pub async fn upload(
         .path
         .ok_or_else(|| ApiError::bad_request("path is required"))?;
     let path = vpath(&text)?;
-    let uploaded = store_upload(&web, &current, path, q.overwrite.unwrap_or(false), body).await?;
+    let how = UploadHow {
+        overwrite: q.overwrite.unwrap_or(false),
+        parents: q.parents.unwrap_or(false),
+    };
+    let uploaded = store_upload(&web, &current, path, how, body).await?;
     Ok((StatusCode::CREATED, Json(uploaded)).into_response())
 }
 
@@ -269,93 +277,41 @@ pub async fn store_upload(
     web: &Web,
     current: &Current,
     path: VPath,
-    overwrite: bool,
+    how: UploadHow,
     body: Body,
 ) -> Result<Uploaded> {
-    let Some(parent) = path.parent() else {
+    if path.is_root() {
         return Err(ApiError::bad_request("the home folder is not a file"));
-    };
-    let name = path.file_name().unwrap_or_default().to_vec();
-    let mut temp_name = b".".to_vec();
-    temp_name.extend_from_slice(&name);
-    temp_name.extend_from_slice(format!(".upload-{}", random_suffix()?).as_bytes());
-    let temp = parent.child(&temp_name).map_err(ApiError::from)?;
+    }
     let root = open_root(web, current).await?;
-    let (target, temp_open) = (path.clone(), temp.clone());
-    let file = {
-        let root = root.clone();
-        tokio::task::spawn_blocking(move || {
-            root.require_write()?;
-            let existing = root.stat(&target, Follow::No).ok();
-            // A folder is never replaced by a file: said before the body
-            // is read, whether or not overwrite was asked for.
-            if existing.as_ref().is_some_and(|s| s.is_dir()) {
-                return Err(FsError::Io(std::io::Error::from_raw_os_error(
-                    nix::libc::EISDIR,
-                )));
-            }
-            let exists = existing.is_some();
-            if exists && !overwrite {
-                return Err(FsError::Io(std::io::Error::from(
-                    std::io::ErrorKind::AlreadyExists,
-                )));
-            }
-            if exists {
-                // Refused before the body is read, not after.
-                root.require_delete()?;
-            }
-            root.open_file(
-                &temp_open,
-                &OpenHow {
-                    write: true,
-                    create: true,
-                    exclusive: true,
-                    ..OpenHow::default()
-                },
-            )
-        })
+    let (r, target) = (root.clone(), path.clone());
+    let (temp, file) = tokio::task::spawn_blocking(move || open_partial(&r, &target, how, None))
         .await
         .map_err(ApiError::internal)?
-        .map_err(|e| match e {
-            FsError::Io(io) if io.kind() == std::io::ErrorKind::AlreadyExists => ApiError::new(
-                StatusCode::CONFLICT,
-                "exists",
-                "a file of that name exists; send overwrite=true to replace it",
-            ),
-            e => ApiError::from(e),
-        })?
-    };
+        .map_err(upload_error)?;
     // The upload keeps its own handle on the file it made, so the last
     // step can check that it moves (or discards) that file and no other.
     let made = Arc::new(
         file.try_clone()
             .map_err(|e| ApiError::from(FsError::Io(e)))?,
     );
-    let written = write_body(file, body, web.settings.max_upload, &root, &made).await;
-    let cleanup = |root: Arc<Root>, made: Arc<std::fs::File>, temp: VPath| async move {
-        let _ = tokio::task::spawn_blocking(move || root.discard_made(&made, &temp)).await;
-    };
-    let size = match written {
+    let growth = crate::files::Growth::default();
+    let limit = (web.settings.max_upload > 0).then_some(web.settings.max_upload);
+    let written = write_body(file, body, limit, &root, &made, &growth).await;
+    let size = match written.and_then(|(size, broken)| broken.map_or(Ok(size), Err)) {
         Ok(size) => size,
         Err(e) => {
-            cleanup(root, made, temp).await;
+            discard_partial(root, made, temp).await;
             return Err(e);
         }
     };
     let (r, m, t, p) = (root.clone(), made.clone(), temp.clone(), path.clone());
-    let renamed = tokio::task::spawn_blocking(move || r.place_made(&m, &t, &p, overwrite))
+    let placed = tokio::task::spawn_blocking(move || r.place_made(&m, &t, &p, how.overwrite))
         .await
         .map_err(ApiError::internal)?;
-    if let Err(e) = renamed {
-        cleanup(root, made, temp).await;
-        return Err(match e {
-            FsError::Io(io) if io.kind() == std::io::ErrorKind::AlreadyExists => ApiError::new(
-                StatusCode::CONFLICT,
-                "exists",
-                "a file of that name exists; send overwrite=true to replace it",
-            ),
-            e => e.into(),
-        });
+    if let Err(e) = placed {
+        discard_partial(root, made, temp).await;
+        return Err(upload_error(e));
     }
     Ok(Uploaded {
         path: String::from_utf8_lossy(path.as_bytes()).into_owned(),
@@ -363,42 +319,176 @@ pub async fn store_upload(
     })
 }
 
-/// Writes the upload's body to `file` (`made` is the same file), up to
-/// `max` bytes and short of the file system's reserve.
-async fn write_body(
+/// How an upload treats what is already there.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UploadHow {
+    /// Replace an existing file (needs the right to delete).
+    pub overwrite: bool,
+    /// Create missing folders on the way to the file.
+    pub parents: bool,
+}
+
+/// The answer for a refused upload: an existing file is a conflict.
+pub(crate) fn upload_error(e: FsError) -> ApiError {
+    match e {
+        FsError::Io(io) if io.kind() == std::io::ErrorKind::AlreadyExists => ApiError::new(
+            StatusCode::CONFLICT,
+            "exists",
+            "a file of that name exists; send overwrite=true to replace it",
+        ),
+        e => ApiError::from(e),
+    }
+}
+
+/// Removes an upload's hidden file (best effort: it is hidden and was
+/// never placed).
+pub(crate) async fn discard_partial(root: Arc<Root>, made: Arc<std::fs::File>, temp: VPath) {
+    let _ = tokio::task::spawn_blocking(move || root.discard_made(&made, &temp)).await;
+}
+
+/// The checks an upload passes before its first byte (blocking), then its
+/// hidden file beside `target` (`.NAME.upload-RANDOM`, or `tag` for the
+/// random part), created exclusively. With `how.parents`, missing folders
+/// on the way are created first, inside the home like everything else.
+pub(crate) fn open_partial(
+    root: &Root,
+    target: &VPath,
+    how: UploadHow,
+    tag: Option<&str>,
+) -> std::result::Result<(VPath, std::fs::File), FsError> {
+    root.require_write()?;
+    let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
+        return Err(FsError::Refused("the home folder is not a file"));
+    };
+    if how.parents {
+        make_parents(root, &parent)?;
+    }
+    let existing = root.stat(target, Follow::No).ok();
+    // A folder is never replaced by a file: said before the body is
+    // read, whether or not overwrite was asked for.
+    if existing.as_ref().is_some_and(|s| s.is_dir()) {
+        return Err(FsError::Io(std::io::Error::from_raw_os_error(
+            nix::libc::EISDIR,
+        )));
+    }
+    if existing.is_some() {
+        if !how.overwrite {
+            return Err(FsError::Io(std::io::Error::from(
+                std::io::ErrorKind::AlreadyExists,
+            )));
+        }
+        // Refused before the body is read, not after.
+        root.require_delete()?;
+    }
+    let tag = match tag {
+        Some(t) => t.to_string(),
+        None => random_hex(6).map_err(|_| FsError::Refused("no randomness"))?,
+    };
+    let mut temp_name = b".".to_vec();
+    temp_name.extend_from_slice(name);
+    temp_name.extend_from_slice(format!(".upload-{tag}").as_bytes());
+    let temp = parent.child(&temp_name)?;
+    let file = root.open_file(
+        &temp,
+        &OpenHow {
+            write: true,
+            create: true,
+            exclusive: true,
+            ..OpenHow::default()
+        },
+    )?;
+    Ok((temp, file))
+}
+
+/// Creates the folders of `dir` that are missing (`mkdir -p` inside the
+/// home); something other than a folder on the way refuses.
+fn make_parents(root: &Root, dir: &VPath) -> std::result::Result<(), FsError> {
+    root.require_write()?;
+    let mut chain = Vec::new();
+    let mut at = Some(dir.clone());
+    while let Some(p) = at {
+        if p.is_root() {
+            break;
+        }
+        match root.stat(&p, Follow::No) {
+            Ok(st) if st.is_dir() => break,
+            Ok(_) => {
+                return Err(FsError::Io(std::io::Error::from_raw_os_error(
+                    nix::libc::ENOTDIR,
+                )));
+            }
+            Err(_) => {
+                at = p.parent();
+                chain.push(p);
+            }
+        }
+    }
+    for p in chain.iter().rev() {
+        match root.mkdir(p, None) {
+            Ok(()) => {}
+            // Made meanwhile by another upload of the same folder.
+            Err(FsError::Io(e)) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes a request body to `file` (`made` is the same file) at its
+/// current position, up to `limit` bytes and short of the file system's
+/// reserve. Answers the bytes written and, if the body broke off or was
+/// refused part way, the error: what was written before it stays written
+/// (a resumable upload goes on from there).
+pub(crate) async fn write_body(
     file: std::fs::File,
     body: Body,
-    max: u64,
+    limit: Option<u64>,
     root: &Root,
     made: &std::fs::File,
-) -> Result<u64> {
+    growth: &crate::files::Growth,
+) -> Result<(u64, Option<ApiError>)> {
     let mut file = tokio::fs::File::from_std(file);
-    let growth = crate::files::Growth::default();
     let mut stream = body.into_data_stream();
     let mut size: u64 = 0;
+    let mut broken = None;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| ApiError::bad_request("the upload was interrupted"))?;
-        size = size.saturating_add(chunk.len() as u64);
-        if max > 0 && size > max {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("uploads are limited to {max} bytes"),
-            ));
+        let Ok(chunk) = chunk else {
+            broken = Some(ApiError::bad_request("the upload was interrupted"));
+            break;
+        };
+        if let Some(max) = limit
+            && size.saturating_add(chunk.len() as u64) > max
+        {
+            broken = Some(too_large(max));
+            break;
         }
-        root.room_for_write(&growth, made, chunk.len() as u64)?;
+        if let Err(e) = root.room_for_write(growth, made, chunk.len() as u64) {
+            broken = Some(e.into());
+            break;
+        }
         file.write_all(&chunk)
             .await
             .map_err(|e| ApiError::from(FsError::Io(e)))?;
+        size = size.saturating_add(chunk.len() as u64);
     }
     file.sync_all()
         .await
         .map_err(|e| ApiError::from(FsError::Io(e)))?;
-    Ok(size)
+    Ok((size, broken))
 }
 
-fn random_suffix() -> Result<String> {
-    let mut b = [0u8; 6];
+/// 413: more than `max` bytes.
+pub(crate) fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("uploads are limited to {max} bytes"),
+    )
+}
+
+/// `n` random bytes in hex.
+pub(crate) fn random_hex(n: usize) -> Result<String> {
+    let mut b = vec![0u8; n.min(64)];
     getrandom::fill(&mut b).map_err(ApiError::internal)?;
     Ok(data_encoding::HEXLOWER.encode(&b))
 }
@@ -409,6 +499,9 @@ fn random_suffix() -> Result<String> {
 pub struct MkdirRequest {
     /// The folder to create.
     pub path: String,
+    /// Create missing folders on the way, and accept an existing folder.
+    #[serde(default)]
+    pub parents: bool,
 }
 
 /// `POST /files/mkdir`
@@ -418,7 +511,7 @@ pub async fn mkdir(
     JsonBody(body): JsonBody<MkdirRequest>,
 ) -> Result<Response> {
     let path = vpath(&body.path)?;
-    if path.is_root() {
+    if path.is_root() && !body.parents {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "exists",
@@ -426,7 +519,15 @@ pub async fn mkdir(
         ));
     }
     let shown = String::from_utf8_lossy(path.as_bytes()).into_owned();
-    on_root(&web, &current, move |root| root.mkdir(&path, None)).await?;
+    let parents = body.parents;
+    on_root(&web, &current, move |root| {
+        if parents {
+            make_parents(root, &path)
+        } else {
+            root.mkdir(&path, None)
+        }
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({"path": shown})),
@@ -509,19 +610,30 @@ pub fn delete_path(
                 "the folder tree is too deep to delete at once",
             ));
         }
-        let mut listing = root.open_dir(path)?;
-        loop {
-            let batch = listing.next_batch(root, false, 256, 64 * 1024)?;
-            if batch.is_empty() {
-                break;
-            }
-            for e in batch {
-                let child = path.child(&e.name)?;
-                delete_path(root, &child, true, depth + 1)?;
-            }
-        }
+        each_child(root, path, |child, _| {
+            delete_path(root, &child, true, depth + 1)
+        })?;
     }
     root.rmdir(path)
+}
+
+/// Calls `f` with the path and name of every entry of the folder `path`,
+/// read in batches (blocking); the first error stops the walk.
+pub(crate) fn each_child(
+    root: &Root,
+    path: &VPath,
+    mut f: impl FnMut(VPath, &[u8]) -> std::result::Result<(), FsError>,
+) -> std::result::Result<(), FsError> {
+    let mut listing = root.open_dir(path)?;
+    loop {
+        let batch = listing.next_batch(root, false, 256, 64 * 1024)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for e in batch {
+            f(path.child(&e.name)?, &e.name)?;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use super::extract::{
     ApiUser, Caller, Client, JsonBody, PathParam, caller, object, present, require_objects,
 };
 use super::session::{Carrier, Stage};
-use super::{Web, transfer};
+use super::{Web, transfer, uploads};
 use crate::auth::accounts::{AccountChange, AccountView, MfaView, NewAccount};
 use crate::auth::flow::{DenyReason, Login, Step};
 use crate::auth::password::Secret;
@@ -149,6 +149,15 @@ pub fn routes() -> Api {
                 .put(transfer::upload)
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
+        .add(&["POST"], "/files/uploads", post(uploads::create))
+        .add(
+            &["GET", "PATCH", "DELETE"],
+            "/files/uploads/{id}",
+            get(uploads::show)
+                .patch(uploads::append)
+                .delete(uploads::cancel)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .add(&["POST"], "/files/mkdir", post(transfer::mkdir))
         .add(&["POST"], "/files/rename", post(transfer::rename))
         .add_fallback()
@@ -184,7 +193,11 @@ async fn json_errors(request: axum::extract::Request, next: axum::middleware::Ne
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let limit = super::Settings::default().max_body as u64;
-    if declared.is_some_and(|n| n > limit) && !request.uri().path().ends_with("/files/content") {
+    // File bodies (an upload, a chunk of a resumable one) stream to disk.
+    let path = request.uri().path();
+    let file_body = path.ends_with("/files/content")
+        || (request.method() == axum::http::Method::PATCH && path.contains("/files/uploads/"));
+    if declared.is_some_and(|n| n > limit) && !file_body {
         // Too large for any JSON route. Read (and drop) a moderate body
         // before answering, so the client, still sending, sees the answer
         // rather than a reset connection.

@@ -8,16 +8,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, PreEscaped, html};
 
-use super::{Nav, Posted, Signed, bytes, csrf_field, enc, respond, see_other, shell, when};
+use super::{Nav, Posted, Signed, bytes, csrf_field, enc, local_time, respond, see_other, shell};
 use crate::files::VPath;
-use crate::web::Web;
 use crate::web::error::ApiError;
 use crate::web::session::Current;
 use crate::web::transfer::{self, FolderListing, on_root};
+use crate::web::{Web, archive};
 
 const FOLDER_ICON: &str = r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false"><path d="M3 6.5A1.5 1.5 0 0 1 4.5 5h4.2l2 2h8.8A1.5 1.5 0 0 1 21 8.5v9a1.5 1.5 0 0 1-1.5 1.5h-15A1.5 1.5 0 0 1 3 17.5z" fill="currentColor"/></svg>"#;
 const FILE_ICON: &str = r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false"><path d="M6 3h8l5 5v12a1 1 0 0 1-1 1H6a1 1 0 0 1-1-1V4a1 1 0 0 1 1-1z" fill="none" stroke="currentColor" stroke-width="1.8"/><path d="M14 3v5h5" fill="none" stroke="currentColor" stroke-width="1.8"/></svg>"#;
@@ -52,7 +52,11 @@ pub(crate) async fn browse(
         Err(e) => return error_page(current, &ApiError::from(e)),
     };
     let p = path.clone();
-    let listing = match on_root(&web, current, move |root| transfer::list_folder(root, &p)).await {
+    let listed = on_root(&web, current, move |root| {
+        Ok((transfer::list_folder(root, &p)?, root.room().ok()))
+    })
+    .await;
+    let (listing, room) = match listed {
         Ok(l) => l,
         Err(e) => return error_page(current, &e),
     };
@@ -63,7 +67,7 @@ pub(crate) async fn browse(
             Nav::Files,
             "Files",
             flash.as_deref(),
-            folder(current, &path, &listing),
+            folder(current, &path, &listing, room, web.settings.upload_chunk),
         ),
     )
 }
@@ -94,18 +98,80 @@ fn breadcrumbs(path: &VPath) -> Markup {
     }
 }
 
-fn folder(current: &Current, path: &VPath, listing: &FolderListing) -> Markup {
+/// The kind of preview a file name gets: `image` or `text`, with the
+/// Content-Type it is served with. SVG is text here (it can carry script).
+fn preview_kind(name: &str) -> Option<(&'static str, &'static str)> {
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "png" => ("image", "image/png"),
+        "jpg" | "jpeg" => ("image", "image/jpeg"),
+        "gif" => ("image", "image/gif"),
+        "webp" => ("image", "image/webp"),
+        "avif" => ("image", "image/avif"),
+        "bmp" => ("image", "image/bmp"),
+        "txt" | "md" | "log" | "csv" | "tsv" | "json" | "xml" | "yaml" | "yml" | "toml" | "ini"
+        | "conf" | "cfg" | "sh" | "py" | "rs" | "c" | "h" | "js" | "css" | "html" | "htm"
+        | "svg" | "sql" | "diff" | "patch" => ("text", "text/plain; charset=utf-8"),
+        _ => return None,
+    })
+}
+
+/// Largest image shown in a preview.
+const PREVIEW_IMAGE_MAX: u64 = 20 * 1024 * 1024;
+/// Bytes of a text file a preview shows.
+const PREVIEW_TEXT_MAX: u64 = 256 * 1024;
+
+/// The disk-space bar: what uploads may still fill of the file system.
+fn space_bar(room: Option<crate::files::Room>) -> Markup {
+    let Some(room) = room.filter(|r| r.size > 0) else {
+        return html! {};
+    };
+    let used = room.size.saturating_sub(room.free);
+    let pct = used.saturating_mul(100) / room.size;
+    html! {
+        section.space #space aria-labelledby="space-h" {
+            h2.sr #space-h { "Disk space" }
+            p {
+                strong { (bytes(room.usable)) } " free for uploads"
+                span.muted { " · " (bytes(used)) " of " (bytes(room.size)) " used (" (pct) " %)" }
+            }
+            meter #space-meter min="0" max=(room.size) low=(room.size / 100 * 80)
+                high=(room.size / 100 * 95) optimum="0" value=(used)
+                aria-label="Disk space used" { (pct) " %" }
+            @if room.usable == 0 {
+                p.help { "The disk is full up to the reserve kept for the system: uploads are refused until files are deleted." }
+            }
+        }
+    }
+}
+
+fn folder(
+    current: &Current,
+    path: &VPath,
+    listing: &FolderListing,
+    room: Option<crate::files::Room>,
+    chunk: u64,
+) -> Markup {
     let csrf = current.csrf.as_str();
     let dir = text(path);
     let can_write = current.session.permissions.write;
     let can_delete = current.session.permissions.delete;
+    let folders: Vec<&str> = listing
+        .entries
+        .iter()
+        .filter(|e| e.kind == "directory")
+        .map(|e| e.name.as_str())
+        .collect();
     html! {
         (breadcrumbs(path))
+        (space_bar(room))
         @if can_write {
             div.toolbar {
-                form.upload #upload-form data-dir=(dir) {
+                form.upload #upload-form data-dir=(dir) data-chunk=(chunk) {
                     label.button.primary for="upload-files" { "Upload files" }
                     input #upload-files.visually-hidden type="file" multiple;
+                    label.button for="upload-folder" { "Upload a folder" }
+                    input #upload-folder.visually-hidden type="file" multiple webkitdirectory;
                     noscript { p.help { "Uploading from the browser needs JavaScript; SFTP and the API work without it." } }
                 }
                 form.inline method="post" action="/files/mkdir" {
@@ -116,9 +182,11 @@ fn folder(current: &Current, path: &VPath, listing: &FolderListing) -> Markup {
                     button type="submit" { "Create folder" }
                 }
             }
+            p #drop-zone.drop-zone hidden { "Drop files or folders anywhere on this page to upload them here." }
             div #upload-status.upload-status hidden {
-                p #upload-label { "Uploading…" }
+                p #upload-label aria-live="polite" { "Uploading…" }
                 progress #upload-progress max="100" value="0" { "0%" }
+                ul #upload-queue.upload-queue aria-label="Transfers" {}
                 ul #upload-errors.upload-errors hidden {}
                 p #upload-done hidden { a.button href=(folder_link(path)) { "Show the folder" } }
             }
@@ -129,13 +197,38 @@ fn folder(current: &Current, path: &VPath, listing: &FolderListing) -> Markup {
                 @if can_write { p.help { "Upload files or create a folder to get started." } }
             }
         } @else {
+            div.file-tools {
+                label for="filter" { "Filter" }
+                input #filter type="search" placeholder="Name contains…" autocomplete="off";
+                form #zip-form method="post" action="/files/zip" {
+                    (csrf_field(csrf))
+                    input type="hidden" name="dir" value=(dir);
+                }
+                div #selection.selection role="group" aria-label="Selected items" {
+                    span #selected-count aria-live="polite" { "None selected" }
+                    button.small type="submit" form="zip-form" #zip-selected { "Download as zip" }
+                    @if can_delete {
+                        label.sr for="move-to" { "Move the selected items to the folder" }
+                        input #move-to type="text" list="move-targets" value=(dir) maxlength="4096";
+                        datalist #move-targets {
+                            @if let Some(up) = path.parent() { option value=(text(&up)) {} }
+                            @for f in &folders {
+                                @if let Ok(c) = path.child(f.as_bytes()) { option value=(text(&c)) {} }
+                            }
+                        }
+                        button.small type="button" #move-selected { "Move" }
+                        button.small.danger type="button" #delete-selected { "Delete" }
+                    }
+                }
+            }
             div.table-wrap {
-                table.files {
+                table.files #file-table data-dir=(dir) {
                     thead {
                         tr {
-                            th scope="col" { "Name" }
-                            th.num scope="col" { "Size" }
-                            th.hide-narrow scope="col" { "Modified" }
+                            th.pick scope="col" { input #select-all type="checkbox" aria-label="Select all"; }
+                            th scope="col" aria-sort="ascending" { button.sort type="button" data-sort="name" { "Name" } }
+                            th.num scope="col" { button.sort type="button" data-sort="size" { "Size" } }
+                            th.hide-narrow scope="col" { button.sort type="button" data-sort="mtime" { "Modified" } }
                             th scope="col" { span.sr { "Actions" } }
                         }
                     }
@@ -143,7 +236,9 @@ fn folder(current: &Current, path: &VPath, listing: &FolderListing) -> Markup {
                         @for e in &listing.entries {
                             @let child = path.child(e.name.as_bytes()).ok();
                             @let is_dir = e.kind == "directory";
-                            tr {
+                            @let stamp = u64::try_from(e.modified).unwrap_or(0);
+                            tr data-name=(e.name) data-kind=(e.kind) data-size=(if is_dir { 0 } else { e.size }) data-mtime=(stamp) {
+                                td.pick { input.pick type="checkbox" form="zip-form" name="name" value=(e.name) aria-label=(format!("Select {}", e.name)); }
                                 td.name {
                                     @if let (Some(c), true) = (&child, is_dir) {
                                         a.entry href=(folder_link(c)) { (PreEscaped(FOLDER_ICON)) span { (e.name) } }
@@ -154,8 +249,11 @@ fn folder(current: &Current, path: &VPath, listing: &FolderListing) -> Markup {
                                     }
                                 }
                                 td.num { @if is_dir { "—" } @else { (bytes(e.size)) } }
-                                td.hide-narrow { (when(u64::try_from(e.modified).unwrap_or(0))) }
+                                td.hide-narrow { (local_time(stamp)) }
                                 td.actions { div.row-actions {
+                                    @if let (Some(c), Some((kind, _)), "file") = (&child, preview_kind(&e.name), e.kind) {
+                                        button.small type="button" data-preview=(text(c)) data-preview-kind=(kind) { "Preview" span.sr { " " (e.name) } }
+                                    }
                                     @if can_write {
                                         details.rename {
                                             summary { "Rename" span.sr { " " (e.name) } }
@@ -184,10 +282,33 @@ fn folder(current: &Current, path: &VPath, listing: &FolderListing) -> Markup {
                     }
                 }
             }
+            p #filter-empty.help hidden { "No name in this folder matches the filter." }
             @if listing.truncated {
                 p.help { "This folder has more entries than the page shows; use SFTP to see them all." }
             }
+            dialog #preview.preview aria-labelledby="preview-h" {
+                div.preview-head {
+                    h2 #preview-h { "Preview" }
+                    a.button.small #preview-download href="#" { "Download" }
+                    button.small type="button" #preview-close { "Close" }
+                }
+                div #preview-body.preview-body {}
+            }
         }
+        script src="/assets/files.js" defer {}
+    }
+}
+
+/// The file named by `?path=` (not the home itself), or the error page.
+fn file_path(current: &Current, q: &HashMap<String, String>) -> Result<VPath, Box<Response>> {
+    let raw = q.get("path").map_or("", String::as_str);
+    match VPath::parse(raw.as_bytes()) {
+        Ok(p) if !p.is_root() => Ok(p),
+        Ok(_) => Err(Box::new(error_page(
+            current,
+            &ApiError::bad_request("the home folder is not a file"),
+        ))),
+        Err(e) => Err(Box::new(error_page(current, &ApiError::from(e)))),
     }
 }
 
@@ -198,16 +319,9 @@ pub(crate) async fn download(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let current = &signed.current;
-    let raw = q.get("path").map_or("", String::as_str);
-    let path = match VPath::parse(raw.as_bytes()) {
-        Ok(p) if !p.is_root() => p,
-        Ok(_) => {
-            return error_page(
-                current,
-                &ApiError::bad_request("the home folder is not a file"),
-            );
-        }
-        Err(e) => return error_page(current, &ApiError::from(e)),
+    let path = match file_path(current, &q) {
+        Ok(p) => p,
+        Err(r) => return *r,
     };
     match transfer::download_response(&web, current, path).await {
         Ok(r) => r.into_response(),
@@ -320,4 +434,151 @@ pub(crate) async fn delete(State(web): State<Arc<Web>>, posted: Posted) -> Respo
         &dir,
         removed.map(|()| format!("{name:?} deleted.")),
     )
+}
+
+impl super::Fields {
+    /// Every value of `name`, in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `POST /files/zip`: the ticked entries (`name`, repeated) of `dir` as
+/// one ZIP archive, streamed.
+pub(crate) async fn zip(State(web): State<Arc<Web>>, posted: Posted) -> Response {
+    let current = match posted.granted() {
+        Ok(c) => c.clone(),
+        Err(r) => return *r,
+    };
+    let dir = match VPath::parse(posted.fields.get("dir").as_bytes()) {
+        Ok(d) => d,
+        Err(e) => return error_page(&current, &ApiError::from(e)),
+    };
+    let names: Vec<String> = posted.fields.all("name").map(str::to_string).collect();
+    if names.is_empty() {
+        return done(
+            &web,
+            &current,
+            &dir,
+            Err(ApiError::bad_request(
+                "tick the files and folders to download first",
+            )),
+        );
+    }
+    let Some(slot) = archive::slot() else {
+        return error_page(
+            &current,
+            &ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "other archives are being made; try again in a minute",
+            ),
+        );
+    };
+    let root = match transfer::open_root(&web, &current).await {
+        Ok(r) => r,
+        Err(e) => return error_page(&current, &e),
+    };
+    let (r, d, n) = (root.clone(), dir.clone(), names.clone());
+    let items = match tokio::task::spawn_blocking(move || archive::plan(&r, &d, &n)).await {
+        Ok(Ok(items)) => items,
+        Ok(Err(e)) => return error_page(&current, &ApiError::from(e)),
+        Err(e) => return error_page(&current, &ApiError::internal(e)),
+    };
+    let name = match names.as_slice() {
+        [one] => format!("{one}.zip"),
+        _ => match dir.file_name() {
+            Some(f) => format!("{}.zip", String::from_utf8_lossy(f)),
+            None => "files.zip".to_string(),
+        },
+    };
+    let mut response = Response::new(archive::stream(root, items, slot));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&transfer::content_disposition(&name)) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
+}
+
+/// `GET /files/preview?path=`: an image as itself, or the start of a text
+/// file as plain text, for the page's preview. Only known kinds, within a
+/// size, with a policy that runs no script even when opened on its own.
+pub(crate) async fn preview(
+    State(web): State<Arc<Web>>,
+    signed: Signed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let current = &signed.current;
+    let path = match file_path(current, &q) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let name = String::from_utf8_lossy(path.file_name().unwrap_or_default()).into_owned();
+    let Some((kind, content_type)) = preview_kind(&name) else {
+        return error_page(
+            current,
+            &ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "no_preview",
+                "this kind of file has no preview; download it",
+            ),
+        );
+    };
+    let opened = on_root(&web, current, move |root| {
+        let file = root.open_file(
+            &path,
+            &crate::files::OpenHow {
+                read: true,
+                ..Default::default()
+            },
+        )?;
+        let size = file.metadata().map_err(crate::files::FsError::Io)?.len();
+        Ok((file, size))
+    })
+    .await;
+    let (file, size) = match opened {
+        Ok(x) => x,
+        Err(e) => return error_page(current, &e),
+    };
+    let sent = if kind == "image" {
+        if size > PREVIEW_IMAGE_MAX {
+            return error_page(
+                current,
+                &ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    "the image is too large to preview; download it",
+                ),
+            );
+        }
+        size
+    } else {
+        size.min(PREVIEW_TEXT_MAX)
+    };
+    use tokio::io::AsyncReadExt as _;
+    let reader = tokio::fs::File::from_std(file).take(sent);
+    let stream = tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024);
+    let mut response = Response::new(axum::body::Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(sent));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; img-src 'self'; sandbox"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("inline"),
+    );
+    if sent < size {
+        headers.insert("x-coffer-truncated", HeaderValue::from(size));
+    }
+    response
 }

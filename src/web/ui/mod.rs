@@ -44,6 +44,8 @@ const STYLE: &str = concat!(
 );
 /// The script (upload progress, confirmations); no inline script anywhere.
 const SCRIPT: &str = include_str!("../assets/app.js");
+/// The file page's script: transfers, selection, sorting, previews.
+const FILES_SCRIPT: &str = include_str!("../assets/files.js");
 
 pub(crate) use viewer::VIEWER_PREFIX;
 
@@ -75,6 +77,17 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/files/mkdir", post(files::mkdir))
         .route("/files/rename", post(files::rename))
         .route("/files/delete", post(files::delete))
+        .route("/files/zip", post(files::zip))
+        .route("/files/preview", get(files::preview))
+        .route(
+            "/assets/files.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    FILES_SCRIPT,
+                )
+            }),
+        )
         .route("/security", get(security::overview))
         .route(
             "/security/totp",
