@@ -228,18 +228,29 @@ pub async fn create(
         parents: body.parents,
     };
     let (r, t, size) = (root.clone(), target.clone(), body.size);
-    let (temp, file) = tokio::task::spawn_blocking(move || {
+    let opened = tokio::task::spawn_blocking(move || {
         let (temp, file) = open_partial(&r, &t, how, None)?;
         // The whole size must fit now; each chunk is checked again.
-        if let Err(e) = r.require_room(&file, size) {
+        if r.require_room(&file, size).is_err() {
             let _ = r.discard_made(&file, &temp);
-            return Err(e);
+            return Ok(None);
         }
-        Ok::<_, FsError>((temp, file))
+        Ok::<_, FsError>(Some((temp, file)))
     })
     .await
     .map_err(ApiError::internal)?
     .map_err(upload_error)?;
+    // An announced size the disk cannot take is the request's fault, not a
+    // fault of the box: 413, as for a size over `https.max_upload`.
+    let Some((temp, file)) = opened else {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "no_space",
+            format!(
+                "the file does not fit: {size} bytes announced, more than the disk has room for (short of its reserve)"
+            ),
+        ));
+    };
     let upload = Arc::new(Upload {
         account,
         target,

@@ -422,6 +422,14 @@ PROBES = {
         "POST", "/files/mkdir", {"json": {"path": f"/{w.unique('dir')}"}}),
     ("POST", "/api/v1/files/rename", None): api_probe(
         "POST", "/files/rename", json={"from": "/nonexistent", "to": "/elsewhere"}),
+    # A one-byte upload that is never sent: an allowed caller gets 201.
+    ("POST", "/api/v1/files/uploads", None): lambda w, me: (
+        "POST", "/files/uploads", {"json": {"path": f"/{w.unique('up')}.bin", "size": 1}}),
+    # No such upload: an allowed caller gets 404.
+    ("GET", "/api/v1/files/uploads/{id}", None): api_probe("GET", "/files/uploads/" + "0" * 32),
+    ("PATCH", "/api/v1/files/uploads/{id}", None): api_probe(
+        "PATCH", "/files/uploads/" + "0" * 32, params={"offset": "0"}, data=b"x"),
+    ("DELETE", "/api/v1/files/uploads/{id}", None): api_probe("DELETE", "/files/uploads/" + "0" * 32),
 }
 
 
@@ -444,6 +452,7 @@ PROBES.update({
     ("POST", "/files/rename", None): page("POST", "/files/rename", dir="/", **{"from": "nonexistent"},
                                           to="elsewhere"),
     ("POST", "/files/delete", None): page("POST", "/files/delete", dir="/", name="nonexistent"),
+    ("POST", "/files/zip", None): page("POST", "/files/zip", dir="/", name="nonexistent"),
     ("GET", "/security", None): page("GET", "/security"),
     ("POST", "/security/totp", None): page("POST", "/security/totp", code="000000"),
     ("POST", "/security/totp/replace", None): page("POST", "/security/totp/replace", code="000000"),
