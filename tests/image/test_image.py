@@ -238,7 +238,7 @@ def test_image_build_is_reproducible(tmp_path):
     sums = []
     for name in ("first", "second-with-a-longer-path"):
         src = tmp_path / name
-        for part in ("image", "systemd"):
+        for part in ("image", "systemd", "tools"):
             shutil.copytree(ROOT / part, src / part, symlinks=True)
         out = tmp_path / f"out-{name}"
         subprocess.run(
