@@ -67,7 +67,7 @@ fn policy_form(csrf: &str, p: &Policy, owner: bool, exempt: &[&AccountView]) -> 
                     label for="ssh_key" { "An SSH key alone is enough (no code after a key)" }
                 }
                 div.sub {
-                    h3 { "Exempt users" }
+                    h2.minor { "Exempt users" }
                     @if exempt.is_empty() {
                         p.help { "Nobody is exempt. Exempt a user from their page under Users." }
                     } @else {
